@@ -1,0 +1,128 @@
+/**
+ * Time windows and data coverage (air-quality reference §3).
+ *
+ * - An hourly mean is valid with at least 75 % of the samples the device was expected to send
+ *   in that hour (2008/50 Annex VII; UK SI 2007/64 Sch. 12).
+ * - A daily mean is valid with at least 18 valid hourly means (2024/2881 Annex V point C), and is the
+ *   mean of the valid hourly means.
+ * - Days are calendar days in fixed UTC+1 (Swedish normal time, no daylight saving), the time basis
+ *   the reference recommends for Swedish reporting; a day window starts at 23:00 UTC the evening before.
+ */
+export const HOUR_MS = 3_600_000
+export const DAY_MS = 24 * HOUR_MS
+/** Offset of the regulatory day from UTC: fixed UTC+1. */
+export const REGULATORY_DAY_OFFSET_MS = HOUR_MS
+export const HOURLY_MIN_COVERAGE = 0.75
+export const DAILY_MIN_VALID_HOURS = 18
+/** Sampling interval a device is assumed to have when its registry entry does not say. */
+export const DEFAULT_INTERVAL_S = 60
+
+export type Resolution = 'raw' | '1h' | '1d'
+
+export function hourStart(ts: number): number {
+  return Math.floor(ts / HOUR_MS) * HOUR_MS
+}
+
+/** Start (UTC epoch ms) of the UTC+1 calendar day that contains `ts`. */
+export function regulatoryDayStart(ts: number): number {
+  return Math.floor((ts + REGULATORY_DAY_OFFSET_MS) / DAY_MS) * DAY_MS - REGULATORY_DAY_OFFSET_MS
+}
+
+export function expectedSamplesPerHour(intervalS: number): number {
+  return 3600 / intervalS
+}
+
+/** Running sums for one (series, hour) bucket. Combining two buckets is addition, so late data just adds. */
+export interface HourBucket {
+  /** Window start, epoch ms. */
+  readonly start: number
+  readonly n: number
+  readonly sum: number
+  readonly min: number
+  readonly max: number
+  /** Samples expected in this hour across the devices that contributed. */
+  readonly expected: number
+}
+
+export interface AggregatePoint {
+  /** Window start, ISO 8601 UTC. */
+  readonly t: string
+  readonly mean: number | null
+  readonly min: number | null
+  readonly max: number | null
+  /** Samples that went into the window. */
+  readonly n: number
+  /** Fraction 0–1 of the expected data that arrived (samples for an hour, valid hours for a day). */
+  readonly coverage: number
+  readonly valid: boolean
+}
+
+export function hourPoint(bucket: HourBucket): AggregatePoint {
+  const coverage = bucket.expected > 0 ? Math.min(1, bucket.n / bucket.expected) : 0
+  return {
+    t: new Date(bucket.start).toISOString(),
+    mean: bucket.n > 0 ? bucket.sum / bucket.n : null,
+    min: bucket.n > 0 ? bucket.min : null,
+    max: bucket.n > 0 ? bucket.max : null,
+    n: bucket.n,
+    coverage,
+    valid: coverage >= HOURLY_MIN_COVERAGE,
+  }
+}
+
+/**
+ * Folds hourly buckets into UTC+1 calendar days. The daily mean is the mean of the valid hourly
+ * means; a day with fewer than 18 valid hours still reports its numbers but is marked invalid.
+ * Buckets may come in any order.
+ */
+export function dailyPoints(hours: Iterable<HourBucket>): AggregatePoint[] {
+  interface Day {
+    n: number
+    min: number
+    max: number
+    validHours: number
+    sumOfValidMeans: number
+  }
+  const days = new Map<number, Day>()
+  for (const bucket of hours) {
+    if (bucket.n === 0) continue
+    const start = regulatoryDayStart(bucket.start)
+    let day = days.get(start)
+    if (!day) {
+      day = { n: 0, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, validHours: 0, sumOfValidMeans: 0 }
+      days.set(start, day)
+    }
+    day.n += bucket.n
+    day.min = Math.min(day.min, bucket.min)
+    day.max = Math.max(day.max, bucket.max)
+    const point = hourPoint(bucket)
+    if (point.valid && point.mean !== null) {
+      day.validHours += 1
+      day.sumOfValidMeans += point.mean
+    }
+  }
+  return [...days.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([start, day]) => ({
+      t: new Date(start).toISOString(),
+      mean: day.validHours > 0 ? day.sumOfValidMeans / day.validHours : null,
+      min: day.min,
+      max: day.max,
+      n: day.n,
+      coverage: Math.min(1, day.validHours / 24),
+      valid: day.validHours >= DAILY_MIN_VALID_HOURS,
+    }))
+}
+
+/** Adds one sample to an hourly bucket (or starts one). */
+export function addSample(bucket: HourBucket | undefined, start: number, value: number, expected: number): HourBucket {
+  if (!bucket) return { start, n: 1, sum: value, min: value, max: value, expected }
+  return {
+    start,
+    n: bucket.n + 1,
+    sum: bucket.sum + value,
+    min: Math.min(bucket.min, value),
+    max: Math.max(bucket.max, value),
+    expected: bucket.expected,
+  }
+}
