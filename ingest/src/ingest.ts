@@ -1,0 +1,265 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  ALL_TELEMETRY_FILTER,
+  expectedSamplesPerHour,
+  parseDeviceTopic,
+  parseTelemetry,
+  placementAt,
+  type RejectCode,
+} from '@skolluft/core'
+import type { Logger } from '@skolluft/runtime'
+import type { RejectRecord, Storage, StoredReading } from '@skolluft/storage'
+import mqtt, { type MqttClient } from 'mqtt'
+import { createDeviceCache } from './device-cache.ts'
+
+/**
+ * The ingest service: subscribes to every device's telemetry with a persistent session and a stable
+ * client id, validates each message, writes the good readings and records the rejected ones.
+ *
+ * Delivery guarantee: a QoS 1 PUBLISH is acknowledged only after its readings are committed
+ * (see `handleMessage` below). If the process dies between
+ * receipt and commit, the broker still holds the message for our session and delivers it again;
+ * storage is idempotent on (device, ts), so the redelivery is stored once. MQTT.js handles incoming
+ * packets one at a time, so holding the PUBACK also applies back-pressure to the broker.
+ */
+export const INGEST_CLIENT_ID = 'skolluft-ingest'
+/** How often the device registry is checked for changes made by other processes (CLI, API). */
+export const REGISTRY_POLL_MS = 2_000
+/** A failed storage write is retried with this back-off (doubling, capped); the PUBACK waits meanwhile. */
+const WRITE_RETRY_INITIAL_MS = 100
+const WRITE_RETRY_MAX_MS = 5_000
+/** At most one warning per device per this period for rejected telemetry; the rest are counted. */
+const REJECT_LOG_INTERVAL_MS = 10_000
+/** Devices tracked for log throttling; beyond this the map is cleared (bounded memory under id floods). */
+const MAX_THROTTLED_DEVICES = 10_000
+
+export interface IngestOptions {
+  readonly log: Logger
+  readonly storage: Pick<Storage, 'readings' | 'registry' | 'rejects'>
+  readonly mqtt: {
+    readonly url: string
+    readonly username: string
+    readonly password: string
+    readonly clientId?: string
+  }
+  readonly clock?: () => number
+  readonly registryPollMs?: number
+}
+
+export interface IngestStats {
+  messages: number
+  stored: number
+  duplicates: number
+  rejected: number
+  rejectedByCode: Partial<Record<RejectCode, number>>
+  writeFailures: number
+  internalErrors: number
+  connected: boolean
+}
+
+export interface Ingest {
+  stats(): IngestStats
+  close(): Promise<void>
+}
+
+export async function startIngest(options: IngestOptions): Promise<Ingest> {
+  const log = options.log.child({ module: 'ingest' })
+  const clock = options.clock ?? Date.now
+  const { readings, registry, rejects } = options.storage
+  const devices = createDeviceCache(registry, clock, options.registryPollMs ?? REGISTRY_POLL_MS)
+  const stats: IngestStats = {
+    messages: 0,
+    stored: 0,
+    duplicates: 0,
+    rejected: 0,
+    rejectedByCode: {},
+    writeFailures: 0,
+    internalErrors: 0,
+    connected: false,
+  }
+  const lastRejectLog = new Map<string, { at: number; suppressed: number }>()
+  let closing = false
+
+  function noteRejects(deviceId: string | null, topic: string, records: RejectRecord[]): void {
+    for (const r of records) {
+      stats.rejected += 1
+      stats.rejectedByCode[r.code] = (stats.rejectedByCode[r.code] ?? 0) + 1
+    }
+    const key = deviceId ?? topic
+    const now = clock()
+    const last = lastRejectLog.get(key)
+    if (last && now - last.at < REJECT_LOG_INTERVAL_MS) {
+      last.suppressed += records.length
+      return
+    }
+    if (lastRejectLog.size >= MAX_THROTTLED_DEVICES) lastRejectLog.clear()
+    const first = records[0]
+    log.warn(
+      {
+        deviceId,
+        topic,
+        code: first?.code,
+        reason: first?.message,
+        count: records.length,
+        suppressed: last?.suppressed ?? 0,
+      },
+      'telemetry rejected',
+    )
+    lastRejectLog.set(key, { at: now, suppressed: 0 })
+  }
+
+  /** Validates one message and commits what it carries. Resolves only once everything is durable. */
+  async function handle(topic: string, payload: Buffer): Promise<void> {
+    stats.messages += 1
+    const now = clock()
+    const reject = (deviceId: string | null, code: RejectCode, message: string, index: number | null = null) =>
+      ({ at: now, deviceId, topic, code, message, index }) satisfies RejectRecord
+
+    const parsedTopic = parseDeviceTopic(topic)
+    if (parsedTopic?.kind !== 'telemetry') {
+      return commitRejects(null, topic, [reject(null, 'bad_topic', `not a telemetry topic: ${topic.slice(0, 200)}`)])
+    }
+    const { deviceId } = parsedTopic
+    const device = await withRetry(() => devices.get(deviceId))
+    if (!device) {
+      return commitRejects(deviceId, topic, [
+        reject(deviceId, 'unknown_device', `device ${deviceId} is not registered`),
+      ])
+    }
+    if (device.revokedAt !== null) {
+      return commitRejects(deviceId, topic, [reject(deviceId, 'revoked_device', `device ${deviceId} is revoked`)])
+    }
+    const parsed = parseTelemetry(payload, now)
+    if (!parsed.ok) return commitRejects(deviceId, topic, [reject(deviceId, parsed.code, parsed.message)])
+
+    const expectedPerHour = expectedSamplesPerHour(device.intervalS)
+    const batch: StoredReading[] = parsed.readings.map((r) => ({
+      deviceId,
+      siteId: placementAt(device.placements, r.ts)?.siteId ?? null,
+      ts: r.ts,
+      seq: r.seq,
+      values: r.values,
+      receivedAt: now,
+      expectedPerHour,
+    }))
+    const result = await withRetry(() => readings.writeReadings(batch))
+    stats.stored += result.inserted
+    stats.duplicates += result.duplicates
+    if (parsed.ignoredFields.length > 0) {
+      log.debug({ deviceId, fields: parsed.ignoredFields }, 'ignored unknown telemetry fields')
+    }
+    if (parsed.rejected.length > 0) {
+      await commitRejects(
+        deviceId,
+        topic,
+        parsed.rejected.map((r) => reject(deviceId, r.code, r.message, r.index)),
+      )
+    }
+  }
+
+  async function commitRejects(deviceId: string | null, topic: string, records: RejectRecord[]): Promise<void> {
+    noteRejects(deviceId, topic, records)
+    await withRetry(() => rejects.record(records))
+  }
+
+  /** Retries a storage call until it succeeds or the service closes; the PUBACK waits meanwhile. */
+  async function withRetry<T>(operation: () => Promise<T>): Promise<T> {
+    let delay = WRITE_RETRY_INITIAL_MS
+    for (;;) {
+      try {
+        return await operation()
+      } catch (error) {
+        stats.writeFailures += 1
+        if (closing) throw error
+        log.error({ err: error, retryInMs: delay }, 'storage write failed; holding the acknowledgement and retrying')
+        await sleep(delay)
+        delay = Math.min(delay * 2, WRITE_RETRY_MAX_MS)
+      }
+    }
+  }
+
+  const client: MqttClient = mqtt.connect(options.mqtt.url, {
+    clientId: options.mqtt.clientId ?? INGEST_CLIENT_ID,
+    username: options.mqtt.username,
+    password: options.mqtt.password,
+    protocolVersion: 4,
+    // Persistent session: while we are away the broker queues QoS 1 telemetry for us.
+    clean: false,
+    reconnectPeriod: 1_000,
+    connectTimeout: 10_000,
+    resubscribe: true,
+  })
+  // MQTT.js sends the PUBACK of a QoS 1 message only when `handleMessage` calls back, and handles
+  // incoming packets one at a time ("handleMessage … with backpressure support, one at a time",
+  // MQTT.js README). Overriding it is the documented way to acknowledge after the commit.
+  // (`customHandleAcks` would be the other way, but MQTT.js honours it only for MQTT 5.)
+  client.handleMessage = (packet, callback) => {
+    handle(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)).then(
+      () => callback(),
+      (error: unknown) => {
+        if (closing) {
+          // The message stays unacknowledged; the broker redelivers it to our next session.
+          log.warn({ err: error, topic: packet.topic }, 'message left unacknowledged at shutdown')
+          return
+        }
+        // Storage failures are retried inside `handle`, so this is a bug. Acknowledge rather than
+        // stall every device behind one poison message, and make it loud.
+        stats.internalErrors += 1
+        log.error({ err: error, topic: packet.topic }, 'internal error while handling telemetry; message dropped')
+        callback()
+      },
+    )
+  }
+  // Installed above in the same tick as connect(), before any packet can arrive: a persistent
+  // session may deliver queued messages right after CONNACK, and the default handler would ack them.
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error) => {
+      client.end(true)
+      reject(
+        new IngestError('CONNECT_FAILED', `could not connect to ${options.mqtt.url}: ${error.message}`, {
+          cause: error,
+        }),
+      )
+    }
+    client.once('error', onError)
+    client.once('connect', () => {
+      client.off('error', onError)
+      resolve()
+    })
+  })
+  stats.connected = true
+  client.on('connect', () => {
+    stats.connected = true
+    log.info('connected to broker')
+  })
+  client.on('close', () => {
+    if (stats.connected && !closing) log.warn('disconnected from broker; reconnecting')
+    stats.connected = false
+  })
+  client.on('error', (error) => log.error({ err: error }, 'mqtt client error'))
+
+  const granted = await client.subscribeAsync(ALL_TELEMETRY_FILTER, { qos: 1 })
+  if (granted.some((g) => g.qos === 128)) {
+    await client.endAsync(true)
+    throw new IngestError('SUBSCRIBE_REFUSED', `broker refused the subscription to ${ALL_TELEMETRY_FILTER}`)
+  }
+  log.info({ url: options.mqtt.url, filter: ALL_TELEMETRY_FILTER }, 'ingest subscribed')
+
+  return {
+    stats: () => ({ ...stats, rejectedByCode: { ...stats.rejectedByCode } }),
+    async close() {
+      closing = true
+      // force: do not wait for in-flight acks; anything unacknowledged is redelivered to the next session.
+      await client.endAsync(true)
+    },
+  }
+}
+
+export class IngestError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'IngestError'
+    this.code = code
+  }
+}
