@@ -40,6 +40,7 @@ export const TelemetryBatch = z.object({
 })
 
 const KNOWN_FIELDS = new Set(Object.keys(TelemetryReading.shape))
+const BATCH_FIELDS = new Set(Object.keys(TelemetryBatch.shape))
 
 export const REJECT_CODES = [
   'bad_json',
@@ -115,8 +116,14 @@ export function parseTelemetry(payload: Uint8Array | string, now: number): Telem
   if ('readings' in json) {
     const batch = TelemetryBatch.safeParse(json)
     if (!batch.success) {
-      return { ok: false, code: 'wrong_type', message: '"readings" must be an array of reading objects' }
+      const issue = batch.error.issues[0]
+      const field = issue?.path.join('.') ?? ''
+      const message = field.startsWith('readings')
+        ? '"readings" must be an array of reading objects'
+        : `"${field}": ${issue?.message ?? 'invalid'}`
+      return { ok: false, code: 'wrong_type', message }
     }
+    for (const key of Object.keys(json)) if (!BATCH_FIELDS.has(key)) ignored.add(key)
     const items = batch.data.readings
     if (items.length === 0) return { ok: false, code: 'empty_batch', message: '"readings" is empty' }
     if (items.length > MAX_BATCH_READINGS) {
@@ -187,10 +194,12 @@ function parseReading(
     if (raw == null) continue
     const info = METRIC_INFO[metric]
     if (raw < info.min || raw > info.max) {
-      const field = metric === 'no2' && r.no2 == null ? 'no2_ppb' : metric
+      // A converted no2_ppb value is reported as sent, with its µg/m³ equivalent next to the µg/m³ range.
+      const sent =
+        metric === 'no2' && r.no2 == null ? `"no2_ppb" = ${r.no2_ppb} ppb (${raw} µg/m³)` : `"${metric}" = ${raw}`
       return {
         code: 'out_of_range',
-        message: `"${field}" = ${raw} is outside the physical range ${info.min}–${info.max} ${info.unit}`,
+        message: `${sent} is outside the physical range ${info.min}–${info.max} ${info.unit}`,
       }
     }
     values[metric as Metric] = raw

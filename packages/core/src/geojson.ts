@@ -1,0 +1,104 @@
+import { z } from 'zod'
+import { SiteId } from './ids.ts'
+import { METRICS, type MetricValues } from './metrics.ts'
+import { Site } from './registry.ts'
+
+/**
+ * Sites as GeoJSON (RFC 7946): one Point Feature per site, `id` = site id, coordinates
+ * `[lon, lat]` in WGS84 (RFC 7946 §3.1.1: longitude first). The schemas below are the single
+ * source of this shape: the API serves it, the map reads it, and a site file in the same shape
+ * (without `latest`) can be imported as a site list.
+ *
+ *   {"type":"FeatureCollection","features":[{"type":"Feature","id":"<siteId>",
+ *     "geometry":{"type":"Point","coordinates":[13.19,55.70]},
+ *     "properties":{"name","kind","stages","address","locality","municipality","demo",
+ *                   "latest":{"ts":"<ISO UTC>","values":{"pm25":7.4},"age_s":42} | null}}]}
+ */
+
+/** Newest values at a site: `ts` is the time of the newest value, `age_s` how old it was when served. */
+export const LatestSummary = z.object({
+  ts: z.iso.datetime(),
+  values: z.partialRecord(z.enum(METRICS), z.number()),
+  age_s: z.number().int().nonnegative(),
+})
+export type LatestSummary = z.infer<typeof LatestSummary>
+
+/** RFC 7946 §3.1.1: a position is [longitude, latitude], optionally followed by altitude. */
+export const LonLat = z.tuple([Site.shape.lon, Site.shape.lat], z.number())
+
+export const SiteFeatureProperties = Site.pick({
+  name: true,
+  kind: true,
+  stages: true,
+  address: true,
+  locality: true,
+  municipality: true,
+  demo: true,
+}).extend({
+  /** Absent in an imported site file; the API always sends it (null when the site has no data). */
+  latest: LatestSummary.nullable().default(null),
+})
+export type SiteFeatureProperties = z.infer<typeof SiteFeatureProperties>
+
+export const SiteFeature = z.object({
+  type: z.literal('Feature'),
+  id: SiteId,
+  geometry: z.object({ type: z.literal('Point'), coordinates: LonLat }),
+  properties: SiteFeatureProperties,
+})
+export type SiteFeature = z.infer<typeof SiteFeature>
+
+export const SiteFeatureCollection = z.object({
+  type: z.literal('FeatureCollection'),
+  features: z.array(SiteFeature),
+})
+export type SiteFeatureCollection = z.infer<typeof SiteFeatureCollection>
+
+/**
+ * Summarises a latest reading. A device clock may run a little ahead of ours (ingest accepts up to
+ * MAX_FUTURE_SKEW_MS), so the age is clamped at 0 rather than reported negative.
+ */
+export function latestSummary(
+  reading: { readonly ts: number; readonly values: MetricValues },
+  now: number,
+): LatestSummary {
+  const values: LatestSummary['values'] = {}
+  for (const metric of METRICS) {
+    const value = reading.values[metric]
+    if (value !== undefined) values[metric] = value
+  }
+  return {
+    ts: new Date(reading.ts).toISOString(),
+    values,
+    age_s: Math.max(0, Math.round((now - reading.ts) / 1000)),
+  }
+}
+
+export function siteFeature(site: Site, latest: LatestSummary | null): SiteFeature {
+  return {
+    type: 'Feature',
+    id: site.id,
+    geometry: { type: 'Point', coordinates: [site.lon, site.lat] },
+    properties: {
+      name: site.name,
+      kind: site.kind,
+      stages: [...site.stages],
+      address: site.address,
+      locality: site.locality,
+      municipality: site.municipality,
+      demo: site.demo,
+      latest,
+    },
+  }
+}
+
+/** Every site in the given order; a site without an entry in `latest` gets `latest: null`. */
+export function siteFeatureCollection(
+  sites: readonly Site[],
+  latest: ReadonlyMap<string, LatestSummary>,
+): SiteFeatureCollection {
+  return {
+    type: 'FeatureCollection',
+    features: sites.map((site) => siteFeature(site, latest.get(site.id) ?? null)),
+  }
+}
