@@ -1,1 +1,3 @@
+export * from './errors.ts'
+export * from './sqlite/index.ts'
 export * from './types.ts'

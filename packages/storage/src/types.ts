@@ -12,9 +12,10 @@ import type {
 /**
  * The storage interface every backend implements (embedded SQLite now, InfluxDB 2 for readings later).
  * Callers never see SQL or line protocol. All methods are async so that a networked backend fits
- * without changing callers; the SQLite implementation resolves immediately after its synchronous commit.
+ * without changing callers; the SQLite implementation resolves right after its commit (writes issued in the
+ * same event-loop turn share one commit).
  *
- * Contract (checked by the shared contract tests in contract.test-suite.ts):
+ * Contract (checked by the shared contract tests in contract-suite.ts):
  * - Readings are idempotent on (deviceId, ts): writing the same reading twice stores it once.
  *   The first stored values win; a later write with the same key is counted as a duplicate.
  * - Raw readings are stored unmodified and never rewritten.
@@ -71,9 +72,16 @@ export interface LatestReading {
 
 export interface ReadingStore {
   writeReadings(readings: readonly StoredReading[]): Promise<WriteResult>
-  /** Raw points in time order. */
+  /**
+   * Raw points in time order. A query names a site, a device, or both (StorageError INVALID_QUERY
+   * otherwise); a site query returns readings written with that siteId, from every device.
+   */
   rawSeries(query: SeriesQuery): Promise<RawPoint[]>
-  /** Hourly (`1h`) or UTC+1 daily (`1d`) aggregates in time order, with n, coverage and validity. */
+  /**
+   * Hourly (`1h`) or UTC+1 daily (`1d`) aggregates in time order, with n, coverage and validity.
+   * `1h` returns the hours overlapping [from, to); `1d` the days from the one containing `from`, built from
+   * the hours before `to`. A site's expected samples add up over the devices that measured there.
+   */
   aggregateSeries(query: SeriesQuery & { readonly every: '1h' | '1d' }): Promise<AggregatePoint[]>
   /**
    * Latest reading per device (newest `ts` wins; late data never moves it backwards).
@@ -81,7 +89,10 @@ export interface ReadingStore {
    * messages still shows both.
    */
   latestByDevice(): Promise<LatestReading[]>
-  /** Latest per site, merged over the devices currently at the site. */
+  /**
+   * Latest per site, merged over the devices currently at the site whose newest reading was taken there
+   * (right after a move the new site shows nothing measured at the old one); newest value per metric wins.
+   */
   latestBySite(): Promise<Map<string, LatestReading>>
   countReadings(filter?: { readonly deviceId?: string; readonly siteId?: string }): Promise<number>
 }
@@ -109,7 +120,10 @@ export interface ServiceAccount {
 }
 
 export interface RegistryStore {
-  /** Inserts new sites and updates existing ones by id; never duplicates. */
+  /**
+   * Validates, then inserts new sites and updates existing ones by id; never duplicates.
+   * `updated` counts existing sites whose stored fields actually changed.
+   */
   upsertSites(sites: readonly SiteInput[]): Promise<{ inserted: number; updated: number }>
   listSites(): Promise<Site[]>
   getSite(id: string): Promise<Site | undefined>
@@ -124,7 +138,10 @@ export interface RegistryStore {
   setDeviceSecret(id: string, secretHash: string): Promise<boolean>
   upsertServiceAccount(account: ServiceAccount): Promise<void>
   getServiceAccount(username: string): Promise<ServiceAccount | undefined>
-  /** Increases on every change to devices or accounts; lets other processes notice changes cheaply. */
+  /**
+   * Increases on every change to devices, placements, accounts or sites; lets other processes notice
+   * changes cheaply.
+   */
   revision(): Promise<number>
 }
 
@@ -144,6 +161,9 @@ export interface RejectCount {
   readonly count: number
   readonly lastAt: number
 }
+
+/** Rows the reject log keeps; older entries roll off (their totals stay in `counts`). */
+export const REJECT_LOG_CAPACITY = 10_000
 
 /** Bounded log of rejected telemetry, readable by operators; counts are kept even after entries roll off. */
 export interface RejectLog {

@@ -1,0 +1,25 @@
+export const STORAGE_ERROR_CODES = [
+  'DEVICE_EXISTS',
+  'UNKNOWN_DEVICE',
+  'UNKNOWN_SITE',
+  'INVALID_SITE',
+  'INVALID_DEVICE',
+  'INVALID_PLACEMENT',
+  'INVALID_ACCOUNT',
+  'INVALID_QUERY',
+  'CORRUPT_ROW',
+  'SCHEMA_TOO_NEW',
+  'CLOSED',
+] as const
+export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number]
+
+/** A storage operation refused its input or found data it cannot read; `code` says which. */
+export class StorageError extends Error {
+  readonly code: StorageErrorCode
+
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StorageError'
+    this.code = code
+  }
+}

@@ -1,0 +1,1 @@
+export { BUSY_TIMEOUT_MS, openSqliteStorage, type SqliteStorageOptions } from './sqlite-storage.ts'

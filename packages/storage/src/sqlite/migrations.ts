@@ -1,0 +1,163 @@
+import type Database from 'better-sqlite3'
+import { StorageError } from '../errors.ts'
+
+/**
+ * Schema history. Entry i brings the database from `PRAGMA user_version` i to i + 1. Never edit a step
+ * that has shipped; append a new one.
+ *
+ * Notes on the layout:
+ * - `readings` holds raw readings as received, one row per (device_id, ts), never updated. One REAL column
+ *   per metric, NULL when the reading did not carry it. No index by site: site queries find the devices
+ *   through `hourly_by_site`, which saves a page write per commit on the hot path.
+ * - `hourly` holds running sums per (device, UTC hour, site), with n/sum/min/max columns per metric
+ *   (`pm25_n`, `pm25_sum`, ...; min/max NULL while n = 0). The site is part of the key so a device moved in the
+ *   middle of an hour leaves each site exactly the samples taken there; '' stands for "no site".
+ * - `latest` holds, per device, the newest value of each metric with its own time (`pm25`, `pm25_ts`), plus
+ *   ts/site_id/received_at of the newest reading; it only moves forward in time.
+ * - `meta.revision` counts registry changes so other processes can poll for them.
+ * - `rejects` is a bounded log; `reject_counts` keeps totals after rows roll off. device_id '' = unknown sender.
+ *
+ * Wide rows (one per device-hour, columns per metric) instead of one row per metric: a reading then costs
+ * three row writes instead of thirteen; measured about 4× faster per reading on the hot path.
+ */
+
+/** Metric columns created by step 1; frozen, a new metric gets its own step. */
+const V1_METRICS = ['pm1', 'pm25', 'pm10', 'no2', 'temp', 'rh'] as const
+
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE readings (
+    device_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    site_id TEXT,
+    seq INTEGER,
+    received_at INTEGER NOT NULL,
+    pm1 REAL,
+    pm25 REAL,
+    pm10 REAL,
+    no2 REAL,
+    temp REAL,
+    rh REAL,
+    PRIMARY KEY (device_id, ts)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE hourly (
+    device_id TEXT NOT NULL,
+    hour_start INTEGER NOT NULL,
+    site_id TEXT NOT NULL,
+    expected REAL NOT NULL,
+    ${V1_METRICS.map((m) => `${m}_n INTEGER NOT NULL, ${m}_sum REAL, ${m}_min REAL, ${m}_max REAL,`).join('\n    ')}
+    PRIMARY KEY (device_id, hour_start, site_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX hourly_by_site ON hourly (site_id, hour_start);
+
+  CREATE TABLE latest (
+    device_id TEXT PRIMARY KEY NOT NULL,
+    ts INTEGER NOT NULL,
+    site_id TEXT,
+    received_at INTEGER NOT NULL,
+    ${V1_METRICS.map((m) => `${m} REAL, ${m}_ts INTEGER`).join(',\n    ')}
+  ) WITHOUT ROWID;
+
+  CREATE TABLE sites (
+    id TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    stages TEXT NOT NULL,
+    address TEXT,
+    locality TEXT,
+    municipality TEXT NOT NULL,
+    lat REAL NOT NULL,
+    lon REAL NOT NULL,
+    demo INTEGER NOT NULL
+  );
+
+  CREATE TABLE devices (
+    id TEXT PRIMARY KEY NOT NULL,
+    model TEXT NOT NULL,
+    sensors TEXT NOT NULL,
+    interval_s INTEGER NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+
+  CREATE TABLE placements (
+    device_id TEXT NOT NULL REFERENCES devices (id),
+    site_id TEXT NOT NULL REFERENCES sites (id),
+    from_ts INTEGER NOT NULL,
+    to_ts INTEGER,
+    indoor INTEGER NOT NULL,
+    height_m REAL,
+    PRIMARY KEY (device_id, from_ts)
+  );
+  CREATE INDEX placements_by_site ON placements (site_id);
+  CREATE UNIQUE INDEX placements_open ON placements (device_id) WHERE to_ts IS NULL;
+
+  CREATE TABLE service_accounts (
+    username TEXT PRIMARY KEY NOT NULL,
+    secret_hash TEXT NOT NULL,
+    role TEXT NOT NULL
+  );
+
+  CREATE TABLE meta (
+    key TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+  );
+  INSERT INTO meta (key, value) VALUES ('revision', 0);
+
+  CREATE TABLE rejects (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    device_id TEXT,
+    topic TEXT NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    batch_index INTEGER
+  );
+  CREATE INDEX rejects_by_device ON rejects (device_id, id);
+
+  CREATE TABLE reject_counts (
+    device_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    last_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, code)
+  ) WITHOUT ROWID;
+  `,
+]
+
+/**
+ * Brings the schema up to date. Several processes may open the same file at once: the version is read
+ * again under BEGIN IMMEDIATE (the write lock), so exactly one of them applies each step and the others
+ * wait on busy_timeout and then find nothing to do.
+ */
+export function migrate(db: Database.Database): void {
+  const target = MIGRATIONS.length
+  if (userVersion(db) === target) return
+  db.exec('BEGIN IMMEDIATE')
+  try {
+    const current = userVersion(db)
+    if (current > target) {
+      throw new StorageError(
+        'SCHEMA_TOO_NEW',
+        `database schema version ${current} is newer than this program knows (${target}); upgrade skolluft`,
+      )
+    }
+    for (let version = current; version < target; version++) {
+      const step = MIGRATIONS[version]
+      if (step !== undefined) db.exec(step)
+    }
+    // PRAGMA takes no bound parameters; target is our own integer.
+    db.pragma(`user_version = ${target}`)
+    db.exec('COMMIT')
+  } catch (error) {
+    if (db.inTransaction) db.exec('ROLLBACK')
+    throw error
+  }
+}
+
+function userVersion(db: Database.Database): number {
+  const version = db.pragma('user_version', { simple: true })
+  return typeof version === 'number' ? version : 0
+}

@@ -1,0 +1,387 @@
+import {
+  type AggregatePoint,
+  dailyPoints,
+  type HourBucket,
+  hourPoint,
+  hourStart,
+  METRICS,
+  type Metric,
+  type MetricValues,
+  regulatoryDayStart,
+} from '@skolluft/core'
+import type Database from 'better-sqlite3'
+import { StorageError } from '../errors.ts'
+import type { LatestReading, RawPoint, ReadingStore, SeriesQuery, StoredReading, WriteResult } from '../types.ts'
+
+/** Stand-in for "no site" in key columns that cannot be NULL; ids never match it (ID_PATTERN needs 1+ chars). */
+export const NO_SITE = ''
+
+/** Metric values of one reading in METRICS order, NULL when absent: the tail of every hot-path statement. */
+type MetricArgs = (number | null)[]
+
+interface BucketRow {
+  hour_start: number
+  n: number
+  sum: number
+  min: number
+  max: number
+  expected: number
+}
+
+interface RawRow {
+  ts: number
+  value: number
+  device_id: string
+}
+
+type LatestRow = {
+  device_id: string
+  ts: number
+  site_id: string | null
+  received_at: number
+} & Record<Metric, number | null> &
+  Record<`${Metric}_ts`, number | null>
+
+interface SiteLatestRow extends LatestRow {
+  current_site: string
+}
+
+interface CountRow {
+  count: number
+}
+
+type KeyRange = [key: string, from: number, to: number, limit: number]
+type SiteRawRange = [
+  siteId: string,
+  fromHour: number,
+  to: number,
+  siteId: string,
+  from: number,
+  to: number,
+  limit: number,
+]
+type SiteDeviceRange = [siteId: string, deviceId: string, from: number, to: number, limit: number]
+
+interface QueryStatements<R, SiteParams extends unknown[] = KeyRange> {
+  readonly site: Database.Statement<SiteParams, R>
+  readonly device: Database.Statement<KeyRange, R>
+  readonly siteDevice: Database.Statement<SiteDeviceRange, R>
+}
+
+interface PendingWrite {
+  readonly readings: readonly StoredReading[]
+  readonly resolve: (result: WriteResult) => void
+  readonly reject: (error: unknown) => void
+}
+
+export interface SqliteReadingStore extends ReadingStore {
+  /** Commits queued writes now (used before closing). */
+  flush(): void
+}
+
+export function createSqliteReadingStore(db: Database.Database): SqliteReadingStore {
+  const cols = (suffix: string) => METRICS.map((m) => `${m}${suffix}`).join(', ')
+
+  // Hot path: prepared once here; three statements per reading with positional parameters (binding by
+  // name costs a property lookup per parameter). The upserts read their parameters once through a
+  // one-row subquery, so each metric value is bound once and used for n, sum, min and max.
+  const params = (names: readonly string[]) => `(SELECT ${names.map((n) => `? AS ${n}`).join(', ')}) WHERE true`
+  const insertReading = db.prepare<[string, number, string | null, number | null, number, ...MetricArgs], never>(
+    `INSERT OR IGNORE INTO readings (device_id, ts, site_id, seq, received_at, ${cols('')})
+     VALUES (?, ?, ?, ?, ?, ${METRICS.map(() => '?').join(', ')})`,
+  )
+  // Late data just adds. `min(a, NULL)` is NULL in SQLite, hence the coalesce for metrics absent so far.
+  // expected keeps the larger value if the device's interval changed within the hour: coverage is then
+  // under- rather than over-stated. ("WHERE true" resolves the parsing ambiguity of INSERT ... SELECT ... ON.)
+  const upsertHour = db.prepare<[string, number, string, number, ...MetricArgs], never>(
+    `INSERT INTO hourly (device_id, hour_start, site_id, expected,
+       ${METRICS.map((m) => `${m}_n, ${m}_sum, ${m}_min, ${m}_max`).join(', ')})
+     SELECT p_device, p_hour, p_site, p_expected, ${METRICS.map((m) => `p_${m} IS NOT NULL, p_${m}, p_${m}, p_${m}`).join(', ')}
+     FROM ${params(['p_device', 'p_hour', 'p_site', 'p_expected', ...METRICS.map((m) => `p_${m}`)])}
+     ON CONFLICT (device_id, hour_start, site_id) DO UPDATE SET
+       expected = max(expected, excluded.expected),
+       ${METRICS.map(
+         (m) => `${m}_n = ${m}_n + excluded.${m}_n,
+       ${m}_sum = coalesce(${m}_sum + excluded.${m}_sum, ${m}_sum, excluded.${m}_sum),
+       ${m}_min = coalesce(min(${m}_min, excluded.${m}_min), ${m}_min, excluded.${m}_min),
+       ${m}_max = coalesce(max(${m}_max, excluded.${m}_max), ${m}_max, excluded.${m}_max)`,
+       ).join(',\n       ')}`,
+  )
+  // Each metric moves only to a strictly newer value of its own, so late data never moves it backwards.
+  // (All right-hand sides in SET see the row as it was before the update.)
+  const newer = (m: Metric) => `excluded.${m}_ts IS NOT NULL AND (${m}_ts IS NULL OR excluded.${m}_ts > ${m}_ts)`
+  const upsertLatest = db.prepare<[string, number, string | null, number, ...MetricArgs], never>(
+    `INSERT INTO latest (device_id, ts, site_id, received_at, ${METRICS.map((m) => `${m}, ${m}_ts`).join(', ')})
+     SELECT p_device, p_ts, p_site, p_received,
+       ${METRICS.map((m) => `p_${m}, CASE WHEN p_${m} IS NULL THEN NULL ELSE p_ts END`).join(', ')}
+     FROM ${params(['p_device', 'p_ts', 'p_site', 'p_received', ...METRICS.map((m) => `p_${m}`)])}
+     ON CONFLICT (device_id) DO UPDATE SET
+       ts = max(ts, excluded.ts),
+       site_id = CASE WHEN excluded.ts > ts THEN excluded.site_id ELSE site_id END,
+       received_at = CASE WHEN excluded.ts > ts THEN excluded.received_at ELSE received_at END,
+       ${METRICS.map(
+         (m) => `${m} = CASE WHEN ${newer(m)} THEN excluded.${m} ELSE ${m} END,
+       ${m}_ts = CASE WHEN ${newer(m)} THEN excluded.${m}_ts ELSE ${m}_ts END`,
+       ).join(',\n       ')}`,
+  )
+
+  /** Writes the readings of several calls in one transaction; returns inserted counts per call. */
+  const writeBatch = db.transaction((batch: readonly (readonly StoredReading[])[]): number[] =>
+    batch.map((readings) => {
+      let inserted = 0
+      for (const r of readings) {
+        const values = metricArgs(r.values)
+        // Only rows actually inserted feed the aggregates: a duplicate must not be counted twice.
+        if (insertReading.run(r.deviceId, r.ts, r.siteId, r.seq, r.receivedAt, ...values).changes !== 1) continue
+        inserted++
+        upsertHour.run(r.deviceId, hourStart(r.ts), r.siteId ?? NO_SITE, r.expectedPerHour, ...values)
+        upsertLatest.run(r.deviceId, r.ts, r.siteId, r.receivedAt, ...values)
+      }
+      return inserted
+    }),
+  )
+
+  // Query statements, one set per metric: the metric picks columns, which cannot be bound parameters.
+  // Column names come from the METRICS constant, never from input.
+  const buckets = new Map<Metric, QueryStatements<BucketRow>>()
+  const raw = new Map<Metric, QueryStatements<RawRow, SiteRawRange>>()
+  for (const m of METRICS) {
+    const select = `SELECT hour_start, sum(${m}_n) AS n, sum(${m}_sum) AS sum, min(${m}_min) AS min, max(${m}_max) AS max`
+    const tail = `AND hour_start >= ? AND hour_start < ? AND ${m}_n > 0 GROUP BY hour_start ORDER BY hour_start LIMIT ?`
+    // A site sums the expected samples of every device that measured the metric there; one device's rows
+    // for an hour differ only by site (a move within the hour), so a device's expectation is its own.
+    buckets.set(m, {
+      site: db.prepare(`${select}, sum(expected) AS expected FROM hourly WHERE site_id = ? ${tail}`),
+      device: db.prepare(`${select}, max(expected) AS expected FROM hourly WHERE device_id = ? ${tail}`),
+      siteDevice: db.prepare(
+        `${select}, max(expected) AS expected FROM hourly WHERE site_id = ? AND device_id = ? ${tail}`,
+      ),
+    })
+    const rawSelect = `SELECT ts, ${m} AS value, device_id FROM readings`
+    const range = `AND ts >= ? AND ts < ? AND ${m} IS NOT NULL ORDER BY ts, device_id LIMIT ?`
+    raw.set(m, {
+      // readings has no index by site (one fewer page written per commit); the devices that measured at
+      // the site in the time range come from hourly's site index, then each device's range from the key.
+      site: db.prepare(
+        `${rawSelect} WHERE device_id IN (SELECT DISTINCT device_id FROM hourly
+           WHERE site_id = ? AND hour_start >= ? AND hour_start < ? AND ${m}_n > 0)
+         AND site_id = ? ${range}`,
+      ),
+      device: db.prepare(`${rawSelect} WHERE device_id = ? ${range}`),
+      siteDevice: db.prepare(`${rawSelect} WHERE site_id = ? AND device_id = ? ${range}`),
+    })
+  }
+
+  const latestAll = db.prepare<[], LatestRow>('SELECT * FROM latest ORDER BY device_id')
+  // A device's latest values count for a site only if it stands there now AND its newest reading was taken
+  // there: right after a move, the new site shows nothing measured at the old one.
+  const latestAtSites = db.prepare<[], SiteLatestRow>(
+    `SELECT l.*, p.site_id AS current_site
+     FROM latest l JOIN placements p ON p.device_id = l.device_id AND p.to_ts IS NULL AND p.site_id = l.site_id
+     ORDER BY p.site_id`,
+  )
+
+  const countAll = db.prepare<[], CountRow>('SELECT count(*) AS count FROM readings')
+  const countDevice = db.prepare<[string], CountRow>('SELECT count(*) AS count FROM readings WHERE device_id = ?')
+  const countSite = db.prepare<[string, string], CountRow>(
+    `SELECT count(*) AS count FROM readings
+     WHERE device_id IN (SELECT DISTINCT device_id FROM hourly WHERE site_id = ?) AND site_id = ?`,
+  )
+  const countSiteDevice = db.prepare<[string, string], CountRow>(
+    'SELECT count(*) AS count FROM readings WHERE device_id = ? AND site_id = ?',
+  )
+
+  // Group commit. A commit costs far more than the rows in it (about a dozen syscalls: WAL locks and
+  // frames), so calls made while a commit already happened in this event-loop turn share one transaction,
+  // committed in setImmediate. The first call of a turn commits at once, so a caller that awaits each
+  // write (the ingest acknowledges one MQTT message at a time) pays no extra latency. Every call resolves
+  // only after the commit that holds its readings.
+  let queue: PendingWrite[] = []
+  let turnBusy = false
+
+  function commit(batch: readonly (readonly StoredReading[])[]): number[] {
+    // IMMEDIATE takes the write lock up front, so a busy database waits on busy_timeout instead of failing.
+    return writeBatch.immediate(batch)
+  }
+
+  function flush(): void {
+    turnBusy = false
+    const pending = queue
+    queue = []
+    if (pending.length === 0) return
+    let counts: number[]
+    try {
+      counts = commit(pending.map((p) => p.readings))
+    } catch (error) {
+      if (pending.length === 1 || isLockError(error)) {
+        for (const p of pending) p.reject(error)
+        return
+      }
+      // The whole batch rolled back; one call's bad input must not fail the others, so retry each alone.
+      for (const p of pending) {
+        try {
+          settle(p, commit([p.readings])[0] ?? 0)
+        } catch (single) {
+          p.reject(single)
+        }
+      }
+      return
+    }
+    pending.forEach((p, i) => {
+      settle(p, counts[i] ?? 0)
+    })
+  }
+
+  function hourBuckets(query: SeriesQuery, from: number, limit: number): HourBucket[] {
+    const { siteId, deviceId, metric, to } = query
+    const statements = buckets.get(metric)
+    if (statements === undefined) throw new StorageError('INVALID_QUERY', `unknown metric ${String(metric)}`)
+    let rows: BucketRow[]
+    if (siteId !== undefined && deviceId !== undefined)
+      rows = statements.siteDevice.all(siteId, deviceId, from, to, limit)
+    else if (siteId !== undefined) rows = statements.site.all(siteId, from, to, limit)
+    else if (deviceId !== undefined) rows = statements.device.all(deviceId, from, to, limit)
+    else throw new StorageError('INVALID_QUERY', 'a series query needs a siteId or a deviceId')
+    return rows.map((row) => ({
+      start: row.hour_start,
+      n: row.n,
+      sum: row.sum,
+      min: row.min,
+      max: row.max,
+      expected: row.expected,
+    }))
+  }
+
+  return {
+    flush,
+
+    writeReadings(readings): Promise<WriteResult> {
+      if (!db.open) return Promise.reject(new StorageError('CLOSED', 'the storage is closed'))
+      if (readings.length === 0) return Promise.resolve({ inserted: 0, duplicates: 0 })
+      if (turnBusy) {
+        return new Promise((resolve, reject) => {
+          queue.push({ readings, resolve, reject })
+        })
+      }
+      turnBusy = true
+      setImmediate(flush)
+      try {
+        const inserted = commit([readings])[0] ?? 0
+        return Promise.resolve({ inserted, duplicates: readings.length - inserted })
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    },
+
+    async rawSeries(query): Promise<RawPoint[]> {
+      const { siteId, deviceId, metric, from, to, limit } = query
+      const statements = raw.get(metric)
+      if (statements === undefined) throw new StorageError('INVALID_QUERY', `unknown metric ${String(metric)}`)
+      if (limit <= 0) return []
+      let rows: RawRow[]
+      if (siteId !== undefined && deviceId !== undefined)
+        rows = statements.siteDevice.all(siteId, deviceId, from, to, limit)
+      else if (siteId !== undefined) rows = statements.site.all(siteId, hourStart(from), to, siteId, from, to, limit)
+      else if (deviceId !== undefined) rows = statements.device.all(deviceId, from, to, limit)
+      else throw new StorageError('INVALID_QUERY', 'a series query needs a siteId or a deviceId')
+      return rows.map((row) => ({ t: new Date(row.ts).toISOString(), value: row.value, deviceId: row.device_id }))
+    },
+
+    async aggregateSeries(query): Promise<AggregatePoint[]> {
+      if (query.limit <= 0) return []
+      if (query.every === '1h') {
+        // Hours overlapping [from, to).
+        return hourBuckets(query, hourStart(query.from), query.limit).map(hourPoint)
+      }
+      // Whole UTC+1 days from the one containing `from`; a day has at most 24 hours, so limit × 24 rows suffice.
+      const hours = hourBuckets(query, regulatoryDayStart(query.from), query.limit * 24)
+      return dailyPoints(hours).slice(0, query.limit)
+    },
+
+    async latestByDevice(): Promise<LatestReading[]> {
+      return latestAll.all().map((row) => ({
+        deviceId: row.device_id,
+        siteId: row.site_id,
+        ts: row.ts,
+        values: latestValues(row),
+        receivedAt: row.received_at,
+      }))
+    },
+
+    async latestBySite(): Promise<Map<string, LatestReading>> {
+      interface Merged {
+        deviceId: string
+        ts: number
+        receivedAt: number
+        values: MetricValues
+        metricTs: Partial<Record<Metric, number>>
+      }
+      const merged = new Map<string, Merged>()
+      for (const row of latestAtSites.all()) {
+        let site = merged.get(row.current_site)
+        if (site === undefined) {
+          site = { deviceId: row.device_id, ts: row.ts, receivedAt: row.received_at, values: {}, metricTs: {} }
+          merged.set(row.current_site, site)
+        } else if (row.ts > site.ts) {
+          site.deviceId = row.device_id
+          site.ts = row.ts
+          site.receivedAt = row.received_at
+        }
+        // Per metric, the newest value among the site's devices wins.
+        for (const m of METRICS) {
+          const value = row[m]
+          const ts = row[`${m}_ts`]
+          if (value === null || ts === null) continue
+          const seen = site.metricTs[m]
+          if (seen !== undefined && seen >= ts) continue
+          site.metricTs[m] = ts
+          site.values[m] = value
+        }
+      }
+      const out = new Map<string, LatestReading>()
+      for (const [siteId, site] of merged) {
+        out.set(siteId, {
+          deviceId: site.deviceId,
+          siteId,
+          ts: site.ts,
+          values: site.values,
+          receivedAt: site.receivedAt,
+        })
+      }
+      return out
+    },
+
+    async countReadings(filter = {}): Promise<number> {
+      const { siteId, deviceId } = filter
+      let row: CountRow | undefined
+      if (siteId !== undefined && deviceId !== undefined) row = countSiteDevice.get(deviceId, siteId)
+      else if (siteId !== undefined) row = countSite.get(siteId, siteId)
+      else if (deviceId !== undefined) row = countDevice.get(deviceId)
+      else row = countAll.get()
+      return row?.count ?? 0
+    },
+  }
+}
+
+function settle(pending: PendingWrite, inserted: number): void {
+  pending.resolve({ inserted, duplicates: pending.readings.length - inserted })
+}
+
+function metricArgs(values: MetricValues): MetricArgs {
+  return METRICS.map((m) => values[m] ?? null)
+}
+
+function latestValues(row: LatestRow): MetricValues {
+  const values: MetricValues = {}
+  for (const m of METRICS) {
+    const value = row[m]
+    if (value !== null) values[m] = value
+  }
+  return values
+}
+
+/** SQLITE_BUSY / SQLITE_LOCKED (and their extended codes): retrying each call alone would only wait longer. */
+function isLockError(error: unknown): boolean {
+  if (!(error instanceof Error) || !('code' in error) || typeof error.code !== 'string') return false
+  return error.code.startsWith('SQLITE_BUSY') || error.code.startsWith('SQLITE_LOCKED')
+}

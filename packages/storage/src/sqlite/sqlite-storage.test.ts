@@ -1,0 +1,156 @@
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { HOUR_MS } from '@skolluft/core'
+import { tempDir } from '@skolluft/testkit'
+import Database from 'better-sqlite3'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describeStorageContract } from '../contract-suite.ts'
+import type { StoredReading } from '../types.ts'
+import { MIGRATIONS } from './migrations.ts'
+import { openSqliteStorage } from './sqlite-storage.ts'
+
+describeStorageContract('sqlite', async () => {
+  const dir = await tempDir()
+  const path = join(dir.path, 'skolluft.db')
+  return {
+    storage: openSqliteStorage({ path }),
+    reopen: async () => openSqliteStorage({ path }),
+    cleanup: dir.cleanup,
+  }
+})
+
+describe('SQLite storage', () => {
+  let dir: { path: string; cleanup: () => Promise<void> }
+  let dbPath: string
+
+  beforeEach(async () => {
+    dir = await tempDir()
+    dbPath = join(dir.path, 'skolluft.db')
+  })
+  afterEach(async () => {
+    await dir.cleanup()
+  })
+
+  it('opens in WAL mode with foreign keys on and the schema at the latest version', async () => {
+    const storage = openSqliteStorage({ path: dbPath })
+    const db = new Database(dbPath, { readonly: true })
+    try {
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
+      expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length)
+    } finally {
+      db.close()
+      await storage.close()
+    }
+  })
+
+  it('applies migrations once: reopening keeps data and does not re-run them', async () => {
+    const first = openSqliteStorage({ path: dbPath, synchronous: 'FULL' })
+    await first.registry.upsertServiceAccount({ username: 'ingest', secretHash: 'h', role: 'ingest' })
+    await first.close()
+    for (let i = 0; i < 3; i++) {
+      const again = openSqliteStorage({ path: dbPath })
+      expect(await again.registry.getServiceAccount('ingest')).toBeDefined()
+      expect(await again.registry.revision()).toBe(1)
+      await again.close()
+    }
+  })
+
+  it('lets two connections open a new file at once and both write to it', async () => {
+    const a = openSqliteStorage({ path: dbPath })
+    const b = openSqliteStorage({ path: dbPath })
+    try {
+      const ts = Date.UTC(2026, 0, 12)
+      const reading = { deviceId: 'dev-1', siteId: null, seq: null, receivedAt: ts, expectedPerHour: 60 }
+      await a.readings.writeReadings([{ ...reading, ts, values: { pm25: 1 } }])
+      expect(await b.readings.writeReadings([{ ...reading, ts, values: { pm25: 2 } }])).toEqual({
+        inserted: 0,
+        duplicates: 1,
+      })
+      await b.readings.writeReadings([{ ...reading, ts: ts + HOUR_MS, values: { pm25: 2 } }])
+      expect(await a.readings.countReadings({ deviceId: 'dev-1' })).toBe(2)
+      // A reading without a site is stored but belongs to no site.
+      expect(await a.readings.countReadings({ siteId: '' })).toBe(0)
+      expect((await a.readings.latestByDevice())[0]).toMatchObject({ siteId: null, values: { pm25: 2 } })
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
+  it('lets several processes create, migrate and write the same new file at once', async () => {
+    const writers = ['proc-a', 'proc-b', 'proc-c']
+    const fixture = fileURLToPath(new URL('./concurrent-writer.fixture.ts', import.meta.url))
+    // Process start-up (tsx) varies by hundreds of ms; all children open the file at this instant instead.
+    const openAt = String(Date.now() + 2000)
+    const exits = await Promise.all(
+      writers.map(
+        (id) =>
+          new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+            const child = spawn(process.execPath, ['--import', 'tsx', fixture, dbPath, id, '300', openAt], {
+              stdio: ['ignore', 'ignore', 'pipe'],
+            })
+            let stderr = ''
+            child.stderr.on('data', (chunk: Buffer) => {
+              stderr += chunk.toString()
+            })
+            child.on('error', reject)
+            child.on('exit', (code) => resolve({ code, stderr }))
+          }),
+      ),
+    )
+    expect(exits).toEqual(writers.map(() => ({ code: 0, stderr: '' })))
+    const storage = openSqliteStorage({ path: dbPath })
+    try {
+      for (const id of writers) expect(await storage.readings.countReadings({ deviceId: id })).toBe(300)
+      expect(await storage.registry.revision()).toBe(writers.length)
+    } finally {
+      await storage.close()
+    }
+  })
+
+  it('fails only the bad call when calls share a group commit', async () => {
+    const storage = openSqliteStorage({ path: dbPath })
+    try {
+      const ts = Date.UTC(2026, 0, 12)
+      const good = { deviceId: 'dev-1', siteId: null, seq: null, receivedAt: ts, expectedPerHour: 60 }
+      // A value SQLite cannot bind, as a caller bypassing the types could send.
+      const bad = { ...good, ts: ts + 1, values: { pm25: { nested: true } } } as unknown as StoredReading
+      const [first, broken, third] = await Promise.allSettled([
+        storage.readings.writeReadings([{ ...good, ts, values: { pm25: 1 } }]),
+        storage.readings.writeReadings([bad]),
+        storage.readings.writeReadings([{ ...good, ts: ts + 2, values: { pm25: 3 } }]),
+      ])
+      expect(first).toEqual({ status: 'fulfilled', value: { inserted: 1, duplicates: 0 } })
+      expect(broken?.status).toBe('rejected')
+      expect(third).toEqual({ status: 'fulfilled', value: { inserted: 1, duplicates: 0 } })
+      expect(await storage.readings.countReadings()).toBe(2)
+    } finally {
+      await storage.close()
+    }
+  })
+
+  it('commits writes still queued when closing, and refuses writes after', async () => {
+    const storage = openSqliteStorage({ path: dbPath })
+    const ts = Date.UTC(2026, 0, 12)
+    const base = { deviceId: 'dev-1', siteId: null, seq: null, receivedAt: ts, expectedPerHour: 60 }
+    const writes = [0, 1, 2].map((i) => storage.readings.writeReadings([{ ...base, ts: ts + i, values: { rh: 50 } }]))
+    await storage.close()
+    expect(await Promise.all(writes)).toHaveLength(3)
+    await expect(storage.readings.writeReadings([{ ...base, ts, values: { rh: 1 } }])).rejects.toMatchObject({
+      code: 'CLOSED',
+    })
+    const again = openSqliteStorage({ path: dbPath })
+    expect(await again.readings.countReadings()).toBe(3)
+    await again.close()
+  })
+
+  it('refuses a database written by a newer schema version', async () => {
+    const storage = openSqliteStorage({ path: dbPath })
+    await storage.close()
+    const db = new Database(dbPath)
+    db.pragma(`user_version = ${MIGRATIONS.length + 1}`)
+    db.close()
+    expect(() => openSqliteStorage({ path: dbPath })).toThrow(expect.objectContaining({ code: 'SCHEMA_TOO_NEW' }))
+  })
+})
