@@ -1,0 +1,5 @@
+export * from './config.ts'
+export * from './faults.ts'
+export * from './fleet.ts'
+export * from './local-time.ts'
+export * from './model.ts'
