@@ -10,6 +10,7 @@ import {
 import type { Logger } from '@skolluft/runtime'
 import type { RejectRecord, Storage, StoredReading } from '@skolluft/storage'
 import mqtt, { type MqttClient } from 'mqtt'
+import { installAckGate } from './ack-after-commit.ts'
 import { createDeviceCache } from './device-cache.ts'
 
 /**
@@ -19,8 +20,8 @@ import { createDeviceCache } from './device-cache.ts'
  * Delivery guarantee: a QoS 1 PUBLISH is acknowledged only after its readings are committed
  * (see `handleMessage` below). If the process dies between
  * receipt and commit, the broker still holds the message for our session and delivers it again;
- * storage is idempotent on (device, ts), so the redelivery is stored once. MQTT.js handles incoming
- * packets one at a time, so holding the PUBACK also applies back-pressure to the broker.
+ * storage is idempotent on (device, ts), so the redelivery is stored once. Many messages may be in
+ * flight at once (up to MAX_IN_FLIGHT), which lets storage commit them in groups.
  */
 export const INGEST_CLIENT_ID = 'skolluft-ingest'
 /** How often the device registry is checked for changes made by other processes (CLI, API). */
@@ -28,6 +29,12 @@ export const REGISTRY_POLL_MS = 2_000
 /** A failed storage write is retried with this back-off (doubling, capped); the PUBACK waits meanwhile. */
 const WRITE_RETRY_INITIAL_MS = 100
 const WRITE_RETRY_MAX_MS = 5_000
+/**
+ * Messages handled but not yet committed before the ingest stops reading from the broker. Bounds
+ * memory when storage is slow; 2 000 × a 128 KiB worst-case payload is still only ~250 MB, and a
+ * typical single reading is ~150 B.
+ */
+export const MAX_IN_FLIGHT = 2_000
 /** At most one warning per device per this period for rejected telemetry; the rest are counted. */
 const REJECT_LOG_INTERVAL_MS = 10_000
 /** Devices tracked for log throttling; beyond this the map is cleared (bounded memory under id floods). */
@@ -186,29 +193,41 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     // Persistent session: while we are away the broker queues QoS 1 telemetry for us.
     clean: false,
     reconnectPeriod: 1_000,
+    reconnectOnConnackError: true,
     connectTimeout: 10_000,
     resubscribe: true,
   })
-  // MQTT.js sends the PUBACK of a QoS 1 message only when `handleMessage` calls back, and handles
-  // incoming packets one at a time ("handleMessage … with backpressure support, one at a time",
-  // MQTT.js README). Overriding it is the documented way to acknowledge after the commit.
-  // (`customHandleAcks` would be the other way, but MQTT.js honours it only for MQTT 5.)
+  // Acknowledge after commit, with many messages in flight (see ack-after-commit.ts).
+  const gate = installAckGate(client)
+  let inFlight = 0
   client.handleMessage = (packet, callback) => {
-    handle(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)).then(
-      () => callback(),
+    inFlight += 1
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+    const outcome = handle(packet.topic, payload).then(
+      () => true,
       (error: unknown) => {
         if (closing) {
-          // The message stays unacknowledged; the broker redelivers it to our next session.
+          // Not acknowledged; the broker redelivers it to our next session.
           log.warn({ err: error, topic: packet.topic }, 'message left unacknowledged at shutdown')
-          return
+          return false
         }
         // Storage failures are retried inside `handle`, so this is a bug. Acknowledge rather than
         // stall every device behind one poison message, and make it loud.
         stats.internalErrors += 1
         log.error({ err: error, topic: packet.topic }, 'internal error while handling telemetry; message dropped')
-        callback()
+        return true
       },
     )
+    const settled = outcome.finally(() => {
+      inFlight -= 1
+    })
+    if (packet.qos === 1 && packet.messageId !== undefined) gate.hold(packet.messageId, outcome)
+    // Back-pressure: beyond MAX_IN_FLIGHT unacknowledged messages, stop reading until this one is done.
+    if (inFlight > MAX_IN_FLIGHT) {
+      void settled.then(() => callback())
+    } else {
+      callback()
+    }
   }
   // Installed above in the same tick as connect(), before any packet can arrive: a persistent
   // session may deliver queued messages right after CONNACK, and the default handler would ack them.
