@@ -1,4 +1,168 @@
-export async function runCli(_argv: readonly string[], _env: NodeJS.ProcessEnv): Promise<number> {
-  console.error('skolluft: not implemented yet')
-  return 1
+import { parseArgs } from 'node:util'
+import { ConfigError } from '@skolluft/runtime'
+
+// Command modules are imported when their command runs, so `skolluft device list` does not load
+// the broker, the HTTP server and the simulator.
+const services = () => import('./commands/services.ts')
+const admin = () => import('./commands/admin.ts')
+
+export const USAGE = `usage: skolluft <command> [options]
+
+Services (configuration from environment variables, see README):
+  start                         gateway, ingest, API and (unless SIM=off) the simulated fleet, in one process
+  gateway                       the MQTT gateway alone
+  ingest                        the ingest service alone (connects to MQTT_URL)
+  api                           the HTTP API alone
+  sim [--devices <file>] [--backfill <days>]
+                                the simulated fleet alone (connects to MQTT_URL)
+
+Administration (work on DATA_DIR):
+  device add --site <siteId> [--id <id>] [--model <m>] [--interval <s>] [--indoor] [--height <m>] [--json]
+  device list [--json]
+  device revoke <deviceId>
+  sites import <file.csv|file.geojson> [--allow-partial]
+  rejects [--limit <n>] [--device <id>] [--json]
+`
+
+export class UsageError extends Error {
+  readonly code = 'USAGE'
+}
+
+export interface CliIo {
+  readonly out: (text: string) => void
+  readonly err: (text: string) => void
+}
+
+const defaultIo: CliIo = {
+  out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+  err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+}
+
+/** Parses the command line, runs one command and returns the process exit code. */
+export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo = defaultIo): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case 'start':
+        return await (await services()).runStart(env, io)
+      case 'gateway':
+        return await (await services()).runGateway(env, io)
+      case 'ingest':
+        return await (await services()).runIngest(env, io)
+      case 'api':
+        return await (await services()).runApi(env, io)
+      case 'sim': {
+        const { values } = parseArgs({
+          args: [...rest],
+          options: { devices: { type: 'string' }, backfill: { type: 'string', default: '0' } },
+          strict: true,
+        })
+        const backfillDays = Number(values.backfill)
+        if (!Number.isInteger(backfillDays) || backfillDays < 0 || backfillDays > 60) {
+          throw new UsageError('--backfill must be whole days, 0–60')
+        }
+        return await (await services()).runSim(env, io, values.devices, backfillDays)
+      }
+      case 'device':
+        return await runDevice(rest, env, io)
+      case 'sites': {
+        const [sub, ...args] = rest
+        if (sub !== 'import') throw new UsageError('sites: the only subcommand is "import <file>"')
+        const { values, positionals } = parseArgs({
+          args,
+          options: { 'allow-partial': { type: 'boolean', default: false } },
+          allowPositionals: true,
+          strict: true,
+        })
+        const file = positionals[0]
+        if (!file || positionals.length !== 1) throw new UsageError('sites import: give exactly one file')
+        return await (await admin()).sitesImport(env, io, file, values['allow-partial'])
+      }
+      case 'rejects': {
+        const { values } = parseArgs({
+          args: [...rest],
+          options: { limit: { type: 'string', default: '50' }, device: { type: 'string' }, json: { type: 'boolean' } },
+          strict: true,
+        })
+        const limit = Number(values.limit)
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit must be 1–10000')
+        return await (await admin()).rejectsList(env, io, {
+          limit,
+          deviceId: values.device,
+          json: values.json ?? false,
+        })
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(USAGE)
+        return command === undefined ? 2 : 0
+      default:
+        throw new UsageError(`unknown command "${command}"`)
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.err(`skolluft: ${error.message}`)
+      return 2
+    }
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`skolluft: ${(error as Error).message}\n\n${USAGE}`)
+      return 2
+    }
+    const code = (error as { code?: unknown }).code
+    io.err(`skolluft: ${(error as Error).message}${typeof code === 'string' ? ` [${code}]` : ''}`)
+    return 1
+  }
+}
+
+async function runDevice(args: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const [sub, ...rest] = args
+  switch (sub) {
+    case 'add': {
+      const { values } = parseArgs({
+        args: [...rest],
+        options: {
+          site: { type: 'string' },
+          id: { type: 'string' },
+          model: { type: 'string', default: 'generic' },
+          interval: { type: 'string', default: '60' },
+          indoor: { type: 'boolean', default: false },
+          height: { type: 'string' },
+          json: { type: 'boolean', default: false },
+        },
+        strict: true,
+      })
+      if (!values.site) throw new UsageError('device add: --site <siteId> is required')
+      const intervalS = Number(values.interval)
+      if (!Number.isInteger(intervalS) || intervalS < 1 || intervalS > 3600) {
+        throw new UsageError('--interval must be whole seconds, 1–3600')
+      }
+      const heightM = values.height === undefined ? null : Number(values.height)
+      if (heightM !== null && !(Number.isFinite(heightM) && heightM >= 0 && heightM <= 200)) {
+        throw new UsageError('--height must be metres, 0–200')
+      }
+      return await (await admin()).deviceAdd(env, io, {
+        siteId: values.site,
+        deviceId: values.id,
+        model: values.model,
+        intervalS,
+        indoor: values.indoor,
+        heightM,
+        json: values.json,
+      })
+    }
+    case 'list': {
+      const { values } = parseArgs({ args: [...rest], options: { json: { type: 'boolean', default: false } } })
+      return await (await admin()).deviceList(env, io, values.json)
+    }
+    case 'revoke': {
+      const { positionals } = parseArgs({ args: [...rest], allowPositionals: true, strict: true })
+      const id = positionals[0]
+      if (!id || positionals.length !== 1) throw new UsageError('device revoke: give exactly one device id')
+      return await (await admin()).deviceRevoke(env, io, id)
+    }
+    default:
+      throw new UsageError('device: subcommands are add, list, revoke')
+  }
 }

@@ -31,10 +31,10 @@ const WRITE_RETRY_INITIAL_MS = 100
 const WRITE_RETRY_MAX_MS = 5_000
 /**
  * Messages handled but not yet committed before the ingest stops reading from the broker. Bounds
- * memory when storage is slow; 2 000 × a 128 KiB worst-case payload is still only ~250 MB, and a
- * typical single reading is ~150 B.
+ * memory when storage is slow (500 × a 128 KiB worst-case payload is 64 MB; a
+ * typical single reading is ~150 B) and still lets storage commit hundreds of messages at once.
  */
-export const MAX_IN_FLIGHT = 2_000
+export const MAX_IN_FLIGHT = 500
 /** At most one warning per device per this period for rejected telemetry; the rest are counted. */
 const REJECT_LOG_INTERVAL_MS = 10_000
 /** Devices tracked for log throttling; beyond this the map is cleared (bounded memory under id floods). */

@@ -1,0 +1,211 @@
+/**
+ * Ingest throughput benchmark (issue: the data path).
+ *
+ *   npm run bench:ingest [-- --devices 200 --readings 100000]
+ *
+ * Many devices (MQTT.js clients on a worker thread) publish QoS 1 readings, one reading per
+ * message, through the skolluft gateway (authenticated, ACL-checked) on the main thread.
+ * Two phases, measured in the same run on the same machine:
+ *   1. baseline: the broker's pass-through rate to a plain MQTT.js subscriber (QoS 1, acks at once);
+ *   2. end to end: `skolluft ingest` as a separate process stores every reading in SQLite and
+ *      acknowledges after the commit; the rate is stored readings per second, from the first publish
+ *      until the last reading is committed (counted in the database).
+ * It prints both rates, their ratio, and the ingest process's peak resident memory (VmHWM).
+ * The gateway's per-device rate limit is raised for the run: here each device streams as fast as
+ * the broker takes it, far above the 1 reading/min a real device sends.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Worker } from 'node:worker_threads'
+import { ALL_TELEMETRY_FILTER, METRICS } from '@skolluft/core'
+import { startGateway } from '@skolluft/gateway'
+import { generateSecret, hashSecret, silentLogger } from '@skolluft/runtime'
+import { openSqliteStorage } from '@skolluft/storage'
+import { tempDir, waitFor } from '@skolluft/testkit'
+import mqtt from 'mqtt'
+
+const { values: args } = parseArgs({
+  options: {
+    devices: { type: 'string', default: '200' },
+    readings: { type: 'string', default: '100000' },
+    inflight: { type: 'string', default: '20' },
+  },
+})
+const DEVICES = Number(args.devices)
+const TOTAL = Number(args.readings)
+/** QoS 1 messages each device keeps in flight: a device with a buffer sends without waiting per message. */
+const INFLIGHT_PER_DEVICE = Number(args.inflight)
+const PER_DEVICE = Math.ceil(TOTAL / DEVICES)
+const TIME_LIMIT_MS = 10 * 60_000
+const CLI_BIN = fileURLToPath(new URL('../cli/bin/skolluft.js', import.meta.url))
+
+/** The devices run on a worker thread (bench/publishers.ts); `go` publishes every reading once. */
+async function startPublishers(url: string, ids: string[], password: string) {
+  const worker = new Worker(new URL('./publishers-worker.mjs', import.meta.url), {
+    workerData: { url, ids, password, perDevice: PER_DEVICE, inflight: INFLIGHT_PER_DEVICE },
+  })
+  await new Promise<void>((resolve, reject) => {
+    worker.once('message', () => resolve())
+    worker.once('error', reject)
+  })
+  return {
+    go(base: number): Promise<number> {
+      return new Promise((resolve, reject) => {
+        worker.once('message', (m: { published?: number; error?: string }) =>
+          m.error === undefined ? resolve(m.published ?? Number.NaN) : reject(new Error(m.error)),
+        )
+        worker.postMessage({ base })
+      })
+    },
+    async stop() {
+      worker.postMessage('stop')
+      await new Promise((resolve) => worker.once('exit', resolve))
+    },
+  }
+}
+
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const match = /VmHWM:\s+(\d+) kB/.exec(status)
+  return match ? Number(match[1]) / 1024 : Number.NaN
+}
+
+async function main(): Promise<void> {
+  const dir = await tempDir('skolluft-bench-')
+  const storage = openSqliteStorage({ path: join(dir.path, 'skolluft.db') })
+  const children: ChildProcess[] = []
+  const deadline = setTimeout(() => {
+    console.error(`bench: gave up after ${TIME_LIMIT_MS / 60_000} min`)
+    for (const c of children) c.kill('SIGKILL')
+    process.exit(1)
+  }, TIME_LIMIT_MS)
+  try {
+    await storage.registry.upsertSites([
+      {
+        id: 'bench-site',
+        name: 'Bench (demo)',
+        kind: 'school',
+        municipality: 'Lund',
+        lat: 55.7,
+        lon: 13.2,
+        demo: true,
+      },
+    ])
+    const servicePassword = generateSecret()
+    await storage.registry.upsertServiceAccount({
+      username: 'svc.ingest',
+      secretHash: await hashSecret(servicePassword),
+      role: 'ingest',
+    })
+    const devicePassword = generateSecret()
+    const deviceHash = await hashSecret(devicePassword)
+    const ids = Array.from({ length: DEVICES }, (_, k) => `bench-${k}`)
+    for (const id of ids) {
+      await storage.registry.addDevice(
+        {
+          id,
+          model: 'bench',
+          sensors: [...METRICS],
+          intervalS: 60,
+          secretHash: deviceHash,
+          placement: { siteId: 'bench-site', from: 0, indoor: false, heightM: 2 },
+        },
+        Date.now(),
+      )
+    }
+    const gateway = await startGateway({
+      log: silentLogger(),
+      registry: storage.registry,
+      host: '127.0.0.1',
+      port: 0,
+      limits: { publishRatePerS: 1_000_000, publishBurst: 1_000_000, maxPendingVerifications: 1_000 },
+    })
+    const url = `mqtt://127.0.0.1:${gateway.port}`
+    const publishers = await startPublishers(url, ids, devicePassword)
+    const total = PER_DEVICE * DEVICES
+    console.log(
+      `bench: ${DEVICES} devices × ${PER_DEVICE} readings = ${total} QoS 1 messages, ${INFLIGHT_PER_DEVICE} in flight per device`,
+    )
+
+    // Phase 1: pass-through baseline to a plain subscriber (the API's service role may subscribe to telemetry).
+    const apiPassword = generateSecret()
+    await storage.registry.upsertServiceAccount({
+      username: 'svc.bench',
+      secretHash: await hashSecret(apiPassword),
+      role: 'api',
+    })
+    const subscriber = await mqtt.connectAsync(url, {
+      clientId: 'bench-subscriber',
+      username: 'svc.bench',
+      password: apiPassword,
+      reconnectPeriod: 0,
+    })
+    let received = 0
+    subscriber.on('message', () => {
+      received += 1
+    })
+    await subscriber.subscribeAsync(ALL_TELEMETRY_FILTER, { qos: 1 })
+    const t0 = performance.now()
+    await publishers.go(Date.UTC(2026, 9, 1))
+    await waitFor(() => received >= total, 'the subscriber to receive everything', {
+      timeoutMs: 120_000,
+      intervalMs: 5,
+    })
+    const baselineMs = performance.now() - t0
+    await subscriber.endAsync()
+    const baselineRate = total / (baselineMs / 1000)
+    console.log(
+      `baseline   broker pass-through: ${Math.round(baselineRate)} msg/s (${total} in ${(baselineMs / 1000).toFixed(2)} s)`,
+    )
+
+    // Phase 2: end to end through the ingest process into SQLite.
+    // BENCH_INGEST_NODE_ARGS (e.g. "--cpu-prof") goes to the ingest's node, for profiling.
+    const nodeArgs = (process.env.BENCH_INGEST_NODE_ARGS ?? '').split(' ').filter(Boolean)
+    const ingest = spawn(process.execPath, [...nodeArgs, CLI_BIN, 'ingest'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATA_DIR: dir.path,
+        MQTT_URL: url,
+        MQTT_USERNAME: 'svc.ingest',
+        MQTT_PASSWORD: servicePassword,
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    })
+    children.push(ingest)
+    const pid = ingest.pid ?? 0
+    await waitFor(() => gateway.stats().connectedClients > DEVICES, 'the ingest to connect', { timeoutMs: 30_000 })
+    await new Promise((resolve) => setTimeout(resolve, 500)) // let its SUBSCRIBE land
+    const t1 = performance.now()
+    const publishedMs = await publishers.go(Date.UTC(2026, 9, 10))
+    await waitFor(async () => (await storage.readings.countReadings()) >= total, 'every reading to be stored', {
+      timeoutMs: 300_000,
+      intervalMs: 20,
+    })
+    const e2eMs = performance.now() - t1
+    const rss = await peakRssMb(pid)
+    const stored = await storage.readings.countReadings()
+    const e2eRate = total / (e2eMs / 1000)
+    console.log(
+      `end to end stored in SQLite:   ${Math.round(e2eRate)} readings/s (${stored} in ${(e2eMs / 1000).toFixed(2)} s; publishing took ${(publishedMs / 1000).toFixed(2)} s)`,
+    )
+    console.log(`ratio end-to-end / pass-through: ${(e2eRate / baselineRate).toFixed(2)}`)
+    console.log(`ingest process peak RSS (VmHWM): ${rss.toFixed(1)} MB`)
+    console.log(`targets: ≥ 10000 readings/s, ratio ≥ 0.50, RSS < 250 MB`)
+    if (stored !== total) throw new Error(`stored ${stored}, expected exactly ${total}`)
+    ingest.kill('SIGTERM')
+    await new Promise((resolve) => ingest.once('exit', resolve))
+    await publishers.stop()
+    await gateway.close()
+  } finally {
+    clearTimeout(deadline)
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
+    await storage.close()
+    await dir.cleanup()
+  }
+}
+
+await main()

@@ -1,0 +1,148 @@
+import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { basename } from 'node:path'
+import { DeviceId, detectSitesFormat, METRICS, parseSitesFile, placementAt } from '@skolluft/core'
+import { generateSecret, hashSecret, loadConfig } from '@skolluft/runtime'
+import { CommonConfig } from '../config.ts'
+import { withDataDir } from '../data-dir.ts'
+import type { CliIo } from '../main.ts'
+
+export interface DeviceAddOptions {
+  readonly siteId: string
+  readonly deviceId: string | undefined
+  readonly model: string
+  readonly intervalS: number
+  readonly indoor: boolean
+  readonly heightM: number | null
+  readonly json: boolean
+}
+
+/** Registers a device at a site and prints its credentials. The secret is shown only here, once. */
+export async function deviceAdd(env: NodeJS.ProcessEnv, io: CliIo, options: DeviceAddOptions): Promise<number> {
+  const { DATA_DIR } = loadConfig(CommonConfig, env)
+  const deviceId = options.deviceId ?? `dev-${randomBytes(5).toString('hex')}`
+  const id = DeviceId.safeParse(deviceId)
+  if (!id.success) {
+    io.err(`skolluft: invalid device id "${deviceId}": ${id.error.issues[0]?.message ?? ''}`)
+    return 2
+  }
+  const password = generateSecret()
+  const secretHash = await hashSecret(password)
+  await withDataDir(DATA_DIR, (storage) =>
+    storage.registry.addDevice(
+      {
+        id: id.data,
+        model: options.model,
+        sensors: [...METRICS],
+        intervalS: options.intervalS,
+        secretHash,
+        placement: { siteId: options.siteId, from: Date.now(), indoor: options.indoor, heightM: options.heightM },
+      },
+      Date.now(),
+    ),
+  )
+  if (options.json) {
+    io.out(JSON.stringify({ deviceId: id.data, username: id.data, password }))
+  } else {
+    io.out(
+      `device ${id.data} added at site ${options.siteId}\n  username: ${id.data}\n  password: ${password}\n` +
+        'The password is shown only now; it is stored hashed. Run "device add" again with a new id if it is lost.',
+    )
+  }
+  return 0
+}
+
+export async function deviceList(env: NodeJS.ProcessEnv, io: CliIo, json: boolean): Promise<number> {
+  const { DATA_DIR } = loadConfig(CommonConfig, env)
+  const devices = await withDataDir(DATA_DIR, (storage) => storage.registry.listDevices())
+  const now = Date.now()
+  const rows = devices.map((d) => {
+    const placement = placementAt(d.placements, now)
+    return {
+      deviceId: d.id,
+      model: d.model,
+      siteId: placement?.siteId ?? null,
+      indoor: placement?.indoor ?? null,
+      intervalS: d.intervalS,
+      createdAt: new Date(d.createdAt).toISOString(),
+      revokedAt: d.revokedAt === null ? null : new Date(d.revokedAt).toISOString(),
+    }
+  })
+  if (json) {
+    io.out(JSON.stringify(rows))
+    return 0
+  }
+  if (rows.length === 0) {
+    io.out('no devices registered')
+    return 0
+  }
+  io.out(['DEVICE', 'SITE', 'MODEL', 'INTERVAL', 'STATE'].join('\t'))
+  for (const r of rows) {
+    io.out(
+      [r.deviceId, r.siteId ?? '-', r.model, `${r.intervalS}s`, r.revokedAt ? `revoked ${r.revokedAt}` : 'active'].join(
+        '\t',
+      ),
+    )
+  }
+  return 0
+}
+
+export async function deviceRevoke(env: NodeJS.ProcessEnv, io: CliIo, deviceId: string): Promise<number> {
+  const { DATA_DIR } = loadConfig(CommonConfig, env)
+  const revoked = await withDataDir(DATA_DIR, (storage) => storage.registry.revokeDevice(deviceId, Date.now()))
+  if (!revoked) {
+    io.err(`skolluft: no device "${deviceId}"`)
+    return 1
+  }
+  io.out(`device ${deviceId} revoked; a running gateway disconnects it within seconds`)
+  return 0
+}
+
+export async function sitesImport(
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+  file: string,
+  allowPartial: boolean,
+): Promise<number> {
+  const { DATA_DIR } = loadConfig(CommonConfig, env)
+  const text = await readFile(file, 'utf8')
+  const format = detectSitesFormat(basename(file), text)
+  const { sites, errors } = parseSitesFile(text, format)
+  for (const e of errors) io.err(`${file}: row ${e.row}: ${e.message}`)
+  if (errors.length > 0 && !allowPartial) {
+    io.err(`skolluft: ${errors.length} invalid row(s); nothing imported (use --allow-partial to import the valid rows)`)
+    return 1
+  }
+  const result = await withDataDir(DATA_DIR, (storage) => storage.registry.upsertSites(sites))
+  io.out(`imported ${sites.length} site(s) from ${format}: ${result.inserted} new, ${result.updated} updated`)
+  return errors.length > 0 ? 1 : 0
+}
+
+export async function rejectsList(
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+  query: { limit: number; deviceId: string | undefined; json: boolean },
+): Promise<number> {
+  const { DATA_DIR } = loadConfig(CommonConfig, env)
+  const [entries, counts] = await withDataDir(DATA_DIR, (storage) =>
+    Promise.all([
+      storage.rejects.list({ limit: query.limit, ...(query.deviceId ? { deviceId: query.deviceId } : {}) }),
+      storage.rejects.counts(),
+    ]),
+  )
+  if (query.json) {
+    io.out(JSON.stringify({ counts, entries }))
+    return 0
+  }
+  io.out('REJECTED TELEMETRY, totals per device and reason:')
+  if (counts.length === 0) io.out('  none')
+  for (const c of counts) {
+    io.out(`  ${c.deviceId ?? '(unknown)'}\t${c.code}\t${c.count}\tlast ${new Date(c.lastAt).toISOString()}`)
+  }
+  io.out(`\nNewest ${entries.length} rejection(s):`)
+  for (const e of entries) {
+    const where = e.index === null ? '' : ` [reading ${e.index}]`
+    io.out(`  ${new Date(e.at).toISOString()}\t${e.deviceId ?? '(unknown)'}\t${e.code}${where}\t${e.message}`)
+  }
+  return 0
+}

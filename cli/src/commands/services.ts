@@ -1,0 +1,209 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseSitesFile } from '@skolluft/core'
+import { createLogger, type Logger, loadConfig } from '@skolluft/runtime'
+import type { Storage } from '@skolluft/storage'
+import { CommonConfig, SimEnv } from '../config.ts'
+import { openDataDir } from '../data-dir.ts'
+import type { CliIo } from '../main.ts'
+import { ensureServiceCredentials, loadServiceCredential } from '../service-credentials.ts'
+import { ensureSimDevices, readSimDevices, SIM_DEVICES_FILE } from '../sim-devices.ts'
+
+/** The demo registry shipped with the repository (invented sites, marked demo). */
+export const DEMO_SITES_FILE = fileURLToPath(new URL('../../../infra/demo/lund-demo-sites.geojson', import.meta.url))
+
+type Closer = () => Promise<void>
+
+/*
+ * Each command loads only the services it runs (a stand-alone ingest does not carry the HTTP server,
+ * the broker and the simulator in its memory), hence the dynamic imports below.
+ */
+const loadApi = () => import('@skolluft/api')
+const loadGateway = () => import('@skolluft/gateway')
+const loadIngest = () => import('@skolluft/ingest')
+const loadSim = () => import('@skolluft/firmware-sim')
+
+/** Resolves on SIGINT or SIGTERM, then closes everything in reverse order of start. */
+async function runUntilSignal(log: Logger, closers: Closer[]): Promise<number> {
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  log.info({ signal }, 'shutting down')
+  let code = 0
+  for (const close of closers.reverse()) {
+    try {
+      await close()
+    } catch (error) {
+      code = 1
+      log.error({ err: error }, 'error during shutdown')
+    }
+  }
+  log.flush()
+  return code
+}
+
+async function importDemoSitesIfEmpty(storage: Storage, log: Logger): Promise<void> {
+  if ((await storage.registry.listSites()).length > 0) return
+  const { sites, errors } = parseSitesFile(await readFile(DEMO_SITES_FILE, 'utf8'), 'geojson')
+  if (errors.length > 0) throw new Error(`demo registry ${DEMO_SITES_FILE} is invalid: ${errors[0]?.message}`)
+  const result = await storage.registry.upsertSites(sites)
+  log.info({ sites: result.inserted }, 'imported the demo registry (invented sites, marked demo)')
+}
+
+/** Everything in one process: gateway, ingest, API and the simulated fleet. The composition root. */
+export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
+  const [{ ApiEnv, startApi }, { GatewayConfig, startGateway }, { startIngest }, { createFleet }] = await Promise.all([
+    loadApi(),
+    loadGateway(),
+    loadIngest(),
+    loadSim(),
+  ])
+  // Everything `skolluft start` reads from the environment, validated once.
+  const StartConfig = CommonConfig.extend(GatewayConfig.shape).extend(ApiEnv.shape).extend(SimEnv.shape)
+  const config = loadConfig(StartConfig, env)
+  const log = createLogger({ level: config.LOG_LEVEL })
+  const storage = await openDataDir(config.DATA_DIR)
+  const closers: Closer[] = [() => storage.close()]
+  try {
+    if (config.DEMO_SITES) await importDemoSitesIfEmpty(storage, log)
+    const credentials = await ensureServiceCredentials(config.DATA_DIR, storage.registry)
+    const gateway = await startGateway({
+      log,
+      registry: storage.registry,
+      host: config.MQTT_HOST,
+      port: config.MQTT_PORT,
+    })
+    closers.push(() => gateway.close())
+    const mqttUrl = `mqtt://127.0.0.1:${gateway.port}`
+    const ingest = await startIngest({ log, storage, mqtt: { url: mqttUrl, ...credentials.ingest } })
+    closers.push(() => ingest.close())
+    const api = await startApi({
+      log,
+      storage,
+      host: config.HOST,
+      port: config.PORT,
+      options: config.OPERATOR_TOKEN ? { operatorToken: config.OPERATOR_TOKEN } : {},
+    })
+    closers.push(() => api.close())
+    log.info({ http: `http://localhost:${api.port}`, mqtt: `mqtt://localhost:${gateway.port}` }, 'skolluft is running')
+    if (config.SIM) {
+      const devices = await ensureSimDevices(
+        config.DATA_DIR,
+        storage.registry,
+        await storage.registry.listSites(),
+        config.SIM_INTERVAL_S,
+      )
+      const backfillDays = (await storage.readings.countReadings()) === 0 ? config.SIM_BACKFILL_DAYS : 0
+      const fleet = createFleet({
+        log,
+        mqttUrl,
+        devices,
+        intervalS: config.SIM_INTERVAL_S,
+        faultRate: config.SIM_FAULT_RATE,
+        seed: config.SIM_SEED,
+      })
+      closers.push(() => fleet.stop())
+      await fleet.start()
+      log.info({ devices: devices.length, intervalS: config.SIM_INTERVAL_S }, 'simulated fleet started')
+      if (backfillDays > 0) {
+        // In the background: the live map is up at once; history fills in behind it.
+        fleet.backfill({ days: backfillDays }).then(
+          (r) => log.info({ readings: r.readings, days: backfillDays }, 'simulated history backfilled'),
+          (error: unknown) => log.error({ err: error }, 'backfill failed'),
+        )
+      }
+    }
+  } catch (error) {
+    for (const close of closers.reverse()) await close().catch(() => undefined)
+    throw error
+  }
+  return runUntilSignal(log, closers)
+}
+
+export async function runGateway(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
+  const { GatewayConfig, startGateway } = await loadGateway()
+  const config = loadConfig(CommonConfig.extend(GatewayConfig.shape), env)
+  const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-gateway' })
+  const storage = await openDataDir(config.DATA_DIR)
+  await ensureServiceCredentials(config.DATA_DIR, storage.registry)
+  const gateway = await startGateway({
+    log,
+    registry: storage.registry,
+    host: config.MQTT_HOST,
+    port: config.MQTT_PORT,
+  })
+  log.info({ port: gateway.port }, 'gateway listening')
+  return runUntilSignal(log, [() => storage.close(), () => gateway.close()])
+}
+
+export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
+  const { IngestConfig, startIngest } = await loadIngest()
+  const config = loadConfig(CommonConfig.extend(IngestConfig.shape), env)
+  const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-ingest' })
+  const credential = await loadServiceCredential('ingest', config.DATA_DIR, config)
+  const storage = await openDataDir(config.DATA_DIR)
+  const ingest = await startIngest({ log, storage, mqtt: { url: config.MQTT_URL, ...credential } })
+  return runUntilSignal(log, [() => storage.close(), () => ingest.close()])
+}
+
+export async function runApi(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
+  const { ApiEnv, startApi } = await loadApi()
+  const config = loadConfig(CommonConfig.extend(ApiEnv.shape), env)
+  const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-api' })
+  const storage = await openDataDir(config.DATA_DIR)
+  const api = await startApi({
+    log,
+    storage,
+    host: config.HOST,
+    port: config.PORT,
+    options: config.OPERATOR_TOKEN ? { operatorToken: config.OPERATOR_TOKEN } : {},
+  })
+  log.info({ port: api.port }, 'api listening')
+  return runUntilSignal(log, [() => storage.close(), () => api.close()])
+}
+
+export async function runSim(
+  env: NodeJS.ProcessEnv,
+  _io: CliIo,
+  devicesFile: string | undefined,
+  backfillDays: number,
+): Promise<number> {
+  const [{ IngestConfig }, { createFleet }] = await Promise.all([loadIngest(), loadSim()])
+  const config = loadConfig(CommonConfig.extend(IngestConfig.shape).extend(SimEnv.shape), env)
+  const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-sim' })
+  let devices = await readSimDevices(devicesFile ?? join(config.DATA_DIR, SIM_DEVICES_FILE))
+  if (devices.length === 0 && devicesFile === undefined) {
+    // No fleet yet: register one simulated device per site in the data directory's registry.
+    const storage = await openDataDir(config.DATA_DIR)
+    try {
+      devices = await ensureSimDevices(
+        config.DATA_DIR,
+        storage.registry,
+        await storage.registry.listSites(),
+        config.SIM_INTERVAL_S,
+      )
+    } finally {
+      await storage.close()
+    }
+  }
+  if (devices.length === 0) throw new Error('no simulated devices: import sites first (skolluft sites import <file>)')
+  const fleet = createFleet({
+    log,
+    mqttUrl: config.MQTT_URL,
+    devices,
+    intervalS: config.SIM_INTERVAL_S,
+    faultRate: config.SIM_FAULT_RATE,
+    seed: config.SIM_SEED,
+  })
+  await fleet.start()
+  log.info({ devices: devices.length, url: config.MQTT_URL }, 'simulated fleet running')
+  if (backfillDays > 0) {
+    fleet.backfill({ days: backfillDays }).then(
+      (r) => log.info({ readings: r.readings, days: backfillDays }, 'simulated history backfilled'),
+      (error: unknown) => log.error({ err: error }, 'backfill failed'),
+    )
+  }
+  return runUntilSignal(log, [() => fleet.stop()])
+}

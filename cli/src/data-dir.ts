@@ -1,0 +1,21 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { openSqliteStorage, type Storage } from '@skolluft/storage'
+
+export const DATABASE_FILE = 'skolluft.db'
+
+/** Opens (creating if needed) the embedded store in a data directory. */
+export async function openDataDir(dataDir: string): Promise<Storage> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  return openSqliteStorage({ path: join(dataDir, DATABASE_FILE) })
+}
+
+/** Runs `fn` with the store open and always closes it. */
+export async function withDataDir<T>(dataDir: string, fn: (storage: Storage) => Promise<T>): Promise<T> {
+  const storage = await openDataDir(dataDir)
+  try {
+    return await fn(storage)
+  } finally {
+    await storage.close()
+  }
+}
