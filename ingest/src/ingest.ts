@@ -169,7 +169,11 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     await withRetry(() => rejects.record(records))
   }
 
-  /** Retries a storage call until it succeeds or the service closes; the PUBACK waits meanwhile. */
+  /**
+   * Retries a storage call while it fails for a passing reason (database busy, disk full, I/O
+   * error) until it succeeds or the service closes; the PUBACK waits meanwhile. Any other error
+   * is not retried.
+   */
   async function withRetry<T>(operation: () => Promise<T>): Promise<T> {
     let delay = WRITE_RETRY_INITIAL_MS
     for (;;) {
@@ -177,7 +181,7 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
         return await operation()
       } catch (error) {
         stats.writeFailures += 1
-        if (closing) throw error
+        if (closing || !isTransient(error)) throw error
         log.error({ err: error, retryInMs: delay }, 'storage write failed; holding the acknowledgement and retrying')
         await sleep(delay)
         delay = Math.min(delay * 2, WRITE_RETRY_MAX_MS)
@@ -201,7 +205,6 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
   const gate = installAckGate(client)
   let inFlight = 0
   client.handleMessage = (packet, callback) => {
-    inFlight += 1
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     const outcome = handle(packet.topic, payload).then(
       () => true,
@@ -211,24 +214,33 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
           log.warn({ err: error, topic: packet.topic }, 'message left unacknowledged at shutdown')
           return false
         }
-        // Storage failures are retried inside `handle`, so this is a bug. Acknowledge rather than
-        // stall every device behind one poison message, and make it loud.
+        // Transient storage failures are retried inside `handle`; anything else is a bug or a
+        // permanent fault. Acknowledge rather than stall every device behind one poison message,
+        // and make it loud.
         stats.internalErrors += 1
         log.error({ err: error, topic: packet.topic }, 'internal error while handling telemetry; message dropped')
         return true
       },
     )
-    const settled = outcome.finally(() => {
+    // A message counts as in flight until its PUBACK has gone out (or been dropped), so the bound
+    // also covers acknowledgements waiting behind a slow commit.
+    inFlight += 1
+    const done =
+      packet.qos === 1 && packet.messageId !== undefined
+        ? gate.hold(packet.messageId, outcome)
+        : outcome.then(() => undefined)
+    void done.finally(() => {
       inFlight -= 1
     })
-    if (packet.qos === 1 && packet.messageId !== undefined) gate.hold(packet.messageId, outcome)
-    // Back-pressure: beyond MAX_IN_FLIGHT unacknowledged messages, stop reading until this one is done.
+    // Back-pressure: beyond MAX_IN_FLIGHT unacknowledged messages, stop reading until this one is
+    // committed. (Not until its PUBACK is out: the PUBACK is only produced after this callback.)
     if (inFlight > MAX_IN_FLIGHT) {
-      void settled.then(() => callback())
+      void outcome.then(() => callback())
     } else {
       callback()
     }
   }
+
   // Installed above in the same tick as connect(), before any packet can arrive: a persistent
   // session may deliver queued messages right after CONNACK, and the default handler would ack them.
   await new Promise<void>((resolve, reject) => {
@@ -272,6 +284,17 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
       await client.endAsync(true)
     },
   }
+}
+
+/**
+ * Failures a later attempt can get past: SQLite result codes (better-sqlite3 puts them in `code`),
+ * and STORAGE_UNAVAILABLE, which a networked backend uses for an unreachable server.
+ */
+const TRANSIENT_CODES = /^(SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL)|STORAGE_UNAVAILABLE$)/
+
+function isTransient(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined
+  return typeof code === 'string' && TRANSIENT_CODES.test(code)
 }
 
 export class IngestError extends Error {
