@@ -138,7 +138,7 @@ async function main(): Promise<void> {
       role: 'api',
     })
     const subscriber = await mqtt.connectAsync(url, {
-      clientId: 'bench-subscriber',
+      clientId: 'svc.bench',
       username: 'svc.bench',
       password: apiPassword,
       reconnectPeriod: 0,

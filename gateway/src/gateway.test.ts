@@ -96,7 +96,7 @@ async function service(
 ): Promise<{ client: MqttClient; got: Received[] }> {
   const username = `svc.${role}` as const
   clientSeq += 1
-  const client = await connect({ clientId: `${role}-test-${clientSeq}`, username, password: secretOf(username) })
+  const client = await connect({ clientId: `${username}-test-${clientSeq}`, username, password: secretOf(username) })
   const got: Received[] = []
   client.on('message', (topic, payload) => got.push({ topic, payload: payload.toString('utf8') }))
   for (const filter of filters) expect(await grantedQos(client, filter)).toBe(1)
@@ -379,7 +379,7 @@ describe('gateway', () => {
 
   it('refuses a will from a service', async () => {
     const code = await connackCode({
-      clientId: 'ingest-with-will',
+      clientId: 'svc.ingest-with-will',
       username: 'svc.ingest',
       password: secretOf('svc.ingest'),
       will: {
@@ -394,9 +394,9 @@ describe('gateway', () => {
 
   it('does not let a device pass itself off as a service, or a service take a device’s session', async () => {
     // A device's secret under a service's username.
-    expect(await connackCode({ clientId: 'imposter', username: 'svc.ingest', password: secretOf('dev-a') })).toBe(4)
+    expect(await connackCode({ clientId: 'svc.ingest', username: 'svc.ingest', password: secretOf('dev-a') })).toBe(4)
     // A device's own login with a service-looking client id.
-    expect(await connackCode({ clientId: 'skolluft-ingest', username: 'dev-a', password: secretOf('dev-a') })).toBe(2)
+    expect(await connackCode({ clientId: 'svc.ingest', username: 'dev-a', password: secretOf('dev-a') })).toBe(2)
     // A service account named like a registered device: the device wins, the account's secret opens nothing
     // and the device's login carries no service role.
     const serviceSecret = 'shadowed-service-secret-0123456789'
@@ -415,47 +415,41 @@ describe('gateway', () => {
     expect(device.connected).toBe(true)
   })
 
-  it('withholds a persistent session’s queue from a device that later takes over its client id', async () => {
-    // A service session with a device-like client id, offline with messages queued for it.
-    const legacy = await connect({
-      clientId: 'legacy-client',
+  it('keeps each service on client ids of its own, so no service can take over the ingest session', async () => {
+    // The ingest keeps a persistent session with telemetry queued while it is away.
+    const ingest = await connect({
+      clientId: 'svc.ingest',
       clean: false,
       username: 'svc.ingest',
       password: secretOf('svc.ingest'),
     })
-    expect(await grantedQos(legacy, ALL_TELEMETRY_FILTER)).toBe(1)
-    await legacy.endAsync()
+    expect(await grantedQos(ingest, ALL_TELEMETRY_FILTER)).toBe(1)
+    await ingest.endAsync()
     const sender = await connectDevice('dev-b')
     await sender.publishAsync(deviceTopic('dev-b', 'telemetry'), reading(42), { qos: 1 })
-    // Later a device is registered under that id and connects, asking for the old session.
-    const secret = 'legacy-device-secret-0123456789'
-    await storage.registry.addDevice(
-      {
-        id: 'legacy-client',
-        model: 'test-sensor',
-        sensors: ['pm25'],
-        intervalS: 60,
-        secretHash: await hashSecret(secret),
-        placement: { siteId: SITE.id, from: now, indoor: false, heightM: null },
-      },
-      now,
-    )
+    // Another service trying the ingest's client id (clean or not) is refused, and so is any id
+    // that is not its own username or username-suffix.
+    for (const clean of [true, false]) {
+      expect(
+        await connackCode({ clientId: 'svc.ingest', clean, username: 'svc.api', password: secretOf('svc.api') }),
+      ).toBe(2)
+    }
+    expect(await connackCode({ clientId: 'legacy-client', username: 'svc.api', password: secretOf('svc.api') })).toBe(2)
+    expect(await connackCode({ clientId: 'svc.api-2', username: 'svc.api', password: secretOf('svc.api') })).toBe(0)
+    // The queued reading is still there for the ingest.
     const got: string[] = []
-    // Listen before connecting: queued messages follow the CONNACK immediately.
-    const device = track(
+    const back = track(
       mqtt.connect(url(), {
         reconnectPeriod: 0,
-        clientId: 'legacy-client',
+        clientId: 'svc.ingest',
         clean: false,
-        username: 'legacy-client',
-        password: secret,
+        username: 'svc.ingest',
+        password: secretOf('svc.ingest'),
       }),
     )
-    device.on('message', (topic) => got.push(topic))
-    await new Promise<void>((resolve) => device.once('connect', () => resolve()))
-    // The queued reading would arrive right after CONNACK; give it ample time not to.
-    await sleep(300)
-    expect(got).toEqual([])
+    back.on('message', (topic) => got.push(topic))
+    await waitFor(() => got.length === 1, 'the queued reading to reach the returning ingest')
+    expect(got).toEqual([deviceTopic('dev-b', 'telemetry')])
   })
 
   it('gives an unauthenticated connection nothing: SUBSCRIBE before CONNECT closes it unanswered', async () => {

@@ -241,7 +241,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     } else {
       const { account } = identity
       principal = { kind: 'service', username: account.username, role: account.role }
-      // A service must not take over a device's session by using its id as client id.
+      // A service's client id is its username, or its username and a `-suffix`: it can neither take
+      // over a device's session (device ids have no dot, service usernames do) nor another service's
+      // (one service could otherwise wipe the ingest's queued telemetry by connecting as it).
+      if (clientId !== account.username && !clientId.startsWith(`${account.username}-`)) {
+        return fail(CONNACK_IDENTIFIER_REJECTED, 'client_id_not_own')
+      }
       if (isValidId(clientId) && (await registry.getDevice(clientId)) !== undefined) {
         return fail(CONNACK_IDENTIFIER_REJECTED, 'client_id_is_a_device')
       }

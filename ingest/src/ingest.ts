@@ -23,7 +23,6 @@ import { createDeviceCache } from './device-cache.ts'
  * storage is idempotent on (device, ts), so the redelivery is stored once. Many messages may be in
  * flight at once (up to MAX_IN_FLIGHT), which lets storage commit them in groups.
  */
-export const INGEST_CLIENT_ID = 'skolluft-ingest'
 /** How often the device registry is checked for changes made by other processes (CLI, API). */
 export const REGISTRY_POLL_MS = 2_000
 /** A failed storage write is retried with this back-off (doubling, capped); the PUBACK waits meanwhile. */
@@ -190,7 +189,9 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
   }
 
   const client: MqttClient = mqtt.connect(options.mqtt.url, {
-    clientId: options.mqtt.clientId ?? INGEST_CLIENT_ID,
+    // Stable across restarts, so the broker keeps our session; the gateway requires service client
+    // ids to be the service's username (or start with it).
+    clientId: options.mqtt.clientId ?? options.mqtt.username,
     username: options.mqtt.username,
     password: options.mqtt.password,
     protocolVersion: 4,
