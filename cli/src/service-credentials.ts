@@ -1,6 +1,12 @@
-import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { generateSecret, hashSecret, verifySecret } from '@skolluft/runtime'
+import {
+  generateSecret,
+  hashSecret,
+  parseSecretJson,
+  readSecretFile,
+  verifySecret,
+  writeSecretFile,
+} from '@skolluft/runtime'
 import type { RegistryStore, ServiceAccount } from '@skolluft/storage'
 import { z } from 'zod'
 
@@ -27,14 +33,9 @@ export function serviceUsername(role: ServiceRole): string {
 }
 
 async function readCredentials(path: string): Promise<Partial<Record<ServiceRole, ServiceCredential>>> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {}
-    throw error
-  }
-  const parsed = CredentialsFile.safeParse(JSON.parse(text))
+  const text = await readSecretFile(path)
+  if (text === undefined) return {}
+  const parsed = CredentialsFile.safeParse(parseSecretJson(path, text))
   if (!parsed.success) throw new Error(`${path} is not a valid service credentials file; delete it to regenerate`)
   return parsed.data
 }
@@ -70,7 +71,7 @@ export async function ensureServiceCredentials(
     result[role] = { username, password }
     changed = true
   }
-  if (changed) await writeFile(path, `${JSON.stringify(result, null, 2)}\n`, { mode: 0o600 })
+  if (changed) await writeSecretFile(path, `${JSON.stringify(result, null, 2)}\n`)
   return result as Record<ServiceRole, ServiceCredential>
 }
 

@@ -1,7 +1,6 @@
-import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { METRICS, type Site } from '@skolluft/core'
-import { generateSecret, hashSecret } from '@skolluft/runtime'
+import { generateSecret, hashSecret, parseSecretJson, readSecretFile, writeSecretFile } from '@skolluft/runtime'
 import type { RegistryStore } from '@skolluft/storage'
 import { z } from 'zod'
 
@@ -30,14 +29,11 @@ export function simDeviceId(siteId: string): string {
 }
 
 export async function readSimDevices(path: string): Promise<SimDeviceEntry[]> {
-  try {
-    const parsed = SimDevicesFile.safeParse(JSON.parse(await readFile(path, 'utf8')))
-    if (!parsed.success) throw new Error(`${path} is not a valid simulator device file`)
-    return parsed.data
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw error
-  }
+  const text = await readSecretFile(path)
+  if (text === undefined) return []
+  const parsed = SimDevicesFile.safeParse(parseSecretJson(path, text))
+  if (!parsed.success) throw new Error(`${path} is not a valid simulator device file; delete it to regenerate`)
+  return parsed.data
 }
 
 /** Registers a simulated device for every site that lacks a working one, and returns the fleet. */
@@ -80,6 +76,6 @@ export async function ensureSimDevices(
     fleet.push({ deviceId, password, siteId: site.id, lat: site.lat, lon: site.lon, kind: site.kind })
     changed = true
   }
-  if (changed) await writeFile(path, `${JSON.stringify(fleet, null, 1)}\n`, { mode: 0o600 })
+  if (changed) await writeSecretFile(path, `${JSON.stringify(fleet, null, 1)}\n`)
   return fleet
 }
