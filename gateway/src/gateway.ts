@@ -33,7 +33,8 @@ import { createRateLimiter } from './token-bucket.ts'
  *
  * Persistence: aedes' default in-memory persistence. QoS 1 messages queued for an offline persistent
  * session (the ingest connects with clean=false) survive an ingest restart, but not a gateway restart;
- * a disk-backed persistence is a follow-up. Retained status and config are lost with a gateway restart
+ * a disk-backed persistence is a follow-up. `durableSubscribers` recreates the ingest's subscription
+ * before the first device can connect, so a restarted gateway queues telemetry for the ingest at once. Retained status and config are lost with a gateway restart
  * too, and come back as devices reconnect (status) and the platform republishes (config).
  */
 export interface GatewayOptions {
@@ -46,6 +47,31 @@ export interface GatewayOptions {
   readonly clock?: () => number
   /** How often the registry revision is polled for revocations made elsewhere; default REGISTRY_POLL_MS. */
   readonly registryPollMs?: number
+  /**
+   * Persistent sessions created before the gateway accepts connections: QoS 1 messages matching
+   * `filter` are queued for `clientId` from the first moment, even before that client (the ingest)
+   * has connected after a gateway restart. Without it, devices that reconnect first and replay their
+   * buffers would get PUBACKs for readings that no subscriber receives.
+   */
+  readonly durableSubscribers?: readonly { readonly clientId: string; readonly filter: string }[]
+}
+
+/**
+ * aedes keeps the subscriptions of persistent sessions in its persistence and queues QoS 1 messages
+ * for them while the client is away (aedes.js `enqueueOffline`); registering one there is what a
+ * client's own SUBSCRIBE with clean=false does. The persistence is untyped in aedes' declarations.
+ */
+async function addDurableSubscription(broker: object, clientId: string, filter: string): Promise<void> {
+  const persistence = 'persistence' in broker ? broker.persistence : undefined
+  if (
+    typeof persistence !== 'object' ||
+    persistence === null ||
+    !('addSubscriptions' in persistence) ||
+    typeof persistence.addSubscriptions !== 'function'
+  ) {
+    throw new GatewayError('PERSISTENCE_UNSUPPORTED', 'aedes persistence has no addSubscriptions')
+  }
+  await persistence.addSubscriptions({ id: clientId }, [{ topic: filter, qos: 1 }])
 }
 
 export interface Gateway {
@@ -477,6 +503,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       connections.delete(conn)
     })
   })
+
+  for (const { clientId, filter } of options.durableSubscribers ?? []) {
+    await addDurableSubscription(broker, clientId, filter)
+    log.info({ clientId, filter }, 'durable subscription in place before listening')
+  }
 
   try {
     await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,5 @@
 import { startApi } from '@skolluft/api'
-import { deviceTopic, SiteFeatureCollection } from '@skolluft/core'
+import { ALL_TELEMETRY_FILTER, deviceTopic, SiteFeatureCollection } from '@skolluft/core'
 import { startIngest } from '@skolluft/ingest'
 import { silentLogger } from '@skolluft/runtime'
 import { waitFor } from '@skolluft/testkit'
@@ -93,5 +93,43 @@ describe('data path: device → gateway → ingest → SQLite → API', () => {
     await waitFor(() => platform.gateway.stats().deniedPublishes >= 1, 'the gateway to refuse the forged publish')
     await forger.endAsync(true)
     expect(await platform.storage.readings.countReadings({ deviceId: other.deviceId })).toBe(before)
+  })
+})
+
+describe('a gateway that (re)starts before the ingest', () => {
+  it('queues telemetry for the ingest session it recreated at start, and the ingest stores it on connecting', async () => {
+    const platform = await startTestPlatform({}, [{ clientId: 'svc.ingest', filter: ALL_TELEMETRY_FILTER }])
+    try {
+      const creds = await addTestDevice(platform.storage, 'dev-early', 'site-b')
+      const device = await mqtt.connectAsync(platform.mqttUrl, {
+        clientId: creds.deviceId,
+        username: creds.deviceId,
+        password: creds.password,
+        reconnectPeriod: 0,
+      })
+      // The device replays its buffer before any ingest has connected to this gateway.
+      const start = Date.now() - 3_600_000
+      const readings = Array.from({ length: 30 }, (_, i) => ({
+        ts: new Date(start + i * 60_000).toISOString(),
+        pm25: i,
+      }))
+      await device.publishAsync(deviceTopic(creds.deviceId, 'telemetry'), JSON.stringify({ readings }), { qos: 1 })
+      await device.endAsync()
+      const ingest = await startIngest({
+        log: silentLogger(),
+        storage: platform.storage,
+        mqtt: { url: platform.mqttUrl, ...platform.ingestCredential },
+      })
+      try {
+        await waitFor(
+          async () => (await platform.storage.readings.countReadings({ deviceId: creds.deviceId })) === 30,
+          'the readings published before the ingest connected',
+        )
+      } finally {
+        await ingest.close()
+      }
+    } finally {
+      await platform.close()
+    }
   })
 })

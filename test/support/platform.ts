@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { METRICS } from '@skolluft/core'
-import { type Gateway, type GatewayLimits, startGateway } from '@skolluft/gateway'
+import { type Gateway, type GatewayLimits, type GatewayOptions, startGateway } from '@skolluft/gateway'
 import { generateSecret, hashSecret, silentLogger } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
@@ -41,7 +41,10 @@ export const TEST_SITES = [
 ] as const
 
 /** A data directory with two sites, an ingest service account and a gateway on a random port. */
-export async function startTestPlatform(limits: Partial<GatewayLimits> = {}): Promise<TestPlatform> {
+export async function startTestPlatform(
+  limits: Partial<GatewayLimits> = {},
+  durableSubscribers: GatewayOptions['durableSubscribers'] = [],
+): Promise<TestPlatform> {
   const dir = await tempDir()
   const storage = openSqliteStorage({ path: join(dir.path, 'skolluft.db') })
   await storage.registry.upsertSites(TEST_SITES.map((s) => ({ ...s })))
@@ -58,6 +61,7 @@ export async function startTestPlatform(limits: Partial<GatewayLimits> = {}): Pr
     port: 0,
     limits,
     registryPollMs: 200,
+    durableSubscribers,
   })
   return {
     dataDir: dir.path,

@@ -1,19 +1,22 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseSitesFile } from '@skolluft/core'
+import { ALL_TELEMETRY_FILTER, parseSitesFile } from '@skolluft/core'
 import { createLogger, type Logger, loadConfig } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
 import { CommonConfig, SimEnv } from '../config.ts'
 import { openDataDir } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
-import { ensureServiceCredentials, loadServiceCredential } from '../service-credentials.ts'
+import { ensureServiceCredentials, loadServiceCredential, serviceUsername } from '../service-credentials.ts'
 import { ensureSimDevices, readSimDevices, SIM_DEVICES_FILE } from '../sim-devices.ts'
 
 /** The demo registry shipped with the repository (invented sites, marked demo). */
 export const DEMO_SITES_FILE = fileURLToPath(new URL('../../../infra/demo/lund-demo-sites.geojson', import.meta.url))
 
 type Closer = () => Promise<void>
+
+/** The ingest's session exists in the broker before any device connects (see GatewayOptions). */
+const INGEST_SESSION = [{ clientId: serviceUsername('ingest'), filter: ALL_TELEMETRY_FILTER }]
 
 /*
  * Each command loads only the services it runs (a stand-alone ingest does not carry the HTTP server,
@@ -74,6 +77,7 @@ export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<numb
       registry: storage.registry,
       host: config.MQTT_HOST,
       port: config.MQTT_PORT,
+      durableSubscribers: INGEST_SESSION,
     })
     closers.push(() => gateway.close())
     const mqttUrl = `mqtt://127.0.0.1:${gateway.port}`
@@ -133,6 +137,7 @@ export async function runGateway(env: NodeJS.ProcessEnv, _io: CliIo): Promise<nu
     registry: storage.registry,
     host: config.MQTT_HOST,
     port: config.MQTT_PORT,
+    durableSubscribers: INGEST_SESSION,
   })
   log.info({ port: gateway.port }, 'gateway listening')
   return runUntilSignal(log, [() => storage.close(), () => gateway.close()])
