@@ -83,6 +83,15 @@ describe('createCredentialChecker', () => {
     expect(await checker.verify('dev-3', pw('right-secret'), hash)).toBe('cached')
   })
 
+  it('keeps the back-off per remote address, so guesses from one address do not lock out another', async () => {
+    const { checker } = setup()
+    expect(await checker.verify('dev-4', pw('guess'), hash, '203.0.113.9')).toBe('wrong')
+    expect(await checker.verify('dev-4', pw('guess-2'), hash, '203.0.113.9')).toBe('backoff')
+    // The real device, from its school network, after a gateway restart (nothing cached).
+    expect(await checker.verify('dev-4', pw('right-secret'), hash, '198.51.100.20')).toBe('verified')
+    expect(await checker.verify('dev-4', pw('guess-3'), hash, '203.0.113.9')).toBe('backoff')
+  })
+
   it('answers busy when too many verifications are in flight', async () => {
     const { checker } = setup()
     const results = await Promise.all([

@@ -38,7 +38,7 @@ export interface CredentialChecker {
    * was verified against this same hash before is accepted from memory; otherwise scrypt runs, unless the
    * username is backing off after failures or too many verifications are already running.
    */
-  verify(username: string, password: Buffer, secretHash: string): Promise<VerifyResult>
+  verify(username: string, password: Buffer, secretHash: string, remoteAddress?: string): Promise<VerifyResult>
   /** Drops what is remembered about `username` (revoked, rotated, removed). */
   forget(username: string): void
   readonly pending: number
@@ -89,25 +89,34 @@ export function createCredentialChecker(options: {
     map.set(key, value)
   }
 
-  function noteFailure(username: string): void {
-    const previous = backoffs.get(username)
+  /**
+   * Back-off is kept per (username, remote address): failures from one address slow down guessing
+   * from that address without locking the real device, connecting from elsewhere, out of its account.
+   */
+  function backoffKey(username: string, remoteAddress: string): string {
+    return `${username}\n${remoteAddress}`
+  }
+
+  function noteFailure(key: string): void {
+    const previous = backoffs.get(key)
     const failures = (previous?.failures ?? 0) + 1
     const delay = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(failures - 1, 30))
-    bounded(backoffs, username, { failures, until: clock() + delay })
+    bounded(backoffs, key, { failures, until: clock() + delay })
   }
 
   return {
-    async verify(username, password, secretHash) {
+    async verify(username, password, secretHash, remoteAddress = 'unknown') {
+      const key = backoffKey(username, remoteAddress)
       const digest = sha256(password)
       const cached = cache.get(username)
       if (cached !== undefined) {
         if (cached.secretHash === secretHash && timingSafeEqual(cached.digest, digest)) {
-          backoffs.delete(username)
+          backoffs.delete(key)
           return 'cached'
         }
         if (cached.secretHash !== secretHash) cache.delete(username)
       }
-      const backoff = backoffs.get(username)
+      const backoff = backoffs.get(key)
       if (backoff !== undefined && clock() < backoff.until) return 'backoff'
       if (pending >= maxPendingVerifications) return 'busy'
       pending += 1
@@ -118,16 +127,17 @@ export function createCredentialChecker(options: {
         pending -= 1
       }
       if (!ok) {
-        noteFailure(username)
+        noteFailure(key)
         return 'wrong'
       }
-      backoffs.delete(username)
+      backoffs.delete(key)
       bounded(cache, username, { secretHash, digest })
       return 'verified'
     },
     forget(username) {
       cache.delete(username)
-      backoffs.delete(username)
+      const prefix = backoffKey(username, '')
+      for (const key of backoffs.keys()) if (key.startsWith(prefix)) backoffs.delete(key)
     },
     get pending() {
       return pending

@@ -287,7 +287,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
     }
     const secretHash = secretHashOf(identity)
-    const verdict = await credentials.verify(username, password, secretHash)
+    const verdict = await credentials.verify(username, password, secretHash, conn.remoteAddress)
     switch (verdict) {
       case 'cached':
       case 'verified':

@@ -73,8 +73,11 @@ export const CONNECT_TIMEOUT_MS = 30_000
 /**
  * Failed logins for a registered username back off 1 s, 2 s, 4 s … up to 60 s: a misprovisioned device
  * retrying every second costs one scrypt verification (~40 ms CPU, runtime secrets.ts) a minute instead of
- * one a second, and online guessing becomes pointless. A device whose correct password is already in the
- * verification cache is never held back, so an attacker cannot lock a working device out.
+ * one a second, and online guessing becomes pointless. The back-off is kept per (username, remote address),
+ * so failures an attacker causes from one address do not hold back the device connecting from another,
+ * and a device whose correct password is already in the verification cache is never held back at all.
+ * Not covered: an attacker keeping MAX_PENDING_VERIFICATIONS busy answers every new login "server
+ * unavailable" (devices retry); a per-address connection rate limit in front of the gateway is the remedy.
  */
 export const AUTH_BACKOFF_BASE_MS = 1_000
 export const AUTH_BACKOFF_MAX_MS = 60_000
