@@ -14,6 +14,8 @@ export function createDeviceCache(registry: RegistryStore, clock: () => number, 
   const entries = new Map<string, DeviceRecord | null>()
   let revision = -1
   let checkedAt = Number.NEGATIVE_INFINITY
+  /** Bumped on every clear, so a lookup that started before a clear cannot re-insert a stale record. */
+  let generation = 0
 
   async function refreshIfStale(): Promise<void> {
     const now = clock()
@@ -22,6 +24,7 @@ export function createDeviceCache(registry: RegistryStore, clock: () => number, 
     const current = await registry.revision()
     if (current !== revision) {
       revision = current
+      generation += 1
       entries.clear()
     }
   }
@@ -31,8 +34,9 @@ export function createDeviceCache(registry: RegistryStore, clock: () => number, 
       await refreshIfStale()
       const cached = entries.get(deviceId)
       if (cached !== undefined) return cached ?? undefined
+      const startedIn = generation
       const device = await registry.getDevice(deviceId)
-      entries.set(deviceId, device ?? null)
+      if (startedIn === generation) entries.set(deviceId, device ?? null)
       return device
     },
   }
