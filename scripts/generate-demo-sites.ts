@@ -11,7 +11,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { ID_PATTERN, parseSitesFile, type SCHOOL_STAGES, Site, siteFeature } from '@skolluft/core'
+import { createRng, ID_PATTERN, parseSitesFile, type SCHOOL_STAGES, Site, siteFeature } from '@skolluft/core'
 
 type Stage = (typeof SCHOOL_STAGES)[number]
 
@@ -287,18 +287,6 @@ const STAGE_SETS: readonly (readonly Stage[])[] = [
   ['4-6', '7-9'],
   ['7-9'],
 ]
-
-/** mulberry32 (Tommy Ettinger, public domain): 32-bit state, good enough to scatter markers. */
-function createRng(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
 
 function shuffle<T>(items: readonly T[], rng: () => number): T[] {
   const out = [...items]

@@ -65,15 +65,3 @@ export function smoothNoise(t: number, knotMs: number, ...keys: number[]): numbe
 export function lerp(a: number, b: number, f: number): number {
   return a + (b - a) * f
 }
-
-/** Seeded PRNG by call order (mulberry32), for places where a sequence is what is wanted. */
-export function createRng(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ALL_TELEMETRY_FILTER, parseSitesFile } from '@skolluft/core'
+import type { Fleet } from '@skolluft/firmware-sim'
 import { createLogger, type Logger, loadConfig } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
 import { CommonConfig, SimEnv } from '../config.ts'
@@ -45,6 +46,14 @@ async function runUntilSignal(log: Logger, closers: Closer[]): Promise<number> {
   }
   log.flush()
   return code
+}
+
+function backfillInBackground(fleet: Fleet, days: number, log: Logger): void {
+  if (days <= 0) return
+  fleet.backfill({ days }).then(
+    (r) => log.info({ readings: r.readings, days }, 'simulated history backfilled'),
+    (error: unknown) => log.error({ err: error }, 'backfill failed'),
+  )
 }
 
 async function importDemoSitesIfEmpty(storage: Storage, log: Logger): Promise<void> {
@@ -111,13 +120,8 @@ export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<numb
       closers.push(() => fleet.stop())
       await fleet.start()
       log.info({ devices: devices.length, intervalS: config.SIM_INTERVAL_S }, 'simulated fleet started')
-      if (backfillDays > 0) {
-        // In the background: the live map is up at once; history fills in behind it.
-        fleet.backfill({ days: backfillDays }).then(
-          (r) => log.info({ readings: r.readings, days: backfillDays }, 'simulated history backfilled'),
-          (error: unknown) => log.error({ err: error }, 'backfill failed'),
-        )
-      }
+      // In the background: the live map is up at once; history fills in behind it.
+      backfillInBackground(fleet, backfillDays, log)
     }
   } catch (error) {
     for (const close of closers.reverse()) await close().catch(() => undefined)
@@ -204,11 +208,6 @@ export async function runSim(
   })
   await fleet.start()
   log.info({ devices: devices.length, url: config.MQTT_URL }, 'simulated fleet running')
-  if (backfillDays > 0) {
-    fleet.backfill({ days: backfillDays }).then(
-      (r) => log.info({ readings: r.readings, days: backfillDays }, 'simulated history backfilled'),
-      (error: unknown) => log.error({ err: error }, 'backfill failed'),
-    )
-  }
+  backfillInBackground(fleet, backfillDays, log)
   return runUntilSignal(log, [() => fleet.stop()])
 }

@@ -14,20 +14,9 @@ import {
   REGULATORY_DAY_OFFSET_MS,
   regulatoryDayStart,
 } from './aggregation.ts'
+import { createRng } from './random.ts'
 
 const at = (iso: string): number => Date.parse(iso)
-
-/** mulberry32: a tiny seeded PRNG so property checks are reproducible. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** An hourly bucket of `n` samples all equal to `value`, for a device at the default 60 s interval. */
 function bucket(startIso: string, n: number, value: number, expected = 60): HourBucket {
@@ -78,7 +67,7 @@ describe('regulatoryDayStart (fixed UTC+1)', () => {
   })
 
   it('puts every instant in a 24 h window that starts at 23:00 UTC (seeded)', () => {
-    const random = seededRandom(2881)
+    const random = createRng(2881)
     for (let i = 0; i < 5000; i += 1) {
       const ts = Math.floor((random() - 0.1) * 4e12) // 1957 … 2096
       const start = regulatoryDayStart(ts)
@@ -232,7 +221,7 @@ describe('dailyPoints', () => {
   })
 
   it('gives the same days for buckets in any order, sorted by day (seeded)', () => {
-    const random = seededRandom(75)
+    const random = createRng(75)
     const buckets: HourBucket[] = []
     const first = at('2026-11-20T23:00:00Z')
     for (let h = 0; h < 24 * 7; h += 1) {

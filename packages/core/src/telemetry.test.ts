@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { METRIC_INFO, METRICS, type MetricValues } from './metrics.ts'
+import { createRng } from './random.ts'
 import {
   formatTelemetryReading,
   MAX_BATCH_READINGS,
@@ -118,18 +119,6 @@ function reading(result: TelemetryParseResult): ParsedReading {
   const only = mustBeOk(result).readings[0]
   if (!only) throw new Error('no reading')
   return only
-}
-
-/** mulberry32: a tiny seeded PRNG so property checks are reproducible. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 describe('telemetry fixture corpus', () => {
@@ -398,7 +387,7 @@ describe('formatTelemetryReading', () => {
   })
 
   it('round-trips random readings (seeded)', () => {
-    const random = seededRandom(20261129)
+    const random = createRng(20261129)
     for (let i = 0; i < 500; i += 1) {
       const values: MetricValues = {}
       for (const metric of METRICS) {
@@ -447,12 +436,12 @@ describe('parseTelemetry: robustness (seeded fuzz)', () => {
   }
 
   it('never throws on random JSON documents', () => {
-    const random = seededRandom(42)
+    const random = createRng(42)
     for (let i = 0; i < 2000; i += 1) expectWellFormed(parseTelemetry(JSON.stringify(randomJson(random, 0)), NOW))
   })
 
   it('never throws on random bytes', () => {
-    const random = seededRandom(7)
+    const random = createRng(7)
     for (let i = 0; i < 2000; i += 1) {
       const bytes = Uint8Array.from({ length: Math.floor(random() * 64) }, () => Math.floor(random() * 256))
       if (i % 2 === 0) bytes[0] = 0x7b // '{', so some get past the first character

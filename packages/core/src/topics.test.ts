@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { isValidId } from './ids.ts'
+import { createRng } from './random.ts'
 import {
   ALL_STATUS_FILTER,
   ALL_TELEMETRY_FILTER,
@@ -10,18 +11,6 @@ import {
   TOPIC_KINDS,
   TOPIC_PREFIX,
 } from './topics.ts'
-
-/** mulberry32: a tiny seeded PRNG so property checks are reproducible. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const IDS = ['a', '0', 'lund-01', 'dev-0a1b2c3d4e', 'x'.repeat(64)]
 
@@ -81,7 +70,7 @@ describe('deviceTopic / parseDeviceTopic', () => {
   })
 
   it('parses a topic exactly when its id is valid (seeded)', () => {
-    const random = seededRandom(1883)
+    const random = createRng(1883)
     const alphabet = 'abcz09-_A/+#$ .å'
     for (let i = 0; i < 2000; i += 1) {
       const length = Math.floor(random() * 70)
