@@ -20,6 +20,7 @@ Administration (work on DATA_DIR):
   device add --site <siteId> [--id <id>] [--model <m>] [--interval <s>] [--indoor] [--height <m>] [--json]
   device list [--json]
   device revoke <deviceId>
+  device config <deviceId> --interval <s>   send the device its configuration (needs a running gateway, MQTT_URL)
   sites import <file.csv|file.geojson> [--allow-partial]
   rejects [--limit <n>] [--device <id>] [--json]
 `
@@ -156,6 +157,19 @@ async function runDevice(args: readonly string[], env: NodeJS.ProcessEnv, io: Cl
       const { values } = parseArgs({ args: [...rest], options: { json: { type: 'boolean', default: false } } })
       return await (await admin()).deviceList(env, io, values.json)
     }
+    case 'config': {
+      const { values, positionals } = parseArgs({
+        args: [...rest],
+        options: { interval: { type: 'string' } },
+        allowPositionals: true,
+        strict: true,
+      })
+      const id = positionals[0]
+      if (!id || positionals.length !== 1 || values.interval === undefined) {
+        throw new UsageError('device config: give one device id and --interval <seconds>')
+      }
+      return await (await admin()).deviceConfig(env, io, id, { interval_s: Number(values.interval) })
+    }
     case 'revoke': {
       const { positionals } = parseArgs({ args: [...rest], allowPositionals: true, strict: true })
       const id = positionals[0]
@@ -163,6 +177,6 @@ async function runDevice(args: readonly string[], env: NodeJS.ProcessEnv, io: Cl
       return await (await admin()).deviceRevoke(env, io, id)
     }
     default:
-      throw new UsageError('device: subcommands are add, list, revoke')
+      throw new UsageError('device: subcommands are add, list, config, revoke')
   }
 }

@@ -20,13 +20,14 @@ import { z } from 'zod'
  * Service usernames contain a dot, which device ids never do (core ID_PATTERN), so a device can
  * never be registered under a service's name.
  */
-export const SERVICE_ROLES = ['ingest', 'api'] as const
+export const SERVICE_ROLES = ['ingest', 'api', 'admin'] as const
 export type ServiceRole = (typeof SERVICE_ROLES)[number]
 export const CREDENTIALS_FILE = 'service-credentials.json'
 
 const Credential = z.object({ username: z.string().min(1), password: z.string().min(1) })
 export type ServiceCredential = z.infer<typeof Credential>
-const CredentialsFile = z.record(z.enum(SERVICE_ROLES), Credential)
+// Partial: a file from a version with fewer roles still reads, and the missing roles are added.
+const CredentialsFile = z.partialRecord(z.enum(SERVICE_ROLES), Credential)
 
 export function serviceUsername(role: ServiceRole): string {
   return `svc.${role}`

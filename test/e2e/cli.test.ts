@@ -145,6 +145,26 @@ describe('skolluft CLI', () => {
     }, 'the reading to reach the API process')
     expect(site.properties.latest?.values.pm25).toBe(11.5)
     expect(site.properties.latest?.values.no2).toBeCloseTo(19.125, 9)
+
+    // The platform configures the device: retained on its config topic, and recorded in the registry.
+    const configured = await run(['device', 'config', 'dev-sep-1', '--interval', '120'], { ...env, MQTT_URL: mqttUrl })
+    expect(configured.code, configured.output).toBe(0)
+    const listener = await mqtt.connectAsync(mqttUrl, {
+      clientId: creds.username,
+      username: creds.username,
+      password: creds.password,
+      reconnectPeriod: 0,
+    })
+    const config = new Promise<unknown>((resolve) =>
+      listener.once('message', (_topic, payload) => resolve(JSON.parse(payload.toString()))),
+    )
+    await listener.subscribeAsync(deviceTopic(creds.username, 'config'), { qos: 1 })
+    expect(await config).toEqual({ interval_s: 120 })
+    await listener.endAsync()
+    const listed = JSON.parse((await run(['device', 'list', '--json'], env)).output) as { intervalS: number }[]
+    expect(listed[0]?.intervalS).toBe(120)
+    const refused = await run(['device', 'config', 'dev-sep-1', '--interval', '5'], { ...env, MQTT_URL: mqttUrl })
+    expect(refused.code).toBe(2)
     for (const child of [api, ingest, gateway]) {
       child.kill('SIGTERM')
       expect(await waitForExit(child)).toBe(0)

@@ -1,11 +1,21 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { basename } from 'node:path'
-import { DeviceId, detectSitesFormat, METRICS, parseSitesFile, placementAt } from '@skolluft/core'
+import {
+  DeviceConfig,
+  DeviceId,
+  detectSitesFormat,
+  deviceTopic,
+  METRICS,
+  parseSitesFile,
+  placementAt,
+} from '@skolluft/core'
 import { generateSecret, hashSecret, loadConfig } from '@skolluft/runtime'
-import { CommonConfig } from '../config.ts'
+import mqtt from 'mqtt'
+import { CommonConfig, MqttClientEnv } from '../config.ts'
 import { withDataDir } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
+import { loadServiceCredential } from '../service-credentials.ts'
 
 export interface DeviceAddOptions {
   readonly siteId: string
@@ -145,4 +155,50 @@ export async function rejectsList(
     io.out(`  ${new Date(e.at).toISOString()}\t${e.deviceId ?? '(unknown)'}\t${e.code}${where}\t${e.message}`)
   }
   return 0
+}
+
+/**
+ * Sends a device its configuration (device contract: retained, QoS 1, on its config topic) through
+ * the broker as the platform's admin service, and records the new interval in the registry so that
+ * expected counts and coverage follow it.
+ */
+export async function deviceConfig(
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+  deviceId: string,
+  config: { interval_s: number },
+): Promise<number> {
+  const { DATA_DIR, MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD } = loadConfig(CommonConfig.extend(MqttClientEnv.shape), env)
+  const parsed = DeviceConfig.safeParse(config)
+  if (!parsed.success) {
+    io.err(
+      `skolluft: invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    )
+    return 2
+  }
+  return withDataDir(DATA_DIR, async (storage) => {
+    const device = await storage.registry.getDevice(deviceId)
+    if (!device || device.revokedAt !== null) {
+      io.err(`skolluft: no active device "${deviceId}"`)
+      return 1
+    }
+    const credential = await loadServiceCredential('admin', DATA_DIR, { MQTT_USERNAME, MQTT_PASSWORD })
+    const client = await mqtt.connectAsync(MQTT_URL, {
+      clientId: `${credential.username}-${randomBytes(4).toString('hex')}`,
+      username: credential.username,
+      password: credential.password,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+    })
+    try {
+      await client.publishAsync(deviceTopic(deviceId, 'config'), JSON.stringify(parsed.data), { qos: 1, retain: true })
+    } finally {
+      await client.endAsync()
+    }
+    await storage.registry.setDeviceInterval(deviceId, parsed.data.interval_s)
+    io.out(
+      `sent ${JSON.stringify(parsed.data)} to ${deviceId} (retained; the device applies it when it next connects if offline)`,
+    )
+    return 0
+  })
 }

@@ -585,6 +585,16 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
         expect(await storage.registry.setDeviceSecret('dev-unknown', 'x')).toBe(false)
       })
 
+      it('records a new reading interval for a device and bumps the revision', async () => {
+        await withDevice('dev-1')
+        const before = await storage.registry.revision()
+        expect(await storage.registry.setDeviceInterval('dev-1', 120)).toBe(true)
+        expect((await storage.registry.getDevice('dev-1'))?.intervalS).toBe(120)
+        expect(await storage.registry.revision()).toBeGreaterThan(before)
+        expect(await storage.registry.setDeviceInterval('dev-unknown', 60)).toBe(false)
+        await expect(storage.registry.setDeviceInterval('dev-1', 0)).rejects.toThrow(/interval/)
+      })
+
       it('stores service accounts and updates them by username', async () => {
         await storage.registry.upsertServiceAccount({ username: 'ingest', secretHash: 'h1', role: 'ingest' })
         await storage.registry.upsertServiceAccount({ username: 'ingest', secretHash: 'h2', role: 'admin' })

@@ -136,6 +136,8 @@ export interface RegistryStore {
   moveDevice(id: string, placement: Omit<Placement, 'deviceId' | 'to'>): Promise<DeviceRecord>
   /** Replaces a device's secret hash (credential rotation). */
   setDeviceSecret(id: string, secretHash: string): Promise<boolean>
+  /** Records the reading interval the device was configured for (drives expected counts). False if unknown. */
+  setDeviceInterval(id: string, intervalS: number): Promise<boolean>
   upsertServiceAccount(account: ServiceAccount): Promise<void>
   getServiceAccount(username: string): Promise<ServiceAccount | undefined>
   /**

@@ -73,6 +73,7 @@ export function createSqliteRegistryStore(db: Database.Database): RegistryStore 
   )
   const deviceKnown = db.prepare<[string], { id: string }>('SELECT id FROM devices WHERE id = ?')
   const setSecret = db.prepare<[string, string], never>('UPDATE devices SET secret_hash = ? WHERE id = ?')
+  const updateInterval = db.prepare<[number, string], never>('UPDATE devices SET interval_s = ? WHERE id = ?')
 
   const insertPlacement = db.prepare<PlacementRow, never>(
     `INSERT INTO placements (device_id, site_id, from_ts, to_ts, indoor, height_m)
@@ -186,6 +187,12 @@ export function createSqliteRegistryStore(db: Database.Database): RegistryStore 
     return true
   })
 
+  const writeInterval = db.transaction((id: string, intervalS: number): boolean => {
+    if (updateInterval.run(intervalS, id).changes === 0) return false
+    bumpRevision.run()
+    return true
+  })
+
   const writeAccount = db.transaction((account: ServiceAccount): void => {
     upsertAccount.run(account.username, account.secretHash, account.role)
     bumpRevision.run()
@@ -265,6 +272,13 @@ export function createSqliteRegistryStore(db: Database.Database): RegistryStore 
 
     async setDeviceSecret(id, secretHash) {
       return writeSecret.immediate(id, secretHash)
+    },
+
+    async setDeviceInterval(id, intervalS) {
+      if (!Number.isInteger(intervalS) || intervalS < 1 || intervalS > 3600) {
+        throw new StorageError('INVALID_DEVICE', `device ${id}: interval ${intervalS} s is not a whole 1–3600`)
+      }
+      return writeInterval.immediate(id, intervalS)
     },
 
     async upsertServiceAccount(account) {
