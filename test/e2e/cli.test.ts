@@ -161,8 +161,12 @@ describe('skolluft CLI', () => {
     await listener.subscribeAsync(deviceTopic(creds.username, 'config'), { qos: 1 })
     expect(await config).toEqual({ interval_s: 120 })
     await listener.endAsync()
-    const listed = JSON.parse((await run(['device', 'list', '--json'], env)).output) as { intervalS: number }[]
+    const listed = JSON.parse((await run(['device', 'list', '--json'], env)).output) as {
+      intervalS: number
+      lastReadingAt: string | null
+    }[]
     expect(listed[0]?.intervalS).toBe(120)
+    expect(listed[0]?.lastReadingAt).not.toBeNull()
     const refused = await run(['device', 'config', 'dev-sep-1', '--interval', '5'], { ...env, MQTT_URL: mqttUrl })
     expect(refused.code).toBe(2)
     for (const child of [api, ingest, gateway]) {

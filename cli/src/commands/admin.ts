@@ -64,10 +64,15 @@ export async function deviceAdd(env: NodeJS.ProcessEnv, io: CliIo, options: Devi
 
 export async function deviceList(env: NodeJS.ProcessEnv, io: CliIo, json: boolean): Promise<number> {
   const { DATA_DIR } = loadConfig(CommonConfig, env)
-  const devices = await withDataDir(DATA_DIR, (storage) => storage.registry.listDevices())
+  const [devices, latest] = await withDataDir(DATA_DIR, (storage) =>
+    Promise.all([storage.registry.listDevices(), storage.readings.latestByDevice()]),
+  )
+  const lastSeen = new Map(latest.map((l) => [l.deviceId, l]))
   const now = Date.now()
+  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString())
   const rows = devices.map((d) => {
     const placement = placementAt(d.placements, now)
+    const last = lastSeen.get(d.id)
     return {
       deviceId: d.id,
       model: d.model,
@@ -76,6 +81,9 @@ export async function deviceList(env: NodeJS.ProcessEnv, io: CliIo, json: boolea
       intervalS: d.intervalS,
       createdAt: new Date(d.createdAt).toISOString(),
       revokedAt: d.revokedAt === null ? null : new Date(d.revokedAt).toISOString(),
+      /** Measurement time of the newest reading stored, and when it arrived. */
+      lastReadingAt: iso(last?.ts),
+      lastReceivedAt: iso(last?.receivedAt),
     }
   })
   if (json) {
@@ -86,13 +94,10 @@ export async function deviceList(env: NodeJS.ProcessEnv, io: CliIo, json: boolea
     io.out('no devices registered')
     return 0
   }
-  io.out(['DEVICE', 'SITE', 'MODEL', 'INTERVAL', 'STATE'].join('\t'))
+  io.out(['DEVICE', 'SITE', 'MODEL', 'INTERVAL', 'LAST READING', 'STATE'].join('\t'))
   for (const r of rows) {
-    io.out(
-      [r.deviceId, r.siteId ?? '-', r.model, `${r.intervalS}s`, r.revokedAt ? `revoked ${r.revokedAt}` : 'active'].join(
-        '\t',
-      ),
-    )
+    const state = r.revokedAt ? `revoked ${r.revokedAt}` : 'active'
+    io.out([r.deviceId, r.siteId ?? '-', r.model, `${r.intervalS}s`, r.lastReadingAt ?? 'never', state].join('\t'))
   }
   return 0
 }
