@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   ALL_TELEMETRY_FILTER,
@@ -115,28 +116,32 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
   }
 
   /** Validates one message and commits what it carries. Resolves only once everything is durable. */
-  async function handle(topic: string, payload: Buffer): Promise<void> {
+  async function handle(topic: string, payload: Buffer, redelivery: boolean): Promise<void> {
     stats.messages += 1
     const now = clock()
-    const reject = (deviceId: string | null, code: RejectCode, message: string, index: number | null = null) =>
-      ({ at: now, deviceId, topic, code, message, index }) satisfies RejectRecord
+    let messageKey: string | undefined
+    const reject = (deviceId: string | null, code: RejectCode, message: string, index: number | null = null) => {
+      // Computed only for messages with rejections: lets storage skip them when the broker redelivers.
+      messageKey ??= createHash('sha256').update(topic).update('\0').update(payload).digest('base64url')
+      return { at: now, deviceId, topic, code, message, index, messageKey } satisfies RejectRecord
+    }
+    const commitRejects = (deviceId: string | null, records: RejectRecord[]) =>
+      recordRejects(deviceId, topic, records, redelivery)
 
     const parsedTopic = parseDeviceTopic(topic)
     if (parsedTopic?.kind !== 'telemetry') {
-      return commitRejects(null, topic, [reject(null, 'bad_topic', `not a telemetry topic: ${topic.slice(0, 200)}`)])
+      return commitRejects(null, [reject(null, 'bad_topic', `not a telemetry topic: ${topic.slice(0, 200)}`)])
     }
     const { deviceId } = parsedTopic
     const device = await withRetry(() => devices.get(deviceId))
     if (!device) {
-      return commitRejects(deviceId, topic, [
-        reject(deviceId, 'unknown_device', `device ${deviceId} is not registered`),
-      ])
+      return commitRejects(deviceId, [reject(deviceId, 'unknown_device', `device ${deviceId} is not registered`)])
     }
     if (device.revokedAt !== null) {
-      return commitRejects(deviceId, topic, [reject(deviceId, 'revoked_device', `device ${deviceId} is revoked`)])
+      return commitRejects(deviceId, [reject(deviceId, 'revoked_device', `device ${deviceId} is revoked`)])
     }
     const parsed = parseTelemetry(payload, now)
-    if (!parsed.ok) return commitRejects(deviceId, topic, [reject(deviceId, parsed.code, parsed.message)])
+    if (!parsed.ok) return commitRejects(deviceId, [reject(deviceId, parsed.code, parsed.message)])
 
     const expectedPerHour = expectedSamplesPerHour(device.intervalS)
     const batch: StoredReading[] = parsed.readings.map((r) => ({
@@ -157,15 +162,19 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     if (parsed.rejected.length > 0) {
       await commitRejects(
         deviceId,
-        topic,
         parsed.rejected.map((r) => reject(deviceId, r.code, r.message, r.index)),
       )
     }
   }
 
-  async function commitRejects(deviceId: string | null, topic: string, records: RejectRecord[]): Promise<void> {
+  async function recordRejects(
+    deviceId: string | null,
+    topic: string,
+    records: RejectRecord[],
+    redelivery: boolean,
+  ): Promise<void> {
     noteRejects(deviceId, topic, records)
-    await withRetry(() => rejects.record(records))
+    await withRetry(() => rejects.record(records, { redelivery }))
   }
 
   /**
@@ -207,7 +216,8 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
   let inFlight = 0
   client.handleMessage = (packet, callback) => {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-    const outcome = handle(packet.topic, payload).then(
+    // DUP: the broker sent it before (to a session that may have handled it before a crash).
+    const outcome = handle(packet.topic, payload, packet.dup === true).then(
       () => true,
       (error: unknown) => {
         if (closing) {

@@ -13,6 +13,7 @@ import { addTestDevice, spawnCli, startTestPlatform, type TestPlatform, waitForE
 const DEVICES = 5
 const READINGS_PER_DEVICE = 600
 const TOTAL = DEVICES * READINGS_PER_DEVICE
+const BAD_EVERY = 20
 
 describe('ingest crash (SIGKILL) in the middle of a stream', () => {
   let platform: TestPlatform
@@ -76,6 +77,14 @@ describe('ingest crash (SIGKILL) in the middle of a stream', () => {
             ),
           ),
         )
+        if (i % BAD_EVERY === 0) {
+          // A malformed message now and then: its rejection must be counted once, even if redelivered.
+          await clients[0]?.publishAsync(
+            deviceTopic(devices[0]?.deviceId ?? '', 'telemetry'),
+            JSON.stringify({ ts: 'not-a-date', seq: i }),
+            { qos: 1 },
+          )
+        }
       }
     }
 
@@ -113,6 +122,8 @@ describe('ingest crash (SIGKILL) in the middle of a stream', () => {
       })
       expect(hours.reduce((sum, h) => sum + h.n, 0)).toBe(READINGS_PER_DEVICE)
     }
+    const bad = (await platform.storage.rejects.counts()).find((c) => c.code === 'bad_timestamp')
+    expect(bad?.count).toBe(READINGS_PER_DEVICE / BAD_EVERY)
     ingest.kill('SIGTERM')
     expect(await waitForExit(ingest)).toBe(0)
   })

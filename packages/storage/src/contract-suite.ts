@@ -624,6 +624,27 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
     })
 
     describe('rejects', () => {
+      it('skips the rejections of a redelivered message it has logged, but counts a message really sent twice', async () => {
+        const batch = [
+          { ...reject(1, 'dev-1', 'out_of_range'), index: 2, messageKey: 'm1' },
+          { ...reject(1, 'dev-1', 'bad_timestamp'), index: 5, messageKey: 'm1' },
+        ]
+        await storage.rejects.record(batch)
+        // The broker redelivers m1 after an ingest crash (DUP): nothing new is logged or counted.
+        await storage.rejects.record(batch, { redelivery: true })
+        expect(await storage.rejects.list({ limit: 10 })).toHaveLength(2)
+        // A redelivery of a message not yet logged (the crash came before its rejections were written).
+        await storage.rejects.record([{ ...reject(2, 'dev-1', 'out_of_range'), messageKey: 'm2' }], {
+          redelivery: true,
+        })
+        // The device sends the same bytes again as a new message: counted again.
+        await storage.rejects.record(batch)
+        const counts = await storage.rejects.counts()
+        expect(counts.find((c) => c.code === 'out_of_range')?.count).toBe(3)
+        expect(counts.find((c) => c.code === 'bad_timestamp')?.count).toBe(2)
+        expect((await storage.rejects.list({ limit: 10 }))[0]?.messageKey).toBe('m1')
+      })
+
       it('lists newest first, filters by device, and keeps unknown senders as null', async () => {
         await storage.rejects.record([reject(1, 'dev-1'), reject(2, null, 'unknown_device'), reject(3, 'dev-2')])
         await storage.rejects.record([{ ...reject(4, 'dev-1', 'out_of_range'), index: 7 }])
@@ -641,6 +662,7 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
           code: 'out_of_range',
           message: 'test',
           index: 7,
+          messageKey: null,
         })
         expect((await storage.rejects.list({ limit: 10, deviceId: 'dev-1' })).map((r) => r.at)).toEqual([4, 1])
         expect(await storage.rejects.list({ limit: 2 })).toHaveLength(2)

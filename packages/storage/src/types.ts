@@ -155,6 +155,8 @@ export interface RejectRecord {
   readonly message: string
   /** Index of the reading in a batch, when the rejection concerns one reading. */
   readonly index: number | null
+  /** Identifies the MQTT message the rejection came from (e.g. a hash of topic and payload); optional. */
+  readonly messageKey?: string | null
 }
 
 export interface RejectCount {
@@ -169,7 +171,12 @@ export const REJECT_LOG_CAPACITY = 10_000
 
 /** Bounded log of rejected telemetry, readable by operators; counts are kept even after entries roll off. */
 export interface RejectLog {
-  record(rejects: readonly RejectRecord[]): Promise<void>
+  /**
+   * Appends rejections and counts them. With `redelivery` (the broker sent the message again, MQTT DUP
+   * flag), rejections whose messageKey is already in the log are skipped, so a message handled before a
+   * crash is not counted twice; identical messages that a device really sent twice are both counted.
+   */
+  record(rejects: readonly RejectRecord[], options?: { readonly redelivery?: boolean }): Promise<void>
   /** Newest first. */
   list(query: { readonly limit: number; readonly deviceId?: string }): Promise<RejectRecord[]>
   counts(): Promise<RejectCount[]>

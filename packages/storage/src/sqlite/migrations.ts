@@ -125,6 +125,11 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (device_id, code)
   ) WITHOUT ROWID;
   `,
+  // 2: rejects remember which MQTT message they came from, so a redelivered message is not counted twice.
+  `
+  ALTER TABLE rejects ADD COLUMN message_key TEXT;
+  CREATE INDEX rejects_by_message ON rejects (message_key) WHERE message_key IS NOT NULL;
+  `,
 ]
 
 /**

@@ -13,6 +13,7 @@ interface RejectRow {
   code: string
   message: string
   batch_index: number | null
+  message_key: string | null
 }
 
 interface CountRow {
@@ -23,9 +24,10 @@ interface CountRow {
 }
 
 export function createSqliteRejectLog(db: Database.Database, capacity = REJECT_LOG_CAPACITY): RejectLog {
-  const insert = db.prepare<[number, string | null, string, string, string, number | null], never>(
-    'INSERT INTO rejects (at, device_id, topic, code, message, batch_index) VALUES (?, ?, ?, ?, ?, ?)',
+  const insert = db.prepare<[number, string | null, string, string, string, number | null, string | null], never>(
+    'INSERT INTO rejects (at, device_id, topic, code, message, batch_index, message_key) VALUES (?, ?, ?, ?, ?, ?, ?)',
   )
+  const seen = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM rejects WHERE message_key = ? LIMIT 1')
   const bump = db.prepare<[string, string, number], never>(
     `INSERT INTO reject_counts (device_id, code, count, last_at) VALUES (?, ?, 1, ?)
      ON CONFLICT (device_id, code) DO UPDATE SET count = count + 1, last_at = max(last_at, excluded.last_at)`,
@@ -39,18 +41,27 @@ export function createSqliteRejectLog(db: Database.Database, capacity = REJECT_L
   )
   const listCounts = db.prepare<[], CountRow>('SELECT * FROM reject_counts ORDER BY device_id, code')
 
-  const write = db.transaction((rejects: readonly RejectRecord[]) => {
+  const write = db.transaction((rejects: readonly RejectRecord[], redelivery: boolean) => {
+    // Decided before inserting: the rejections of one message share its key.
+    const alreadyLogged = new Set<string>()
+    if (redelivery) {
+      for (const r of rejects) {
+        if (r.messageKey != null && seen.get(r.messageKey) !== undefined) alreadyLogged.add(r.messageKey)
+      }
+    }
     for (const r of rejects) {
-      insert.run(r.at, r.deviceId, r.topic, r.code, r.message, r.index)
+      const key = r.messageKey ?? null
+      if (key !== null && alreadyLogged.has(key)) continue
+      insert.run(r.at, r.deviceId, r.topic, r.code, r.message, r.index, key)
       bump.run(r.deviceId ?? NO_DEVICE, r.code, r.at)
     }
     prune.run(capacity)
   })
 
   return {
-    async record(rejects) {
+    async record(rejects, options) {
       if (rejects.length === 0) return
-      write.immediate(rejects)
+      write.immediate(rejects, options?.redelivery === true)
     },
 
     async list({ limit, deviceId }) {
@@ -63,6 +74,7 @@ export function createSqliteRejectLog(db: Database.Database, capacity = REJECT_L
         code: rejectCode(row.code),
         message: row.message,
         index: row.batch_index,
+        messageKey: row.message_key,
       }))
     },
 
