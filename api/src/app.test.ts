@@ -198,11 +198,13 @@ describe('GET /api/v1/sites', () => {
     expect(byId.get('vikingaskolan')?.properties.latest).toEqual({
       ts: '2026-11-30T11:44:00.000Z',
       values: { pm25: 20, no2: 18.2 },
+      times: { pm25: '2026-11-30T11:44:00.000Z', no2: '2026-11-30T11:44:00.000Z' },
       age_s: 16 * 60,
     })
     expect(byId.get('backaskolan')?.properties.latest).toEqual({
       ts: '2026-11-30T03:50:00.000Z',
       values: { pm25: 100 },
+      times: { pm25: '2026-11-30T03:50:00.000Z' },
       age_s: (NOW - Date.parse('2026-11-30T03:50:00Z')) / 1000,
     })
     expect(byId.get('demo-forskola')?.properties).toMatchObject({ demo: true, latest: null, kind: 'preschool' })
@@ -225,7 +227,12 @@ describe('GET /api/v1/sites', () => {
         locality: 'Lund',
         municipality: 'Lund',
         demo: false,
-        latest: { ts: '2026-11-30T11:44:00.000Z', values: { pm25: 20, no2: 18.2 }, age_s: 960 },
+        latest: {
+          ts: '2026-11-30T11:44:00.000Z',
+          values: { pm25: 20, no2: 18.2 },
+          times: { pm25: '2026-11-30T11:44:00.000Z', no2: '2026-11-30T11:44:00.000Z' },
+          age_s: 960,
+        },
       },
     })
     const missing = await problem('/api/v1/sites/nowhere', 404)

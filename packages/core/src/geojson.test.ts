@@ -34,8 +34,17 @@ const preschool = Site.parse({
 
 describe('latestSummary', () => {
   it('gives the ISO time, the known metrics and the age in whole seconds', () => {
-    const summary = latestSummary({ ts: NOW - 90_400, values: { pm25: 7.4, no2: 18.2 } }, NOW)
-    expect(summary).toEqual({ ts: '2026-11-30T07:58:29.600Z', values: { pm25: 7.4, no2: 18.2 }, age_s: 90 })
+    const summary = latestSummary(
+      { ts: NOW - 90_400, values: { pm25: 7.4, no2: 18.2 }, metricTs: { pm25: NOW - 90_400, no2: NOW - 3_600_000 } },
+      NOW,
+    )
+    expect(summary).toEqual({
+      ts: '2026-11-30T07:58:29.600Z',
+      values: { pm25: 7.4, no2: 18.2 },
+      // NO2 stopped an hour ago: its value keeps its own, older time.
+      times: { pm25: '2026-11-30T07:58:29.600Z', no2: '2026-11-30T07:00:00.000Z' },
+      age_s: 90,
+    })
     expect(LatestSummary.safeParse(summary).success).toBe(true)
   })
 
@@ -60,7 +69,12 @@ describe('siteFeature', () => {
         locality: 'Lund',
         municipality: 'Lund',
         demo: false,
-        latest: { ts: '2026-11-30T07:59:00.000Z', values: { pm25: 3 }, age_s: 60 },
+        latest: {
+          ts: '2026-11-30T07:59:00.000Z',
+          values: { pm25: 3 },
+          times: { pm25: '2026-11-30T07:59:00.000Z' },
+          age_s: 60,
+        },
       },
     })
     expect(SiteFeature.parse(feature)).toEqual(feature)

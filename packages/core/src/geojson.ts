@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { SiteId } from './ids.ts'
-import { METRICS, type MetricValues } from './metrics.ts'
+import { METRICS, type Metric, type MetricValues } from './metrics.ts'
 import { Site } from './registry.ts'
 
 /**
@@ -12,13 +12,19 @@ import { Site } from './registry.ts'
  *   {"type":"FeatureCollection","features":[{"type":"Feature","id":"<siteId>",
  *     "geometry":{"type":"Point","coordinates":[13.19,55.70]},
  *     "properties":{"name","kind","stages","address","locality","municipality","demo",
- *                   "latest":{"ts":"<ISO UTC>","values":{"pm25":7.4},"age_s":42} | null}}]}
+ *                   "latest":{"ts":"<ISO UTC>","values":{"pm25":7.4},"times":{"pm25":"<ISO UTC>"},
+ *                             "age_s":42} | null}}]}
  */
 
-/** Newest values at a site: `ts` is the time of the newest value, `age_s` how old it was when served. */
+/**
+ * Newest values at a site: `ts` is the time of the newest value, `age_s` how old it was when served,
+ * and `times` the measurement time of each value (a sensor that stopped reporting one metric keeps
+ * showing its last value, with its own, older time).
+ */
 export const LatestSummary = z.object({
   ts: z.iso.datetime(),
   values: z.partialRecord(z.enum(METRICS), z.number()),
+  times: z.partialRecord(z.enum(METRICS), z.iso.datetime()).default({}),
   age_s: z.number().int().nonnegative(),
 })
 export type LatestSummary = z.infer<typeof LatestSummary>
@@ -59,17 +65,25 @@ export type SiteFeatureCollection = z.infer<typeof SiteFeatureCollection>
  * MAX_FUTURE_SKEW_MS), so the age is clamped at 0 rather than reported negative.
  */
 export function latestSummary(
-  reading: { readonly ts: number; readonly values: MetricValues },
+  reading: {
+    readonly ts: number
+    readonly values: MetricValues
+    readonly metricTs?: Partial<Record<Metric, number>>
+  },
   now: number,
 ): LatestSummary {
   const values: LatestSummary['values'] = {}
+  const times: LatestSummary['times'] = {}
   for (const metric of METRICS) {
     const value = reading.values[metric]
-    if (value !== undefined) values[metric] = value
+    if (value === undefined) continue
+    values[metric] = value
+    times[metric] = new Date(reading.metricTs?.[metric] ?? reading.ts).toISOString()
   }
   return {
     ts: new Date(reading.ts).toISOString(),
     values,
+    times,
     age_s: Math.max(0, Math.round((now - reading.ts) / 1000)),
   }
 }

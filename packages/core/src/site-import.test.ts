@@ -177,7 +177,17 @@ describe('parseSitesFile, GeoJSON', () => {
   it('round-trips the FeatureCollection the API serves, ignoring latest values', () => {
     const served = siteFeatureCollection(
       [school, preschool],
-      new Map([['demo-lund-f-001', { ts: '2026-11-30T07:00:00.000Z', values: { pm25: 7 }, age_s: 3 }]]),
+      new Map([
+        [
+          'demo-lund-f-001',
+          {
+            ts: '2026-11-30T07:00:00.000Z',
+            values: { pm25: 7 },
+            times: { pm25: '2026-11-30T07:00:00.000Z' },
+            age_s: 3,
+          },
+        ],
+      ]),
     )
     const { sites, errors } = parseSitesFile(JSON.stringify(served), 'geojson')
     expect(errors).toEqual([])

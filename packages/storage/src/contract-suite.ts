@@ -355,6 +355,7 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
 
     describe('readings: latest', () => {
       it('keeps the newest value per metric, so separate PM and NO2 messages both show', async () => {
+        await withDevice('dev-1')
         await storage.readings.writeReadings([reading('dev-1', T0, { pm25: 5, pm10: 8 })])
         await storage.readings.writeReadings([reading('dev-1', T0 + 10_000, { no2: 20 })])
         const latest = await storage.readings.latestByDevice()
@@ -364,9 +365,13 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
             siteId: 'school-a',
             ts: T0 + 10_000,
             values: { pm25: 5, pm10: 8, no2: 20 },
+            metricTs: { pm25: T0, pm10: T0, no2: T0 + 10_000 },
             receivedAt: T0 + 11_000,
           },
         ])
+        const site = (await storage.readings.latestBySite()).get('school-a')
+        expect(site?.values).toEqual({ pm25: 5, pm10: 8, no2: 20 })
+        expect(site?.metricTs).toEqual({ pm25: T0, pm10: T0, no2: T0 + 10_000 })
       })
 
       it('never moves backwards when older data arrives late', async () => {

@@ -65,8 +65,11 @@ export interface SeriesQuery {
 export interface LatestReading {
   readonly deviceId: string
   readonly siteId: string | null
+  /** Measurement time of the newest value (the newest of `metricTs`). */
   readonly ts: number
   readonly values: MetricValues
+  /** Measurement time of each value: a metric a device stopped reporting keeps an older time. */
+  readonly metricTs: Partial<Record<Metric, number>>
   readonly receivedAt: number
 }
 

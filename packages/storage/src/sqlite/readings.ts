@@ -304,6 +304,7 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
         siteId: row.site_id,
         ts: row.ts,
         values: latestValues(row),
+        metricTs: latestTimes(row),
         receivedAt: row.received_at,
       }))
     },
@@ -345,6 +346,7 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
           siteId,
           ts: site.ts,
           values: site.values,
+          metricTs: site.metricTs,
           receivedAt: site.receivedAt,
         })
       }
@@ -378,6 +380,15 @@ function latestValues(row: LatestRow): MetricValues {
     if (value !== null) values[m] = value
   }
   return values
+}
+
+function latestTimes(row: LatestRow): Partial<Record<Metric, number>> {
+  const times: Partial<Record<Metric, number>> = {}
+  for (const m of METRICS) {
+    const ts = row[`${m}_ts`]
+    if (ts !== null && row[m] !== null) times[m] = ts
+  }
+  return times
 }
 
 /** SQLITE_BUSY / SQLITE_LOCKED (and their extended codes): retrying each call alone would only wait longer. */
