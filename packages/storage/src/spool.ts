@@ -33,7 +33,11 @@ export interface TelemetrySpool {
   ack(ids: readonly number[]): Promise<void>
   /** Entries in id order with an id greater than `afterId` (default 0), at most `limit`. */
   pending(query: { readonly afterId?: number; readonly limit: number }): Promise<SpoolEntry[]>
-  /** Deletes entries received before `ts` (epoch ms); returns how many went. */
+  /**
+   * Deletes entries received before `ts` (epoch ms), taken in append order: it stops at the first entry
+   * received at or after `ts` (so an entry appended after it with an earlier time, after the clock was set
+   * back, stays until a later prune). Returns how many went.
+   */
   pruneOlderThan(ts: number): Promise<number>
   /** Entries held now. */
   size(): number

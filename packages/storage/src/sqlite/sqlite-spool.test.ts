@@ -89,6 +89,8 @@ describe('SQLite telemetry spool', () => {
     spool = openSqliteSpool({ path })
     expect(spool.size()).toBe(1)
     expect((await spool.pending({ limit: 10 })).map((e) => e.receivedAt)).toEqual([300])
+    expect(await spool.pruneOlderThan(301)).toBe(1)
+    expect(spool.size()).toBe(0)
   })
 
   it('commits appends still queued when it closes, then refuses calls', async () => {
