@@ -15,8 +15,8 @@ import type { PublishPacket } from 'aedes'
  * the ingest acknowledges. Neither `brokerCounter` nor the `published` hook works for this: aedes assigns
  * the counter to its wrapper only, and calls `published` with the original packet, which has none.
  * If a persistence ever copied payloads (a networked one would), the lookup misses: entries then stay until
- * SPOOL_RETENTION_MS and are replayed at each start, duplicates rather than losses; the gateway test
- * "deletes spooled telemetry once the ingest acknowledges it" fails first.
+ * SPOOL_RETENTION_MS and are replayed at each start, duplicates rather than losses, and the spool fills up;
+ * the first test in spool.test.ts (entries deleted once the ingest acknowledges them) fails first.
  */
 export interface SpoolKeeperOptions {
   readonly spool: TelemetrySpool
