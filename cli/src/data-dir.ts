@@ -1,13 +1,21 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { openSqliteStorage, type Storage } from '@skolluft/storage'
+import { openSqliteSpool, openSqliteStorage, type Storage, type TelemetrySpool } from '@skolluft/storage'
 
 export const DATABASE_FILE = 'skolluft.db'
+/** The gateway's telemetry spool: its own file, so the gateway's writes never wait on the ingest's. */
+export const SPOOL_FILE = 'gateway-spool.db'
 
 /** Opens (creating if needed) the embedded store in a data directory. */
 export async function openDataDir(dataDir: string): Promise<Storage> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   return openSqliteStorage({ path: join(dataDir, DATABASE_FILE) })
+}
+
+/** Opens (creating if needed) the gateway's telemetry spool in a data directory. */
+export async function openGatewaySpool(dataDir: string): Promise<TelemetrySpool> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  return openSqliteSpool({ path: join(dataDir, SPOOL_FILE) })
 }
 
 /** Runs `fn` with the store open and always closes it. */

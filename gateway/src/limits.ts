@@ -25,6 +25,8 @@ export interface GatewayLimits {
   readonly authBackoffMaxMs: number
   /** Password verifications (scrypt) allowed in flight at once; beyond it CONNECT is answered "server unavailable". */
   readonly maxPendingVerifications: number
+  /** Telemetry messages the spool holds at most (when one is configured); beyond it telemetry is refused. */
+  readonly maxSpoolEntries: number
 }
 
 /** The device contract's limit (core MAX_PAYLOAD_BYTES): 500 readings × ~200 B. The ingest applies the same one. */
@@ -95,6 +97,26 @@ export const MAX_PENDING_VERIFICATIONS = 64
  */
 export const REGISTRY_POLL_MS = 2_000
 
+/**
+ * The telemetry spool (gateway.ts, Persistence) holds what the ingest has not yet acknowledged: normally
+ * a fraction of a second of traffic, but everything while the ingest is down. 500 000 messages is ~2 days
+ * of a 150-device fleet at one reading a minute, ~150 MB on disk at ~300 B per row. Full, the gateway
+ * refuses telemetry (the connection closes without a PUBACK), so devices keep their readings in their own
+ * buffers rather than the gateway accepting what it could not keep. aedes holds the same messages in memory
+ * for the ingest's session, so the bound also keeps the broker's memory in check.
+ */
+export const SPOOL_MAX_ENTRIES = 500_000
+
+/**
+ * Safety net: an entry the ingest never acknowledged (no ingest session, or an acknowledgement the
+ * gateway could not match) is dropped after a day, logged as a warning. An ingest outage long enough
+ * to reach it is one nobody noticed for a day; until then every entry is replayed at each start.
+ */
+export const SPOOL_RETENTION_MS = 24 * 60 * 60_000
+
+/** How often entries past SPOOL_RETENTION_MS are deleted. */
+export const SPOOL_PRUNE_INTERVAL_MS = 60_000
+
 export const DEFAULT_GATEWAY_LIMITS: GatewayLimits = Object.freeze({
   maxPayloadBytes: GATEWAY_MAX_PAYLOAD_BYTES,
   maxTopicLevels: GATEWAY_MAX_TOPIC_LEVELS,
@@ -106,6 +128,7 @@ export const DEFAULT_GATEWAY_LIMITS: GatewayLimits = Object.freeze({
   authBackoffBaseMs: AUTH_BACKOFF_BASE_MS,
   authBackoffMaxMs: AUTH_BACKOFF_MAX_MS,
   maxPendingVerifications: MAX_PENDING_VERIFICATIONS,
+  maxSpoolEntries: SPOOL_MAX_ENTRIES,
 })
 
 export class GatewayConfigError extends Error {

@@ -12,6 +12,8 @@ export interface RefusalCounts {
   topicTooDeep: number
   /** PUBLISHes beyond the device's token bucket. */
   rateLimited: number
+  /** Telemetry the spool could not keep (full, or its write failed); the device keeps the reading. */
+  spoolRefusals: number
 }
 export type RefusalKind = keyof RefusalCounts
 
@@ -31,6 +33,8 @@ export interface GatewayStats extends RefusalCounts {
   authCacheHits: number
   /** Clients disconnected because the registry changed under them (revoked, secret rotated, removed). */
   registryDisconnects: number
+  /** Telemetry messages in the spool (accepted, not yet acknowledged by the ingest); 0 without a spool. */
+  spoolEntries: number
   /** Refusals per device id; bounded, oldest-updated devices drop out first. */
   devices: Record<string, DeviceRefusals>
 }
@@ -39,7 +43,15 @@ export interface GatewayStats extends RefusalCounts {
 const MAX_DEVICES_TRACKED = 10_000
 
 export function emptyRefusals(): RefusalCounts {
-  return { authFailures: 0, deniedPublishes: 0, deniedSubscribes: 0, oversized: 0, topicTooDeep: 0, rateLimited: 0 }
+  return {
+    authFailures: 0,
+    deniedPublishes: 0,
+    deniedSubscribes: 0,
+    oversized: 0,
+    topicTooDeep: 0,
+    rateLimited: 0,
+    spoolRefusals: 0,
+  }
 }
 
 export interface StatsRecorder {

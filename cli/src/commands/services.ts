@@ -3,10 +3,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ALL_TELEMETRY_FILTER, parseSitesFile } from '@skolluft/core'
 import type { Fleet } from '@skolluft/firmware-sim'
+import type { Gateway } from '@skolluft/gateway'
 import { createLogger, type Logger, loadConfig } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
 import { CommonConfig, SimEnv } from '../config.ts'
-import { openDataDir } from '../data-dir.ts'
+import { openDataDir, openGatewaySpool } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
 import { ensureServiceCredentials, loadServiceCredential, serviceUsername } from '../service-credentials.ts'
 import { ensureSimDevices, readSimDevices, SIM_DEVICES_FILE } from '../sim-devices.ts'
@@ -81,12 +82,15 @@ export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<numb
   try {
     if (config.DEMO_SITES) await importDemoSitesIfEmpty(storage, log)
     const credentials = await ensureServiceCredentials(config.DATA_DIR, storage.registry)
+    const spool = await openGatewaySpool(config.DATA_DIR)
+    closers.push(() => spool.close())
     const gateway = await startGateway({
       log,
       registry: storage.registry,
       host: config.MQTT_HOST,
       port: config.MQTT_PORT,
       durableSubscribers: INGEST_SESSION,
+      spool,
     })
     closers.push(() => gateway.close())
     const mqttUrl = `mqtt://127.0.0.1:${gateway.port}`
@@ -136,15 +140,25 @@ export async function runGateway(env: NodeJS.ProcessEnv, _io: CliIo): Promise<nu
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-gateway' })
   const storage = await openDataDir(config.DATA_DIR)
   await ensureServiceCredentials(config.DATA_DIR, storage.registry)
-  const gateway = await startGateway({
-    log,
-    registry: storage.registry,
-    host: config.MQTT_HOST,
-    port: config.MQTT_PORT,
-    durableSubscribers: INGEST_SESSION,
-  })
-  log.info({ port: gateway.port }, 'gateway listening')
-  return runUntilSignal(log, [() => storage.close(), () => gateway.close()])
+  const spool = await openGatewaySpool(config.DATA_DIR)
+  let gateway: Gateway
+  try {
+    gateway = await startGateway({
+      log,
+      registry: storage.registry,
+      host: config.MQTT_HOST,
+      port: config.MQTT_PORT,
+      durableSubscribers: INGEST_SESSION,
+      spool,
+    })
+  } catch (error) {
+    await spool.close()
+    await storage.close()
+    throw error
+  }
+  log.info({ port: gateway.port, spooled: gateway.stats().spoolEntries }, 'gateway listening')
+  // Closed in reverse: the gateway first, then the spool it writes to, then the store.
+  return runUntilSignal(log, [() => storage.close(), () => spool.close(), () => gateway.close()])
 }
 
 export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
