@@ -15,7 +15,8 @@ const Setup = z.object({
   perDevice: z.number().int().positive(),
   inflight: z.number().int().positive(),
 })
-const Go = z.object({ base: z.number() })
+const Prepare = z.object({ prepare: z.number() })
+const Go = z.object({ go: z.number() })
 
 function payload(i: number, k: number, base: number): string {
   return JSON.stringify({
@@ -40,6 +41,9 @@ async function main(): Promise<void> {
       await mqtt.connectAsync(setup.url, { clientId: id, username: id, password: setup.password, reconnectPeriod: 0 }),
     )
   }
+  // Payloads are serialised before a phase starts, so the load generator spends as little CPU as
+  // possible while the gateway and the ingest are measured (devices are elsewhere in production).
+  const prepared = new Map<number, Buffer[][]>()
   port.on('message', (message: unknown) => {
     if (message === 'stop') {
       Promise.all(clients.map((c) => c.endAsync(true))).then(
@@ -48,17 +52,34 @@ async function main(): Promise<void> {
       )
       return
     }
-    const { base } = Go.parse(message)
+    const prepare = Prepare.safeParse(message)
+    if (prepare.success) {
+      const base = prepare.data.prepare
+      prepared.set(
+        base,
+        clients.map((_, k) => Array.from({ length: setup.perDevice }, (_, i) => Buffer.from(payload(i, k, base)))),
+      )
+      port.postMessage({ prepared: base })
+      return
+    }
+    const { go: base } = Go.parse(message)
+    const payloads = prepared.get(base)
+    if (!payloads) {
+      port.postMessage({ error: `payloads for ${base} were not prepared` })
+      return
+    }
+    prepared.delete(base)
     const started = performance.now()
     Promise.all(
       clients.map(async (client, k) => {
         const topic = deviceTopic(setup.ids[k] ?? '', 'telemetry')
+        const mine = payloads[k] ?? []
         let next = 0
         const worker = async () => {
-          while (next < setup.perDevice) {
+          while (next < mine.length) {
             const i = next
             next += 1
-            await client.publishAsync(topic, payload(i, k, base), { qos: 1 })
+            await client.publishAsync(topic, mine[i] ?? Buffer.alloc(0), { qos: 1 })
           }
         }
         await Promise.all(Array.from({ length: setup.inflight }, worker))
