@@ -57,6 +57,40 @@ function backfillInBackground(fleet: Fleet, days: number, log: Logger): void {
   )
 }
 
+/**
+ * The gateway as the platform runs it: with its durable telemetry spool in the data directory and the
+ * ingest's session in place before the first device connects. `close` stops the gateway, then the
+ * spool it writes to.
+ */
+async function startPlatformGateway(
+  log: Logger,
+  storage: Storage,
+  config: { DATA_DIR: string; MQTT_HOST: string; MQTT_PORT: number },
+): Promise<{ gateway: Gateway; close: Closer }> {
+  const { startGateway } = await loadGateway()
+  const spool = await openGatewaySpool(config.DATA_DIR)
+  try {
+    const gateway = await startGateway({
+      log,
+      registry: storage.registry,
+      host: config.MQTT_HOST,
+      port: config.MQTT_PORT,
+      durableSubscribers: INGEST_SESSION,
+      spool,
+    })
+    return {
+      gateway,
+      close: async () => {
+        await gateway.close()
+        await spool.close()
+      },
+    }
+  } catch (error) {
+    await spool.close()
+    throw error
+  }
+}
+
 async function importDemoSitesIfEmpty(storage: Storage, log: Logger): Promise<void> {
   if ((await storage.registry.listSites()).length > 0) return
   const { sites, errors } = parseSitesFile(await readFile(DEMO_SITES_FILE, 'utf8'), 'geojson')
@@ -67,7 +101,7 @@ async function importDemoSitesIfEmpty(storage: Storage, log: Logger): Promise<vo
 
 /** Everything in one process: gateway, ingest, API and the simulated fleet. The composition root. */
 export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
-  const [{ ApiEnv, startApi }, { GatewayConfig, startGateway }, { startIngest }, { createFleet }] = await Promise.all([
+  const [{ ApiEnv, startApi }, { GatewayConfig }, { startIngest }, { createFleet }] = await Promise.all([
     loadApi(),
     loadGateway(),
     loadIngest(),
@@ -82,17 +116,8 @@ export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<numb
   try {
     if (config.DEMO_SITES) await importDemoSitesIfEmpty(storage, log)
     const credentials = await ensureServiceCredentials(config.DATA_DIR, storage.registry)
-    const spool = await openGatewaySpool(config.DATA_DIR)
-    closers.push(() => spool.close())
-    const gateway = await startGateway({
-      log,
-      registry: storage.registry,
-      host: config.MQTT_HOST,
-      port: config.MQTT_PORT,
-      durableSubscribers: INGEST_SESSION,
-      spool,
-    })
-    closers.push(() => gateway.close())
+    const { gateway, close: closeGateway } = await startPlatformGateway(log, storage, config)
+    closers.push(closeGateway)
     const mqttUrl = `mqtt://127.0.0.1:${gateway.port}`
     const ingest = await startIngest({ log, storage, mqtt: { url: mqttUrl, ...credentials.ingest } })
     closers.push(() => ingest.close())
@@ -135,30 +160,21 @@ export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<numb
 }
 
 export async function runGateway(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
-  const { GatewayConfig, startGateway } = await loadGateway()
+  const { GatewayConfig } = await loadGateway()
   const config = loadConfig(CommonConfig.extend(GatewayConfig.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-gateway' })
   const storage = await openDataDir(config.DATA_DIR)
   await ensureServiceCredentials(config.DATA_DIR, storage.registry)
-  const spool = await openGatewaySpool(config.DATA_DIR)
-  let gateway: Gateway
+  let started: Awaited<ReturnType<typeof startPlatformGateway>>
   try {
-    gateway = await startGateway({
-      log,
-      registry: storage.registry,
-      host: config.MQTT_HOST,
-      port: config.MQTT_PORT,
-      durableSubscribers: INGEST_SESSION,
-      spool,
-    })
+    started = await startPlatformGateway(log, storage, config)
   } catch (error) {
-    await spool.close()
     await storage.close()
     throw error
   }
+  const { gateway } = started
   log.info({ port: gateway.port, spooled: gateway.stats().spoolEntries }, 'gateway listening')
-  // Closed in reverse: the gateway first, then the spool it writes to, then the store.
-  return runUntilSignal(log, [() => storage.close(), () => spool.close(), () => gateway.close()])
+  return runUntilSignal(log, [() => storage.close(), started.close])
 }
 
 export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
