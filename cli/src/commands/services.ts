@@ -101,12 +101,8 @@ async function importDemoSitesIfEmpty(storage: Storage, log: Logger): Promise<vo
 
 /** Everything in one process: gateway, ingest, API and the simulated fleet. The composition root. */
 export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
-  const [{ ApiEnv, startApi }, { GatewayConfig }, { startIngest }, { createFleet }] = await Promise.all([
-    loadApi(),
-    loadGateway(),
-    loadIngest(),
-    loadSim(),
-  ])
+  const [{ ApiEnv, apiListenOptions, startApi }, { GatewayConfig }, { startIngest }, { createFleet }] =
+    await Promise.all([loadApi(), loadGateway(), loadIngest(), loadSim()])
   // Everything `skolluft start` reads from the environment, validated once.
   const StartConfig = CommonConfig.extend(GatewayConfig.shape).extend(ApiEnv.shape).extend(SimEnv.shape)
   const config = loadConfig(StartConfig, env)
@@ -121,13 +117,7 @@ export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<numb
     const mqttUrl = `mqtt://127.0.0.1:${gateway.port}`
     const ingest = await startIngest({ log, storage, mqtt: { url: mqttUrl, ...credentials.ingest } })
     closers.push(() => ingest.close())
-    const api = await startApi({
-      log,
-      storage,
-      host: config.HOST,
-      port: config.PORT,
-      options: config.OPERATOR_TOKEN ? { operatorToken: config.OPERATOR_TOKEN } : {},
-    })
+    const api = await startApi({ log, storage, ...apiListenOptions(config) })
     closers.push(() => api.close())
     log.info({ http: `http://localhost:${api.port}`, mqtt: `mqtt://localhost:${gateway.port}` }, 'skolluft is running')
     if (config.SIM) {
@@ -188,17 +178,11 @@ export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
 }
 
 export async function runApi(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
-  const { ApiEnv, startApi } = await loadApi()
+  const { ApiEnv, apiListenOptions, startApi } = await loadApi()
   const config = loadConfig(CommonConfig.extend(ApiEnv.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-api' })
   const storage = await openDataDir(config.DATA_DIR)
-  const api = await startApi({
-    log,
-    storage,
-    host: config.HOST,
-    port: config.PORT,
-    options: config.OPERATOR_TOKEN ? { operatorToken: config.OPERATOR_TOKEN } : {},
-  })
+  const api = await startApi({ log, storage, ...apiListenOptions(config) })
   log.info({ port: api.port }, 'api listening')
   return runUntilSignal(log, [() => storage.close(), () => api.close()])
 }
