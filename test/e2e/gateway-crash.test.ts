@@ -2,7 +2,14 @@ import { deviceTopic, HOUR_MS } from '@skolluft/core'
 import { waitFor } from '@skolluft/testkit'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { addTestDevice, spawnCli, startTestPlatform, type TestPlatform, waitForExit } from '../support/platform.ts'
+import {
+  addTestDevice,
+  expectEachStoredOnce,
+  spawnCli,
+  startTestPlatform,
+  type TestPlatform,
+  waitForExit,
+} from '../support/platform.ts'
 
 /**
  * A gateway crash loses nothing a device had acknowledged: the GATEWAY runs as a real child process
@@ -170,18 +177,12 @@ describe('gateway crash (SIGKILL) in the middle of a stream', () => {
     // Give any stray redelivery time to land, then check nothing was lost or doubled.
     await new Promise((resolve) => setTimeout(resolve, 500))
     expect(await stored(), `acknowledged before the kill: ${ackedAtKill}`).toBe(TOTAL)
-    for (const d of devices) {
-      expect(await platform.storage.readings.countReadings({ deviceId: d.deviceId })).toBe(READINGS_PER_DEVICE)
-      const hours = await platform.storage.readings.aggregateSeries({
-        deviceId: d.deviceId,
-        metric: 'pm25',
-        from: START,
-        to: START + READINGS_PER_DEVICE * 60_000,
-        limit: 1000,
-        every: '1h',
-      })
-      expect(hours.reduce((sum, h) => sum + h.n, 0)).toBe(READINGS_PER_DEVICE)
-    }
+    await expectEachStoredOnce(
+      platform.storage,
+      devices.map((d) => d.deviceId),
+      READINGS_PER_DEVICE,
+      START,
+    )
     for (const child of [ingest, gateway.child]) {
       child.kill('SIGTERM')
       expect(await waitForExit(child)).toBe(0)

@@ -2,7 +2,14 @@ import { deviceTopic, HOUR_MS } from '@skolluft/core'
 import { waitFor } from '@skolluft/testkit'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { addTestDevice, spawnCli, startTestPlatform, type TestPlatform, waitForExit } from '../support/platform.ts'
+import {
+  addTestDevice,
+  expectEachStoredOnce,
+  spawnCli,
+  startTestPlatform,
+  type TestPlatform,
+  waitForExit,
+} from '../support/platform.ts'
 
 /**
  * Nothing lost, nothing doubled: the ingest runs as a real child process (`skolluft ingest`) and is
@@ -110,18 +117,12 @@ describe('ingest crash (SIGKILL) in the middle of a stream', () => {
     // Give any stray redelivery time to land, then check nothing was doubled.
     await new Promise((resolve) => setTimeout(resolve, 500))
     expect(await platform.storage.readings.countReadings()).toBe(TOTAL)
-    for (const d of devices) {
-      expect(await platform.storage.readings.countReadings({ deviceId: d.deviceId })).toBe(READINGS_PER_DEVICE)
-      const hours = await platform.storage.readings.aggregateSeries({
-        deviceId: d.deviceId,
-        metric: 'pm25',
-        from: start,
-        to: start + READINGS_PER_DEVICE * 60_000,
-        limit: 1000,
-        every: '1h',
-      })
-      expect(hours.reduce((sum, h) => sum + h.n, 0)).toBe(READINGS_PER_DEVICE)
-    }
+    await expectEachStoredOnce(
+      platform.storage,
+      devices.map((d) => d.deviceId),
+      READINGS_PER_DEVICE,
+      start,
+    )
     const bad = (await platform.storage.rejects.counts()).find((c) => c.code === 'bad_timestamp')
     expect(bad?.count).toBe(READINGS_PER_DEVICE / BAD_EVERY)
     ingest.kill('SIGTERM')

@@ -6,6 +6,7 @@ import { type Gateway, type GatewayLimits, type GatewayOptions, startGateway } f
 import { generateSecret, hashSecret, silentLogger } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
+import { expect } from 'vitest'
 
 /** System-test helpers: real gateway, real SQLite file, real child processes of the real CLI. */
 export const CLI_BIN = fileURLToPath(new URL('../../cli/bin/skolluft.js', import.meta.url))
@@ -120,4 +121,29 @@ export function spawnCli(
 export function waitForExit(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)))
+}
+
+/**
+ * Asserts that every device has exactly `perDevice` readings stored: the raw count, and the hourly
+ * aggregates' n (which would count a reading stored twice, or miss one stored without its aggregate).
+ */
+export async function expectEachStoredOnce(
+  storage: Storage,
+  deviceIds: readonly string[],
+  perDevice: number,
+  start: number,
+  intervalMs = 60_000,
+): Promise<void> {
+  for (const deviceId of deviceIds) {
+    expect(await storage.readings.countReadings({ deviceId })).toBe(perDevice)
+    const hours = await storage.readings.aggregateSeries({
+      deviceId,
+      metric: 'pm25',
+      from: start,
+      to: start + perDevice * intervalMs,
+      limit: 1000,
+      every: '1h',
+    })
+    expect(hours.reduce((sum, h) => sum + h.n, 0)).toBe(perDevice)
+  }
 }
