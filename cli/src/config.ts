@@ -21,16 +21,6 @@ export const CommonConfig = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
-/** Where a command that is an MQTT client connects, and (optionally) as whom. */
-export const MqttClientEnv = z.object({
-  MQTT_URL: z
-    .string()
-    .regex(/^mqtts?:\/\/[^/\s]+/, 'MQTT_URL must look like mqtt://host:port')
-    .default('mqtt://127.0.0.1:1883'),
-  MQTT_USERNAME: z.string().min(1).optional(),
-  MQTT_PASSWORD: z.string().min(1).optional(),
-})
-
 export const SimEnv = z.object({
   SIM: flag(true),
   DEMO_SITES: flag(true),

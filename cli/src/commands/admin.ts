@@ -11,8 +11,7 @@ import {
   placementAt,
 } from '@skolluft/core'
 import { generateSecret, hashSecret, loadConfig } from '@skolluft/runtime'
-import mqtt from 'mqtt'
-import { CommonConfig, MqttClientEnv } from '../config.ts'
+import { CommonConfig } from '../config.ts'
 import { withDataDir } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
 import { loadServiceCredential } from '../service-credentials.ts'
@@ -173,7 +172,10 @@ export async function deviceConfig(
   deviceId: string,
   config: { interval_s: number },
 ): Promise<number> {
-  const { DATA_DIR, MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD } = loadConfig(CommonConfig.extend(MqttClientEnv.shape), env)
+  // Loaded here only: the other admin commands need neither MQTT nor the ingest's schema.
+  const [{ IngestConfig }, { default: mqtt }] = await Promise.all([import('@skolluft/ingest'), import('mqtt')])
+  // The same broker settings as the ingest's (MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD).
+  const { DATA_DIR, MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD } = loadConfig(CommonConfig.extend(IngestConfig.shape), env)
   const parsed = DeviceConfig.safeParse(config)
   if (!parsed.success) {
     io.err(
