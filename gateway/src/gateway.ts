@@ -1,5 +1,5 @@
 import { createServer, type Socket } from 'node:net'
-import { deviceTopic, isValidId } from '@skolluft/core'
+import { createRateLimiter, deviceTopic, isValidId } from '@skolluft/core'
 import type { Logger } from '@skolluft/runtime'
 import type { RegistryStore, TelemetrySpool } from '@skolluft/storage'
 import { Aedes, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket } from 'aedes'
@@ -15,7 +15,6 @@ import {
 import { checkPublish, checkSubscribe, checkWill, mayReceive, type Principal, principalName } from './permissions.ts'
 import { createSpoolKeeper, type SpoolKeeper, SpoolRefusal } from './spool-keeper.ts'
 import { createStatsRecorder, type GatewayStats, type RefusalKind } from './stats.ts'
-import { createRateLimiter } from './token-bucket.ts'
 
 /**
  * The MQTT gateway: an aedes broker on a plain TCP listener, with the platform's rules in aedes' hooks.

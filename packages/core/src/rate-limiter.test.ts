@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createRateLimiter } from './token-bucket.ts'
+import { createRateLimiter } from './rate-limiter.ts'
 
 describe('createRateLimiter', () => {
   it('allows a burst, refuses beyond it, and refills at the sustained rate', () => {
