@@ -380,12 +380,13 @@ export function generateDemoSites(seed: number = DEMO_SEED): Site[] {
 }
 
 /**
- * The `GET /api/v1/sites` shape without `latest` (core geojson.ts), one feature per line so a change
+ * The `GET /api/v1/sites` shape without the live status (`latest`, `index`, `health`, `breaches`; core
+ * geojson.ts), one feature per line so a change
  * shows as a readable diff.
  */
 export function demoSitesGeoJson(sites: readonly Site[]): string {
   const lines = sites.map((site) => {
-    const { latest: _latest, ...properties } = siteFeature(site, null).properties
+    const { latest: _l, index: _i, health: _h, breaches: _b, ...properties } = siteFeature(site, null).properties
     return JSON.stringify({ ...siteFeature(site, null), properties })
   })
   return `{"type":"FeatureCollection","features":[\n${lines.join(',\n')}\n]}\n`

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import {
+  INDEX_MAX_AGE_MS,
   LatestSummary,
+  latestIndex,
   latestSummary,
+  NO_DEVICES,
+  NO_INDEX,
   SiteFeature,
   SiteFeatureCollection,
   siteFeature,
@@ -75,8 +79,23 @@ describe('siteFeature', () => {
           times: { pm25: '2026-11-30T07:59:00.000Z' },
           age_s: 60,
         },
+        // Without a status, a feature says "nothing known" rather than inventing an index or health.
+        index: NO_INDEX,
+        health: NO_DEVICES,
+        breaches: { open: 0 },
       },
     })
+    expect(SiteFeature.parse(feature)).toEqual(feature)
+  })
+
+  it('carries the index, health and breaches it is given', () => {
+    const latest = latestSummary({ ts: NOW - 60_000, values: { pm25: 60, no2: 5 } }, NOW)
+    const index = latestIndex(latest, NOW)
+    const health = { devices: 2, ok: 1, suspect: 0, offline: 1, never: 0, last_seen: latest.ts }
+    const feature = siteFeature(school, { latest, index, health, breaches: { open: 3 } })
+    expect(feature.properties.index).toEqual({ band: 4, pollutant: 'pm25', bands: { pm25: 4, no2: 1 } })
+    expect(feature.properties.health).toEqual(health)
+    expect(feature.properties.breaches).toEqual({ open: 3 })
     expect(SiteFeature.parse(feature)).toEqual(feature)
   })
 
@@ -97,6 +116,9 @@ describe('siteFeature', () => {
       municipality: 'Lund',
       demo: false,
       latest: null,
+      index: NO_INDEX,
+      health: NO_DEVICES,
+      breaches: { open: 0 },
     })
   })
 
@@ -105,6 +127,27 @@ describe('siteFeature', () => {
     expect(SiteFeature.safeParse({ ...base, geometry: { type: 'Point', coordinates: [13.2, 95] } }).success).toBe(false)
     expect(SiteFeature.safeParse({ ...base, geometry: { type: 'Point', coordinates: [13.2] } }).success).toBe(false)
     expect(SiteFeature.safeParse({ ...base, id: 'Not An Id' }).success).toBe(false)
+  })
+})
+
+describe('latestIndex', () => {
+  it('uses only values measured within INDEX_MAX_AGE_MS', () => {
+    const latest = latestSummary(
+      {
+        ts: NOW - 60_000,
+        values: { pm25: 100, pm10: 20 },
+        metricTs: { pm25: NOW - INDEX_MAX_AGE_MS - 1, pm10: NOW - 60_000 },
+      },
+      NOW,
+    )
+    // PM2.5 100 would be "very poor", but it is older than the limit; PM10 20 is "fair".
+    expect(latestIndex(latest, NOW)).toEqual({ band: 2, pollutant: 'pm10', bands: { pm10: 2 } })
+    expect(latestIndex(latest, NOW - 2)).toEqual({ band: 5, pollutant: 'pm25', bands: { pm25: 5, pm10: 2 } })
+  })
+
+  it('is empty without a latest reading or without index pollutants', () => {
+    expect(latestIndex(null, NOW)).toEqual(NO_INDEX)
+    expect(latestIndex(latestSummary({ ts: NOW, values: { temp: 4, rh: 80 } }, NOW), NOW)).toEqual(NO_INDEX)
   })
 })
 

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { EAQI_POLLUTANTS, siteIndex } from './aqi.ts'
 import { SiteId } from './ids.ts'
 import { METRICS, type Metric, type MetricValues } from './metrics.ts'
 import { Site } from './registry.ts'
@@ -29,6 +30,48 @@ export const LatestSummary = z.object({
 })
 export type LatestSummary = z.infer<typeof LatestSummary>
 
+/**
+ * The European index of a site now: from the latest value of each index pollutant measured within
+ * INDEX_MAX_AGE_MS (older values say nothing about the air now). Levels 1–6 as in core/aqi.ts.
+ */
+export const EaqiLevelSchema = z.number().int().min(1).max(6)
+export const IndexSummary = z.object({
+  band: EaqiLevelSchema.nullable(),
+  pollutant: z.enum(EAQI_POLLUTANTS).nullable(),
+  bands: z.partialRecord(z.enum(EAQI_POLLUTANTS), EaqiLevelSchema),
+})
+export type IndexSummary = z.infer<typeof IndexSummary>
+export const INDEX_MAX_AGE_MS = 3 * 3_600_000
+export const NO_INDEX: IndexSummary = { band: null, pollutant: null, bands: {} }
+
+/** Device health at a site (core/health.ts), counted; `last_seen` is the newest reading of any device. */
+export const HealthSummary = z.object({
+  devices: z.number().int().nonnegative(),
+  ok: z.number().int().nonnegative(),
+  suspect: z.number().int().nonnegative(),
+  offline: z.number().int().nonnegative(),
+  never: z.number().int().nonnegative(),
+  last_seen: z.iso.datetime().nullable(),
+})
+export type HealthSummary = z.infer<typeof HealthSummary>
+export const NO_DEVICES: HealthSummary = { devices: 0, ok: 0, suspect: 0, offline: 0, never: 0, last_seen: null }
+
+/** Open threshold breaches at the site (issue 4 evaluates them; until then always 0). */
+export const BreachSummary = z.object({ open: z.number().int().nonnegative() })
+export type BreachSummary = z.infer<typeof BreachSummary>
+
+/** The index from a latest summary, leaving out values older than INDEX_MAX_AGE_MS. */
+export function latestIndex(latest: LatestSummary | null, now: number): IndexSummary {
+  if (latest === null) return NO_INDEX
+  const fresh: Partial<Record<(typeof EAQI_POLLUTANTS)[number], number>> = {}
+  for (const p of EAQI_POLLUTANTS) {
+    const value = latest.values[p]
+    const time = latest.times[p] ?? latest.ts
+    if (value !== undefined && now - Date.parse(time) <= INDEX_MAX_AGE_MS) fresh[p] = value
+  }
+  return siteIndex(fresh)
+}
+
 /** RFC 7946 §3.1.1: a position is [longitude, latitude], optionally followed by altitude. */
 export const LonLat = z.tuple([Site.shape.lon, Site.shape.lat], z.number())
 
@@ -43,6 +86,9 @@ export const SiteFeatureProperties = Site.pick({
 }).extend({
   /** Absent in an imported site file; the API always sends it (null when the site has no data). */
   latest: LatestSummary.nullable().default(null),
+  index: IndexSummary.default(NO_INDEX),
+  health: HealthSummary.default(NO_DEVICES),
+  breaches: BreachSummary.default({ open: 0 }),
 })
 export type SiteFeatureProperties = z.infer<typeof SiteFeatureProperties>
 
@@ -88,7 +134,15 @@ export function latestSummary(
   }
 }
 
-export function siteFeature(site: Site, latest: LatestSummary | null): SiteFeature {
+export interface SiteStatus {
+  readonly latest: LatestSummary | null
+  readonly index?: IndexSummary
+  readonly health?: HealthSummary
+  readonly breaches?: BreachSummary
+}
+
+export function siteFeature(site: Site, status: SiteStatus | LatestSummary | null): SiteFeature {
+  const s: SiteStatus = status === null ? { latest: null } : 'latest' in status ? status : { latest: status }
   return {
     type: 'Feature',
     id: site.id,
@@ -101,7 +155,10 @@ export function siteFeature(site: Site, latest: LatestSummary | null): SiteFeatu
       locality: site.locality,
       municipality: site.municipality,
       demo: site.demo,
-      latest,
+      latest: s.latest,
+      index: s.index ?? NO_INDEX,
+      health: s.health ?? NO_DEVICES,
+      breaches: s.breaches ?? { open: 0 },
     },
   }
 }
