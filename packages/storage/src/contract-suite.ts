@@ -478,6 +478,87 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
       })
     })
 
+    describe('readings: fleet-wide queries', () => {
+      it('counts readings per device over whole hours in [from, to), a multi-metric reading once', async () => {
+        await storage.readings.writeReadings([
+          // One reading carries three metrics: counted once.
+          ...Array.from({ length: 40 }, (_, i) => reading('dev-1', T0 + i * MINUTE_MS, { pm25: 1, pm10: 2, no2: 3 })),
+          // A separate NO2 message in the same hour: no2 now has 41 samples, pm25 and pm10 40; the hour
+          // counts the largest per-metric count, 41.
+          reading('dev-1', T0 + 50 * MINUTE_MS + 1, { no2: 4 }),
+          ...minutes('dev-1', T0 + HOUR_MS, 30, () => 1),
+          // Outside the range: the hour before `from` and the hour starting at `to`.
+          ...minutes('dev-1', T0 - HOUR_MS, 60, () => 1),
+          ...minutes('dev-1', T0 + 2 * HOUR_MS, 60, () => 1),
+          // Last millisecond of the range.
+          reading('dev-2', T0 + 2 * HOUR_MS - 1, { temp: 20 }, { siteId: null }),
+        ])
+        const counts = await storage.readings.sampleCounts({ from: T0, to: T0 + 2 * HOUR_MS })
+        expect(counts).toEqual(
+          new Map([
+            ['dev-1', 41 + 30],
+            ['dev-2', 1],
+          ]),
+        )
+        expect(await storage.readings.sampleCounts({ from: T0 + 3 * HOUR_MS, to: T0 + 4 * HOUR_MS })).toEqual(new Map())
+      })
+
+      it('counts the readings of a device moved within an hour at both sites', async () => {
+        await storage.readings.writeReadings([
+          ...minutes('dev-1', T0, 20, () => 1, 'pm25', 'school-a'),
+          ...minutes('dev-1', T0 + 20 * MINUTE_MS, 25, () => 1, 'pm25', 'preschool-b'),
+        ])
+        const counts = await storage.readings.sampleCounts({ from: T0, to: T0 + HOUR_MS })
+        expect(counts.get('dev-1')).toBe(45)
+      })
+
+      it("gives every site's hourly means, devices combined as in aggregateSeries, ordered by site and hour", async () => {
+        await storage.readings.writeReadings([
+          // school-a, hour 0: two devices, 60 + 30 samples of 120 expected.
+          ...minutes('dev-1', T0, 60, () => 10),
+          ...minutes('dev-2', T0, 30, () => 20),
+          // school-a, hour 1: only dev-2, 30 of 60 (invalid); dev-1 sends NO2 only (not pm25).
+          ...minutes('dev-2', T0 + HOUR_MS, 30, () => 5),
+          ...minutes('dev-1', T0 + HOUR_MS, 60, () => 99, 'no2'),
+          // preschool-b, hour 1 and the hour starting at `to` (left out).
+          ...minutes('dev-3', T0 + HOUR_MS, 60, (i) => i, 'pm25', 'preschool-b'),
+          ...minutes('dev-3', T0 + 2 * HOUR_MS, 60, () => 7, 'pm25', 'preschool-b'),
+          // No site: left out.
+          ...minutes('dev-4', T0, 60, () => 1000, 'pm25', null),
+        ])
+        // `from` in the middle of hour 0 still returns hour 0 (hours overlapping [from, to)).
+        const range = { from: T0 + 30 * MINUTE_MS, to: T0 + 2 * HOUR_MS }
+        const hours = await storage.readings.hourlyBySite({ metric: 'pm25', ...range })
+        expect(hours.map((h) => [h.siteId, h.t, h.n, h.valid])).toEqual([
+          ['preschool-b', T0 + HOUR_MS, 60, true],
+          ['school-a', T0, 90, true],
+          ['school-a', T0 + HOUR_MS, 30, false],
+        ])
+        expect(hours[0]?.mean).toBeCloseTo(29.5, 10)
+        expect(hours[1]?.mean).toBeCloseTo((600 + 600) / 90, 10)
+        expect(hours[2]?.mean).toBe(5)
+
+        // The same numbers as each site's own hourly series.
+        for (const siteId of ['school-a', 'preschool-b']) {
+          const series = await storage.readings.aggregateSeries({
+            siteId,
+            metric: 'pm25',
+            ...range,
+            limit: 100,
+            every: '1h',
+          })
+          const own = hours.filter((h) => h.siteId === siteId)
+          expect(own.map((h) => ({ t: new Date(h.t).toISOString(), mean: h.mean, n: h.n, valid: h.valid }))).toEqual(
+            series.map((p) => ({ t: p.t, mean: p.mean, n: p.n, valid: p.valid })),
+          )
+        }
+
+        const no2 = await storage.readings.hourlyBySite({ metric: 'no2', ...range })
+        expect(no2).toEqual([{ siteId: 'school-a', t: T0 + HOUR_MS, mean: 99, n: 60, valid: true }])
+        expect(await storage.readings.hourlyBySite({ metric: 'rh', ...range })).toEqual([])
+      })
+    })
+
     describe('registry: sites', () => {
       it('inserts, then updates by id without duplicating', async () => {
         expect(await storage.registry.upsertSites(SITES)).toEqual({ inserted: 2, updated: 0 })
@@ -688,6 +769,336 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
         const counts = await storage.rejects.counts()
         expect(counts).toContainEqual({ deviceId: 'dev-1', code: 'bad_json', count: total / 2, lastAt: total - 2 })
         expect(counts).toContainEqual({ deviceId: null, code: 'bad_json', count: total / 2, lastAt: total - 1 })
+      })
+    })
+
+    describe('access: users', () => {
+      const anna = {
+        email: 'Anna.Berg@Example.org',
+        name: 'Anna Berg',
+        role: 'principal' as const,
+        sites: ['school-a', 'preschool-b', 'school-a'],
+        passwordHash: 'scrypt$anna',
+      }
+
+      it('adds a user with a generated id and a lower-case email, and finds it by id and by email in any case', async () => {
+        await storage.registry.upsertSites(SITES)
+        const user = await storage.access.addUser(anna, T0)
+        expect(user).toEqual({
+          id: expect.stringMatching(/^usr_./),
+          email: 'anna.berg@example.org',
+          name: 'Anna Berg',
+          role: 'principal',
+          sites: ['preschool-b', 'school-a'],
+          passwordHash: 'scrypt$anna',
+          createdAt: T0,
+          disabledAt: null,
+        })
+        expect(await storage.access.getUser(user.id)).toEqual(user)
+        expect(await storage.access.getUserByEmail('ANNA.BERG@example.ORG')).toEqual(user)
+        expect(await storage.access.getUserByEmail('someone@example.org')).toBeUndefined()
+        expect(await storage.access.getUser('usr_nobody')).toBeUndefined()
+        const other = await storage.access.addUser({ ...anna, email: 'bo@example.org', role: 'staff', sites: [] }, T0)
+        expect(other.id).not.toBe(user.id)
+        const fixed = await storage.access.addUser({ ...anna, id: 'usr_fixed', email: 'c@example.org' }, T0)
+        expect(fixed.id).toBe('usr_fixed')
+      })
+
+      it('refuses a second user with the same email in another case (CONFLICT) and bad input', async () => {
+        await storage.registry.upsertSites(SITES)
+        const first = await storage.access.addUser(anna, T0)
+        await expect(
+          storage.access.addUser({ ...anna, email: 'anna.berg@EXAMPLE.org', name: 'Other' }, T0),
+        ).rejects.toMatchObject({ name: 'StorageError', code: 'CONFLICT' })
+        await expect(
+          storage.access.addUser({ ...anna, id: first.id, email: 'x@example.org' }, T0),
+        ).rejects.toMatchObject({ code: 'CONFLICT' })
+        await expect(storage.access.addUser({ ...anna, email: 'not-an-email' }, T0)).rejects.toMatchObject({
+          code: 'INVALID_USER',
+        })
+        const badRole = { ...anna, email: 'r@example.org', role: 'root' } as unknown as typeof anna
+        await expect(storage.access.addUser(badRole, T0)).rejects.toMatchObject({ code: 'INVALID_USER' })
+        await expect(
+          storage.access.addUser({ ...anna, email: 's@example.org', sites: ['no-such-site'] }, T0),
+        ).rejects.toMatchObject({ code: 'UNKNOWN_SITE' })
+        expect((await storage.access.listUsers()).map((u) => u.email)).toEqual(['anna.berg@example.org'])
+      })
+
+      it('lists users by email, updates fields, and counts enabled users per role', async () => {
+        await storage.registry.upsertSites(SITES)
+        const c = await storage.access.addUser({ ...anna, email: 'cecilia@example.org' }, T0)
+        const a = await storage.access.addUser({ ...anna, email: 'Adam@example.org', role: 'admin', sites: [] }, T0 + 1)
+        await storage.access.addUser({ ...anna, email: 'bo@example.org', role: 'admin', sites: [] }, T0 + 2)
+        const users = await storage.access.listUsers()
+        expect(users.map((u) => [u.email, u.sites])).toEqual([
+          ['adam@example.org', []],
+          ['bo@example.org', []],
+          ['cecilia@example.org', ['preschool-b', 'school-a']],
+        ])
+        expect(await storage.access.countUsers()).toBe(3)
+        expect(await storage.access.countUsers('admin')).toBe(2)
+        expect(await storage.access.countUsers('researcher')).toBe(0)
+
+        const updated = await storage.access.updateUser(c.id, { sites: ['school-a'], name: null, passwordHash: 'h2' })
+        expect(updated).toEqual({ ...c, sites: ['school-a'], name: null, passwordHash: 'h2' })
+        expect(await storage.access.getUser(c.id)).toEqual(updated)
+        const disabled = await storage.access.updateUser(a.id, { disabledAt: T0 + 5, role: 'staff' })
+        expect(disabled).toMatchObject({ role: 'staff', disabledAt: T0 + 5, email: 'adam@example.org' })
+        expect(await storage.access.countUsers('admin')).toBe(1)
+        expect(await storage.access.countUsers()).toBe(2)
+        expect(await storage.access.updateUser(a.id, { disabledAt: null })).toMatchObject({ disabledAt: null })
+        expect(await storage.access.updateUser('usr_nobody', { name: 'x' })).toBeUndefined()
+        await expect(storage.access.updateUser(c.id, { sites: ['no-such-site'] })).rejects.toMatchObject({
+          code: 'UNKNOWN_SITE',
+        })
+        expect((await storage.access.getUser(c.id))?.sites).toEqual(['school-a'])
+      })
+    })
+
+    describe('access: sessions', () => {
+      async function user(): Promise<string> {
+        return (
+          await storage.access.addUser(
+            { email: 'u@example.org', name: null, role: 'staff', sites: [], passwordHash: 'h' },
+            T0,
+          )
+        ).id
+      }
+      function session(id: string, userId: string, expiresAt: number) {
+        return {
+          id,
+          userId,
+          secretHash: `hash-${id}`,
+          csrfToken: `csrf-${id}`,
+          createdAt: T0,
+          expiresAt,
+          lastSeenAt: T0,
+        }
+      }
+
+      it('creates, finds, touches and deletes a session; an expired one is still returned', async () => {
+        const userId = await user()
+        const s = session('ses-1', userId, T0 + HOUR_MS)
+        await storage.access.createSession(s)
+        expect(await storage.access.getSession('ses-1')).toEqual(s)
+        expect(await storage.access.touchSession('ses-1', T0 + 10, T0 + 2 * HOUR_MS)).toBe(true)
+        expect(await storage.access.getSession('ses-1')).toEqual({
+          ...s,
+          lastSeenAt: T0 + 10,
+          expiresAt: T0 + 2 * HOUR_MS,
+        })
+        expect(await storage.access.touchSession('ses-x', T0, T0)).toBe(false)
+
+        await storage.access.createSession(session('ses-old', userId, T0 - 1))
+        expect(await storage.access.getSession('ses-old')).toMatchObject({ expiresAt: T0 - 1 })
+
+        expect(await storage.access.deleteSession('ses-1')).toBe(true)
+        expect(await storage.access.deleteSession('ses-1')).toBe(false)
+        expect(await storage.access.getSession('ses-1')).toBeUndefined()
+      })
+
+      it('removes expired sessions (expiresAt <= now) and all sessions of a user', async () => {
+        const userId = await user()
+        const other = (
+          await storage.access.addUser(
+            { email: 'o@example.org', name: null, role: 'staff', sites: [], passwordHash: null },
+            T0,
+          )
+        ).id
+        await storage.access.createSession(session('a', userId, T0 - 1))
+        await storage.access.createSession(session('b', userId, T0))
+        await storage.access.createSession(session('c', userId, T0 + 1))
+        await storage.access.createSession(session('d', other, T0 + 1))
+        expect(await storage.access.deleteExpiredSessions(T0)).toBe(2)
+        expect(await storage.access.getSession('b')).toBeUndefined()
+        expect(await storage.access.getSession('c')).toBeDefined()
+        expect(await storage.access.deleteExpiredSessions(T0)).toBe(0)
+        expect(await storage.access.deleteUserSessions(userId)).toBe(1)
+        expect(await storage.access.getSession('c')).toBeUndefined()
+        expect(await storage.access.getSession('d')).toBeDefined()
+      })
+
+      it('refuses a session of an unknown user (UNKNOWN_USER) and a duplicate id (CONFLICT)', async () => {
+        const userId = await user()
+        await expect(storage.access.createSession(session('s', 'usr_nobody', T0))).rejects.toMatchObject({
+          code: 'UNKNOWN_USER',
+        })
+        await storage.access.createSession(session('s', userId, T0))
+        await expect(storage.access.createSession(session('s', userId, T0 + 5))).rejects.toMatchObject({
+          code: 'CONFLICT',
+        })
+        expect(await storage.access.getSession('s')).toMatchObject({ expiresAt: T0 })
+      })
+    })
+
+    describe('access: API tokens', () => {
+      const token = {
+        id: 'tok-1',
+        name: 'Research export',
+        role: 'researcher' as const,
+        scopes: ['series:hourly' as const, 'export' as const],
+        sites: [],
+        userId: null,
+        secretHash: 'scrypt$tok',
+        createdAt: T0,
+        expiresAt: T0 + DAY_MS,
+      }
+
+      it('creates, finds, lists by creation time, revokes and touches tokens', async () => {
+        await storage.registry.upsertSites(SITES)
+        const userId = (
+          await storage.access.addUser(
+            { email: 'p@example.org', name: null, role: 'principal', sites: ['school-a'], passwordHash: null },
+            T0,
+          )
+        ).id
+        const created = await storage.access.createToken(token)
+        expect(created).toEqual({ ...token, revokedAt: null, lastUsedAt: null })
+        const second = await storage.access.createToken({
+          ...token,
+          id: 'tok-0',
+          role: 'principal',
+          scopes: ['series:raw'],
+          sites: ['school-a'],
+          userId,
+          createdAt: T0 + 1,
+          expiresAt: null,
+        })
+        expect(second).toMatchObject({ sites: ['school-a'], userId, expiresAt: null })
+        expect(await storage.access.getToken('tok-1')).toEqual(created)
+        expect(await storage.access.getToken('tok-x')).toBeUndefined()
+        expect((await storage.access.listTokens()).map((t) => t.id)).toEqual(['tok-1', 'tok-0'])
+
+        expect(await storage.access.touchToken('tok-1', T0 + 50)).toBe(true)
+        expect(await storage.access.touchToken('tok-x', T0 + 50)).toBe(false)
+        expect(await storage.access.revokeToken('tok-1', T0 + 100)).toBe(true)
+        expect(await storage.access.revokeToken('tok-1', T0 + 200)).toBe(true)
+        expect(await storage.access.revokeToken('tok-x', T0 + 200)).toBe(false)
+        expect(await storage.access.getToken('tok-1')).toMatchObject({ revokedAt: T0 + 100, lastUsedAt: T0 + 50 })
+        expect((await storage.access.getToken('tok-0'))?.revokedAt).toBeNull()
+      })
+
+      it('refuses a duplicate id, an unknown user, scope or site', async () => {
+        await storage.access.createToken(token)
+        await expect(storage.access.createToken({ ...token, name: 'again' })).rejects.toMatchObject({
+          code: 'CONFLICT',
+        })
+        await expect(storage.access.createToken({ ...token, id: 't2', userId: 'usr_nobody' })).rejects.toMatchObject({
+          code: 'UNKNOWN_USER',
+        })
+        const badScope = { ...token, id: 't3', scopes: ['everything'] } as unknown as typeof token
+        await expect(storage.access.createToken(badScope)).rejects.toMatchObject({ code: 'INVALID_TOKEN' })
+        await expect(storage.access.createToken({ ...token, id: 't4', sites: ['nowhere'] })).rejects.toMatchObject({
+          code: 'UNKNOWN_SITE',
+        })
+        expect((await storage.access.listTokens()).map((t) => t.id)).toEqual(['tok-1'])
+      })
+    })
+
+    describe('access: audit log', () => {
+      it('lists newest first, pages with beforeId, and returns the detail as stored', async () => {
+        const detail = { role: 'staff', sites: ['school-a'], nested: { n: 1.5, flag: true, none: null } }
+        const first = await storage.access.appendAudit({
+          at: T0,
+          actor: 'cli',
+          action: 'user.create',
+          target: 'usr_1',
+          detail,
+        })
+        expect(first).toEqual({
+          id: expect.any(Number),
+          at: T0,
+          actor: 'cli',
+          action: 'user.create',
+          target: 'usr_1',
+          detail,
+        })
+        for (let i = 1; i < 5; i++) {
+          await storage.access.appendAudit({ at: T0 + i, actor: 'usr_1', action: `a${i}`, target: null, detail: {} })
+        }
+        const all = await storage.access.listAudit({ limit: 10 })
+        expect(all.map((e) => e.action)).toEqual(['a4', 'a3', 'a2', 'a1', 'user.create'])
+        expect(all.at(-1)).toEqual(first)
+        const page1 = await storage.access.listAudit({ limit: 2 })
+        expect(page1.map((e) => e.action)).toEqual(['a4', 'a3'])
+        const page2 = await storage.access.listAudit({ limit: 2, beforeId: page1.at(-1)?.id ?? 0 })
+        expect(page2.map((e) => e.action)).toEqual(['a2', 'a1'])
+        const page3 = await storage.access.listAudit({ limit: 2, beforeId: page2.at(-1)?.id ?? 0 })
+        expect(page3.map((e) => e.action)).toEqual(['user.create'])
+        expect(await storage.access.listAudit({ limit: 2, beforeId: first.id })).toEqual([])
+        expect(await storage.access.listAudit({ limit: 0 })).toEqual([])
+      })
+
+      it('refuses a detail that is not a JSON object', async () => {
+        const detail = { big: 1n } as unknown as Record<string, unknown>
+        await expect(
+          storage.access.appendAudit({ at: T0, actor: 'cli', action: 'x', target: null, detail }),
+        ).rejects.toMatchObject({ code: 'INVALID_AUDIT' })
+        const array = [1, 2] as unknown as Record<string, unknown>
+        await expect(
+          storage.access.appendAudit({ at: T0, actor: 'cli', action: 'x', target: null, detail: array }),
+        ).rejects.toMatchObject({ code: 'INVALID_AUDIT' })
+        expect(await storage.access.listAudit({ limit: 10 })).toEqual([])
+      })
+    })
+
+    describe('access: durability and revision', () => {
+      it('keeps users, sessions, tokens and the audit log across reopen, without moving the registry revision', async () => {
+        await storage.registry.upsertSites(SITES)
+        const revision = await storage.registry.revision()
+        const user = await storage.access.addUser(
+          { email: 'p@example.org', name: 'P', role: 'principal', sites: ['school-a'], passwordHash: 'h' },
+          T0,
+        )
+        await storage.access.updateUser(user.id, { role: 'admin', sites: [] })
+        const session = {
+          id: 's1',
+          userId: user.id,
+          secretHash: 'sh',
+          csrfToken: 'c',
+          createdAt: T0,
+          expiresAt: T0 + HOUR_MS,
+          lastSeenAt: T0,
+        }
+        await storage.access.createSession(session)
+        await storage.access.touchSession('s1', T0 + 1, T0 + HOUR_MS)
+        const token = await storage.access.createToken({
+          id: 't1',
+          name: 'n',
+          role: 'principal',
+          scopes: ['map:read'],
+          sites: ['school-a'],
+          userId: user.id,
+          secretHash: 'th',
+          createdAt: T0,
+          expiresAt: null,
+        })
+        await storage.access.touchToken('t1', T0 + 2)
+        await storage.access.revokeToken('t1', T0 + 3)
+        const entry = await storage.access.appendAudit({
+          at: T0,
+          actor: user.id,
+          action: 'token.create',
+          target: 't1',
+          detail: { k: 'v' },
+        })
+        await storage.access.deleteExpiredSessions(T0)
+        expect(await storage.registry.revision()).toBe(revision)
+        await storage.close()
+
+        storage = await fixture.reopen()
+        expect(await storage.access.getUser(user.id)).toEqual({ ...user, role: 'admin', sites: [] })
+        expect(await storage.access.getSession('s1')).toEqual({ ...session, lastSeenAt: T0 + 1 })
+        expect(await storage.access.getToken('t1')).toEqual({ ...token, lastUsedAt: T0 + 2, revokedAt: T0 + 3 })
+        expect(await storage.access.listAudit({ limit: 5 })).toEqual([entry])
+        const next = await storage.access.appendAudit({
+          at: T0 + 9,
+          actor: 'cli',
+          action: 'x',
+          target: null,
+          detail: {},
+        })
+        expect(next.id).toBeGreaterThan(entry.id)
       })
     })
 

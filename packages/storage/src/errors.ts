@@ -7,6 +7,12 @@ export const STORAGE_ERROR_CODES = [
   'INVALID_PLACEMENT',
   'INVALID_ACCOUNT',
   'INVALID_QUERY',
+  'INVALID_USER',
+  'INVALID_TOKEN',
+  'INVALID_AUDIT',
+  'UNKNOWN_USER',
+  /** The record exists already (a user's email, a session or token id). */
+  'CONFLICT',
   'CORRUPT_ROW',
   'SCHEMA_TOO_NEW',
   'CLOSED',

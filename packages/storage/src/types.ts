@@ -3,8 +3,10 @@ import type {
   Device,
   Metric,
   MetricValues,
+  Permission,
   Placement,
   RejectCode,
+  Role,
   Site,
   SiteInput,
 } from '@skolluft/core'
@@ -98,6 +100,32 @@ export interface ReadingStore {
    */
   latestBySite(): Promise<Map<string, LatestReading>>
   countReadings(filter?: { readonly deviceId?: string; readonly siteId?: string }): Promise<number>
+  /**
+   * Readings per device over the hours whose start lies in [from, to) (so `from` and `to` are meant to be
+   * hour-aligned), from the hourly aggregates: per device-hour the largest sample count of any metric (one
+   * reading usually carries several metrics), summed over the hours. Devices without readings are absent.
+   * Feeds the 24 h coverage of device health.
+   */
+  sampleCounts(range: { readonly from: number; readonly to: number }): Promise<Map<string, number>>
+  /**
+   * Every site's hourly aggregate of one metric, for the hours overlapping [from, to), ordered by siteId then
+   * t. A site combines its devices as `aggregateSeries` does (samples and expected samples add up over the
+   * devices that measured the metric there). Hours without a sample of the metric are absent. Readings that
+   * belong to no site are left out.
+   */
+  hourlyBySite(query: { readonly metric: Metric; readonly from: number; readonly to: number }): Promise<SiteHour[]>
+}
+
+/** One site's hourly aggregate of one metric (see `ReadingStore.hourlyBySite`). */
+export interface SiteHour {
+  readonly siteId: string
+  /** Hour start, epoch ms UTC. */
+  readonly t: number
+  readonly mean: number
+  /** Samples in the hour, over all devices at the site. */
+  readonly n: number
+  /** At least 75 % of the expected samples arrived (as `AggregatePoint.valid`). */
+  readonly valid: boolean
 }
 
 export interface NewDevice {
@@ -185,9 +213,142 @@ export interface RejectLog {
   counts(): Promise<RejectCount[]>
 }
 
+/** A person who logs in to the dashboard or API. */
+export interface UserRecord {
+  /** `usr_` + random, chosen by the store unless the caller passes one. */
+  readonly id: string
+  /** The login name, stored lower-case; unique regardless of case. */
+  readonly email: string
+  readonly name: string | null
+  readonly role: Role
+  /** Bound sites (principals), sorted, without duplicates. */
+  readonly sites: string[]
+  /** scrypt hash from @skolluft/runtime hashSecret; null = no password login (not set yet). */
+  readonly passwordHash: string | null
+  readonly createdAt: number
+  /** Set = the user can no longer log in (users are disabled rather than deleted, so audit entries keep meaning). */
+  readonly disabledAt: number | null
+}
+
+export type NewUser = Omit<UserRecord, 'id' | 'sites' | 'createdAt' | 'disabledAt'> & {
+  /** Normally left out: the store generates `usr_` + random. */
+  readonly id?: string
+  readonly sites: readonly string[]
+}
+
+export interface UserPatch {
+  readonly role?: Role
+  readonly sites?: readonly string[]
+  readonly name?: string | null
+  readonly passwordHash?: string | null
+  readonly disabledAt?: number | null
+}
+
+/** A bearer token for the API (`skl_<id>_<secret>`); only the secret's hash is stored. */
+export interface ApiTokenRecord {
+  /** Chosen by the caller (it is part of the token the caller hands out). */
+  readonly id: string
+  readonly name: string
+  readonly role: Role
+  /** What the token may do (intersected with its role's permissions by the caller). */
+  readonly scopes: Permission[]
+  /** Bound sites, sorted, without duplicates. */
+  readonly sites: string[]
+  /** The user the token was issued to, if any. */
+  readonly userId: string | null
+  readonly secretHash: string
+  readonly createdAt: number
+  readonly expiresAt: number | null
+  readonly revokedAt: number | null
+  readonly lastUsedAt: number | null
+}
+
+export type NewApiToken = Omit<ApiTokenRecord, 'scopes' | 'sites' | 'revokedAt' | 'lastUsedAt'> & {
+  readonly scopes: readonly Permission[]
+  readonly sites: readonly string[]
+}
+
+/** A logged-in browser session (cookie). Valid while `now < expiresAt`; the caller checks that. */
+export interface SessionRecord {
+  /** Chosen by the caller. */
+  readonly id: string
+  readonly userId: string
+  readonly secretHash: string
+  readonly csrfToken: string
+  readonly createdAt: number
+  readonly expiresAt: number
+  readonly lastSeenAt: number
+}
+
+export interface AuditEntry {
+  /** Grows with every entry; the paging key of `listAudit`. */
+  readonly id: number
+  readonly at: number
+  /** Who did it: a user id, a token id, or e.g. 'cli'. */
+  readonly actor: string
+  /** What, e.g. 'user.create'. */
+  readonly action: string
+  /** The object acted on (a user or token id), if any. */
+  readonly target: string | null
+  /** JSON-serialisable details; never secrets. */
+  readonly detail: Record<string, unknown>
+}
+
+/**
+ * Users, API tokens, sessions and the audit log. None of these changes moves the registry revision (that
+ * one wakes the MQTT gateway, which does not care about people).
+ */
+export interface AccessStore {
+  /**
+   * Adds a user; the email is stored lower-case. StorageError CONFLICT if a user with that email (in any
+   * case) or id exists, INVALID_USER for a malformed email, role or site id, UNKNOWN_SITE for a site that
+   * does not exist.
+   */
+  addUser(user: NewUser, now: number): Promise<UserRecord>
+  getUser(id: string): Promise<UserRecord | undefined>
+  /** Case-insensitive. */
+  getUserByEmail(email: string): Promise<UserRecord | undefined>
+  /** Sorted by email; disabled users included. */
+  listUsers(): Promise<UserRecord[]>
+  /** Changes the given fields (`sites` replaces the list); undefined if the user does not exist. */
+  updateUser(id: string, patch: UserPatch): Promise<UserRecord | undefined>
+  /** Users that are not disabled, of one role or of all. */
+  countUsers(role?: Role): Promise<number>
+
+  /** StorageError CONFLICT if the id exists, UNKNOWN_USER if the user does not. */
+  createSession(session: SessionRecord): Promise<void>
+  /** Returned even when expired: the caller compares `expiresAt` with its clock. */
+  getSession(id: string): Promise<SessionRecord | undefined>
+  /** False if the session does not exist. */
+  touchSession(id: string, lastSeenAt: number, expiresAt: number): Promise<boolean>
+  deleteSession(id: string): Promise<boolean>
+  /** Logs a user out everywhere; returns how many sessions ended. */
+  deleteUserSessions(userId: string): Promise<number>
+  /** Removes sessions with `expiresAt <= now`; returns how many. */
+  deleteExpiredSessions(now: number): Promise<number>
+
+  /**
+   * StorageError CONFLICT if the id exists, UNKNOWN_USER if `userId` names no user, INVALID_TOKEN for an
+   * unknown role or scope or a malformed site id, UNKNOWN_SITE for a site that does not exist.
+   */
+  createToken(token: NewApiToken): Promise<ApiTokenRecord>
+  getToken(id: string): Promise<ApiTokenRecord | undefined>
+  /** Ordered by createdAt (then id); revoked and expired tokens included. */
+  listTokens(): Promise<ApiTokenRecord[]>
+  /** Marks the token revoked (a second revoke keeps the first time). False if unknown. */
+  revokeToken(id: string, now: number): Promise<boolean>
+  /** Records a use. False if unknown. */
+  touchToken(id: string, now: number): Promise<boolean>
+
+  appendAudit(entry: Omit<AuditEntry, 'id'>): Promise<AuditEntry>
+  /** Newest first; `beforeId` pages on from the last id of the previous page. */
+  listAudit(query: { readonly limit: number; readonly beforeId?: number }): Promise<AuditEntry[]>
+}
+
 export interface Storage {
   readonly readings: ReadingStore
   readonly registry: RegistryStore
   readonly rejects: RejectLog
+  readonly access: AccessStore
   close(): Promise<void>
 }

@@ -16,6 +16,11 @@ import { StorageError } from '../errors.ts'
  *   ts/site_id/received_at of the newest reading; it only moves forward in time.
  * - `meta.revision` counts registry changes so other processes can poll for them.
  * - `rejects` is a bounded log; `reject_counts` keeps totals after rows roll off. device_id '' = unknown sender.
+ * - (3) People: `users` (email stored lower-case, so the UNIQUE constraint is case-insensitive), their bound
+ *   sites in `user_sites`, `api_tokens` with `token_sites` (site tables rather than JSON so "who may see site
+ *   X" is a plain indexed query), `sessions`, and the append-only `audit_log`. Scopes are a JSON array (only
+ *   ever read with their token). No index on hourly (hour_start) for the fleet-wide range scans: measured
+ *   10× slower than walking each device's key range (see FLEET_SCAN in readings.ts).
  *
  * Wide rows (one per device-hour, columns per metric) instead of one row per metric: a reading then costs
  * three row writes instead of thirteen; measured about 4× faster per reading on the hot path.
@@ -129,6 +134,67 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE rejects ADD COLUMN message_key TEXT;
   CREATE INDEX rejects_by_message ON rejects (message_key) WHERE message_key IS NOT NULL;
+  `,
+  // 3: users, API tokens, sessions and the audit log (issue 3).
+  `
+  CREATE TABLE users (
+    id TEXT PRIMARY KEY NOT NULL,
+    email TEXT NOT NULL UNIQUE,
+    name TEXT,
+    role TEXT NOT NULL,
+    password_hash TEXT,
+    created_at INTEGER NOT NULL,
+    disabled_at INTEGER
+  );
+
+  CREATE TABLE user_sites (
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    site_id TEXT NOT NULL REFERENCES sites (id),
+    PRIMARY KEY (user_id, site_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX user_sites_by_site ON user_sites (site_id);
+
+  CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    user_id TEXT REFERENCES users (id) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER,
+    last_used_at INTEGER
+  );
+  CREATE INDEX api_tokens_by_user ON api_tokens (user_id) WHERE user_id IS NOT NULL;
+
+  CREATE TABLE token_sites (
+    token_id TEXT NOT NULL REFERENCES api_tokens (id) ON DELETE CASCADE,
+    site_id TEXT NOT NULL REFERENCES sites (id),
+    PRIMARY KEY (token_id, site_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX token_sites_by_site ON token_sites (site_id);
+
+  CREATE TABLE sessions (
+    id TEXT PRIMARY KEY NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL,
+    csrf_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL
+  );
+  CREATE INDEX sessions_by_user ON sessions (user_id);
+  CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+
+  CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT NOT NULL
+  );
   `,
 ]
 

@@ -1,6 +1,7 @@
 import {
   type AggregatePoint,
   dailyPoints,
+  HOURLY_MIN_COVERAGE,
   type HourBucket,
   hourPoint,
   hourStart,
@@ -11,7 +12,15 @@ import {
 } from '@skolluft/core'
 import type Database from 'better-sqlite3'
 import { StorageError } from '../errors.ts'
-import type { LatestReading, RawPoint, ReadingStore, SeriesQuery, StoredReading, WriteResult } from '../types.ts'
+import type {
+  LatestReading,
+  RawPoint,
+  ReadingStore,
+  SeriesQuery,
+  SiteHour,
+  StoredReading,
+  WriteResult,
+} from '../types.ts'
 
 /** Stand-in for "no site" in key columns that cannot be NULL; ids never match it (ID_PATTERN needs 1+ chars). */
 export const NO_SITE = ''
@@ -27,6 +36,9 @@ interface BucketRow {
   max: number
   expected: number
 }
+
+/** A site-hour as an array (statement in raw mode): 240 000 of them build noticeably faster than objects. */
+type SiteBucketTuple = [siteId: string, hourStart: number, n: number, sum: number, expected: number]
 
 interface RawRow {
   ts: number
@@ -73,6 +85,18 @@ interface PendingWrite {
   readonly resolve: (result: WriteResult) => void
   readonly reject: (error: unknown) => void
 }
+
+/**
+ * FROM/WHERE of the fleet-wide range scans (every device or site over [from, to) hours): each device's
+ * hours are one primary-key range of `hourly`, so the cost follows devices × hours in the range, not the
+ * length of the history. `latest` lists every device that has hourly rows: both are written in the same
+ * transaction for every stored reading. Measured (10 000 devices, 24 of 72 stored hours): the same as a
+ * full scan of `hourly` and 10× faster than via an index on hour_start (a key lookup per row); a full scan
+ * grows with the history. CROSS JOIN keeps SQLite from reordering the loops.
+ */
+const FLEET_SCAN = `FROM latest l CROSS JOIN hourly h
+     ON h.device_id = l.device_id AND h.hour_start >= ? AND h.hour_start < ?
+     WHERE true`
 
 export interface SqliteReadingStore extends ReadingStore {
   /** Commits queued writes now (used before closing). */
@@ -144,6 +168,7 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
   // Query statements, one set per metric: the metric picks columns, which cannot be bound parameters.
   // Column names come from the METRICS constant, never from input.
   const buckets = new Map<Metric, QueryStatements<BucketRow>>()
+  const siteBuckets = new Map<Metric, Database.Statement<[from: number, to: number], SiteBucketTuple>>()
   const raw = new Map<Metric, QueryStatements<RawRow, SiteRawRange>>()
   for (const m of METRICS) {
     const select = `SELECT hour_start, sum(${m}_n) AS n, sum(${m}_sum) AS sum, min(${m}_min) AS min, max(${m}_max) AS max`
@@ -157,6 +182,18 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
         `${select}, max(expected) AS expected FROM hourly WHERE site_id = ? AND device_id = ? ${tail}`,
       ),
     })
+    // Every site at once (the replay): the same sums as `site` above, grouped by site too. Driven by the
+    // devices (see FLEET_SCAN) instead of hourly_by_site, which has no index on the hour alone.
+    siteBuckets.set(
+      m,
+      db
+        .prepare<[from: number, to: number], SiteBucketTuple>(
+          `SELECT h.site_id, h.hour_start, sum(h.${m}_n), sum(h.${m}_sum), sum(h.expected)
+           ${FLEET_SCAN} AND h.${m}_n > 0 AND h.site_id <> '${NO_SITE}'
+           GROUP BY h.site_id, h.hour_start ORDER BY h.site_id, h.hour_start`,
+        )
+        .raw(),
+    )
     const rawSelect = `SELECT ts, ${m} AS value, device_id FROM readings`
     const range = `AND ts >= ? AND ts < ? AND ${m} IS NOT NULL ORDER BY ts, device_id LIMIT ?`
     raw.set(m, {
@@ -179,6 +216,14 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
     `SELECT l.*, p.site_id AS current_site
      FROM latest l JOIN placements p ON p.device_id = l.device_id AND p.to_ts IS NULL AND p.site_id = l.site_id
      ORDER BY p.site_id`,
+  )
+
+  // One reading usually carries several metrics: its device-hour row counts it once per metric, so the
+  // largest per-metric n is the number of readings (exact unless a device alternates metrics between
+  // messages, where it undercounts). max() with several arguments is SQLite's scalar maximum.
+  const sampleCountsInRange = db.prepare<[from: number, to: number], { device_id: string; n: number }>(
+    `SELECT l.device_id, sum(max(${METRICS.map((m) => `h.${m}_n`).join(', ')})) AS n
+     ${FLEET_SCAN} GROUP BY l.device_id`,
   )
 
   const countAll = db.prepare<[], CountRow>('SELECT count(*) AS count FROM readings')
@@ -351,6 +396,28 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
         })
       }
       return out
+    },
+
+    async sampleCounts({ from, to }): Promise<Map<string, number>> {
+      const counts = new Map<string, number>()
+      for (const row of sampleCountsInRange.all(from, to)) {
+        if (row.n > 0) counts.set(row.device_id, row.n)
+      }
+      return counts
+    },
+
+    async hourlyBySite({ metric, from, to }): Promise<SiteHour[]> {
+      const statement = siteBuckets.get(metric)
+      if (statement === undefined) throw new StorageError('INVALID_QUERY', `unknown metric ${String(metric)}`)
+      const hours: SiteHour[] = []
+      // Hours overlapping [from, to), as aggregateSeries.
+      for (const [siteId, t, n, sum, expected] of statement.all(hourStart(from), to)) {
+        // hourPoint's arithmetic (the contract tests compare the two), without its ISO timestamp: formatting
+        // 240 000 of those took longer than the query (measured ~0.5 s vs 0.04 s for 10 000 sites × 24 h).
+        const coverage = expected > 0 ? Math.min(1, n / expected) : 0
+        hours.push({ siteId, t, mean: sum / n, n, valid: coverage >= HOURLY_MIN_COVERAGE })
+      }
+      return hours
     },
 
     async countReadings(filter = {}): Promise<number> {

@@ -56,6 +56,28 @@ describe('SQLite storage', () => {
     }
   })
 
+  it('upgrades a version 2 database to the latest, keeping its data', async () => {
+    const db = new Database(dbPath)
+    for (const step of MIGRATIONS.slice(0, 2)) db.exec(step)
+    db.pragma('user_version = 2')
+    db.prepare("INSERT INTO service_accounts (username, secret_hash, role) VALUES ('api', 'h', 'api')").run()
+    db.close()
+    const storage = openSqliteStorage({ path: dbPath })
+    try {
+      expect(await storage.registry.getServiceAccount('api')).toMatchObject({ role: 'api' })
+      const user = await storage.access.addUser(
+        { email: 'a@example.org', name: null, role: 'admin', sites: [], passwordHash: null },
+        0,
+      )
+      expect(await storage.access.getUserByEmail('A@example.org')).toEqual(user)
+    } finally {
+      await storage.close()
+    }
+    const check = new Database(dbPath, { readonly: true })
+    expect(check.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length)
+    check.close()
+  })
+
   it('lets two connections open a new file at once and both write to it', async () => {
     const a = openSqliteStorage({ path: dbPath })
     const b = openSqliteStorage({ path: dbPath })

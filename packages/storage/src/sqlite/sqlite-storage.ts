@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3'
 import type { Storage } from '../types.ts'
+import { createSqliteAccessStore } from './access.ts'
 import { migrate } from './migrations.ts'
 import { createSqliteReadingStore } from './readings.ts'
 import { createSqliteRegistryStore } from './registry.ts'
@@ -44,6 +45,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): Storage {
       readings,
       registry: createSqliteRegistryStore(db),
       rejects: createSqliteRejectLog(db),
+      access: createSqliteAccessStore(db),
       async close() {
         if (!db.open) return
         // Writes still queued for the next group commit are committed, not dropped.
