@@ -1,15 +1,18 @@
 import { join } from 'node:path'
-import { DAY_MS, HOUR_MS, type MetricValues, SiteFeature, SiteFeatureCollection } from '@skolluft/core'
+import { DAY_MS, defaultScopes, HOUR_MS, type MetricValues, SiteFeature, SiteFeatureCollection } from '@skolluft/core'
 import { createLogger, hashSecret, silentLogger } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage, type StoredReading } from '@skolluft/storage'
 import { tempDir, waitFor } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { issueApiToken } from './auth/credentials.ts'
 import { MAX_SERIES_POINTS } from './series-query.ts'
 import { type RunningApi, startApi } from './server.ts'
 
 /**
  * The API over real HTTP (127.0.0.1, port 0, global fetch) against a real SQLite file, seeded through
- * the storage interface. The clock is fixed so ages and default windows are exact.
+ * the storage interface. The clock is fixed so ages and default windows are exact. The public map is on
+ * (anonymous reads of the map and hourly series) and the map snapshot is rebuilt for every request;
+ * raw readings need a role, here a staff API token. Roles and permissions in full: permissions.test.ts.
  */
 const NOW = Date.parse('2026-11-30T12:00:00Z')
 const MINUTE_MS = 60_000
@@ -19,9 +22,12 @@ let dir: Awaited<ReturnType<typeof tempDir>>
 let storage: Storage
 /** With an operator token. */
 let api: RunningApi
-/** Without one: operator endpoints do not exist. */
+/** Without one: the operator token is just an unknown bearer token there. */
 let bare: RunningApi
 const logLines: string[] = []
+/** A staff API token (`skl_…`), for raw readings. */
+let staffToken: string
+const asStaff = (): RequestInit => ({ headers: { Authorization: `Bearer ${staffToken}` } })
 
 function reading(deviceId: string, siteId: string, ts: number, values: MetricValues, intervalS: number): StoredReading {
   return { deviceId, siteId, ts, seq: null, values, receivedAt: ts + 1000, expectedPerHour: 3600 / intervalS }
@@ -168,10 +174,31 @@ beforeAll(async () => {
   dir = await tempDir('skolluft-api-')
   storage = openSqliteStorage({ path: join(dir.path, 'skolluft.db') })
   await seed(storage)
+  const issued = await issueApiToken()
+  await storage.access.createToken({
+    id: issued.id,
+    name: 'app test staff',
+    role: 'staff',
+    scopes: defaultScopes('staff'),
+    sites: [],
+    userId: null,
+    secretHash: issued.secretHash,
+    createdAt: NOW - DAY_MS,
+    expiresAt: null,
+  })
+  staffToken = issued.value
   const log = createLogger({ level: 'debug', destination: { write: (line: string) => void logLines.push(line) } })
   const clock = () => NOW
-  api = await startApi({ log, storage, clock, host: '127.0.0.1', port: 0, options: { operatorToken: TOKEN } })
-  bare = await startApi({ log: silentLogger(), storage, clock, host: '127.0.0.1', port: 0 })
+  const options = { publicMap: true, mapSnapshotMaxAgeMs: 0 }
+  api = await startApi({
+    log,
+    storage,
+    clock,
+    host: '127.0.0.1',
+    port: 0,
+    options: { ...options, operatorToken: TOKEN },
+  })
+  bare = await startApi({ log: silentLogger(), storage, clock, host: '127.0.0.1', port: 0, options })
 })
 
 afterAll(async () => {
@@ -186,7 +213,8 @@ describe('GET /api/v1/sites', () => {
     const { res, body } = await get('/api/v1/sites')
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toMatch(/^application\/geo\+json/)
-    expect(res.headers.get('cache-control')).toBe('public, max-age=10')
+    // The public map is cached publicly for publicMaxAgeS (default 5 s).
+    expect(res.headers.get('cache-control')).toBe('public, max-age=5')
     const parsed = SiteFeatureCollection.safeParse(body)
     expect(parsed.success).toBe(true)
     const features = parsed.data?.features ?? []
@@ -208,6 +236,55 @@ describe('GET /api/v1/sites', () => {
       age_s: (NOW - Date.parse('2026-11-30T03:50:00Z')) / 1000,
     })
     expect(byId.get('demo-forskola')?.properties).toMatchObject({ demo: true, latest: null, kind: 'preschool' })
+
+    // The index is the worst band of the fresh index pollutants: pm25 20 is band 3 (15 < x ≤ 50), no2 18.2 band 2.
+    expect(byId.get('vikingaskolan')?.properties.index).toEqual({
+      band: 3,
+      pollutant: 'pm25',
+      bands: { pm25: 3, no2: 2 },
+    })
+    // backaskolan's newest value is 8 h 10 min old, older than INDEX_MAX_AGE_MS (3 h): no index.
+    expect(byId.get('backaskolan')?.properties.index).toEqual({ band: null, pollutant: null, bands: {} })
+    // stora-skolan: pm25 = 10 000 mod 50 = 0, one minute ago: band 1.
+    expect(byId.get('stora-skolan')?.properties.index).toEqual({ band: 1, pollutant: 'pm25', bands: { pm25: 1 } })
+    expect(byId.get('demo-forskola')?.properties.index).toEqual({ band: null, pollutant: null, bands: {} })
+
+    // Health: aq-0001 (60 s) last sent 16 min ago, past max(3 × 60 s, 10 min): offline. aq-0002 (600 s) last
+    // sent 8 h ago: offline. aq-0003 sent every minute for the whole last day: ok. demo-forskola has no device.
+    expect(byId.get('vikingaskolan')?.properties.health).toEqual({
+      devices: 1,
+      ok: 0,
+      suspect: 0,
+      offline: 1,
+      never: 0,
+      last_seen: '2026-11-30T11:44:00.000Z',
+    })
+    expect(byId.get('backaskolan')?.properties.health).toEqual({
+      devices: 1,
+      ok: 0,
+      suspect: 0,
+      offline: 1,
+      never: 0,
+      last_seen: '2026-11-30T03:50:00.000Z',
+    })
+    expect(byId.get('stora-skolan')?.properties.health).toEqual({
+      devices: 1,
+      ok: 1,
+      suspect: 0,
+      offline: 0,
+      never: 0,
+      last_seen: '2026-11-30T11:59:00.000Z',
+    })
+    expect(byId.get('demo-forskola')?.properties.health).toEqual({
+      devices: 0,
+      ok: 0,
+      suspect: 0,
+      offline: 0,
+      never: 0,
+      last_seen: null,
+    })
+    // Breaches come with issue 4; until then every site has none open.
+    for (const feature of features) expect(feature.properties.breaches).toEqual({ open: 0 })
   })
 
   it('gives one site as a Feature, and a 404 problem for an unknown or malformed id', async () => {
@@ -233,8 +310,30 @@ describe('GET /api/v1/sites', () => {
           times: { pm25: '2026-11-30T11:44:00.000Z', no2: '2026-11-30T11:44:00.000Z' },
           age_s: 960,
         },
+        index: { band: 3, pollutant: 'pm25', bands: { pm25: 3, no2: 2 } },
+        health: { devices: 1, ok: 0, suspect: 0, offline: 1, never: 0, last_seen: '2026-11-30T11:44:00.000Z' },
+        breaches: { open: 0 },
       },
     })
+    // Anonymous callers see no devices; staff see each device with its health.
+    const staff = await get('/api/v1/sites/vikingaskolan', asStaff())
+    expect(staff.res.status).toBe(200)
+    expect(staff.res.headers.get('cache-control')).toBe('private, max-age=5')
+    expect((staff.body as { properties: { devices: unknown } }).properties.devices).toEqual([
+      {
+        id: 'aq-0001',
+        model: 'test',
+        sensors: ['pm25', 'no2'],
+        interval_s: 60,
+        indoor: false,
+        height_m: 2,
+        since: new Date(NOW - 30 * DAY_MS).toISOString(),
+        last_seen: '2026-11-30T11:44:00.000Z',
+        health: 'offline',
+        // 135 readings over the last 24 h where 1 440 were expected.
+        coverage_24h: Math.round((135 / 1440) * 1000) / 1000,
+      },
+    ])
     const missing = await problem('/api/v1/sites/nowhere', 404)
     expect(missing.body.code).toBe('site_not_found')
     expect(missing.body.detail).toContain('"nowhere"')
@@ -246,8 +345,12 @@ describe('GET /api/v1/sites/:id/series', () => {
   const series = '/api/v1/sites/vikingaskolan/series'
 
   it('returns raw points in time order with device, from inclusive and to exclusive', async () => {
-    const { res, body } = await get(`${series}?metric=pm25&every=raw&from=2026-11-30T09:00:00Z&to=2026-11-30T09:06:00Z`)
+    const { res, body } = await get(
+      `${series}?metric=pm25&every=raw&from=2026-11-30T09:00:00Z&to=2026-11-30T09:06:00Z`,
+      asStaff(),
+    )
     expect(res.status).toBe(200)
+    expect(res.headers.get('cache-control')).toBe('private, max-age=5')
     expect(res.headers.get('content-type')).toMatch(/^application\/json/)
     expect(body).toEqual({
       site: 'vikingaskolan',
@@ -264,9 +367,16 @@ describe('GET /api/v1/sites/:id/series', () => {
     })
   })
 
+  it('needs a role for raw readings, even with the public map on', async () => {
+    const { body } = await problem(`${series}?metric=pm25&every=raw`, 401)
+    expect(body.code).toBe('unauthorized')
+    expect(body.detail).toContain('read raw readings')
+  })
+
   it('returns hourly means with n, coverage and validity', async () => {
     const { res, body } = await get(`${series}?metric=pm25&every=1h&from=2026-11-30T09:00:00Z&to=2026-11-30T12:00:00Z`)
     expect(res.status).toBe(200)
+    expect(res.headers.get('cache-control')).toBe('public, max-age=5')
     expect(body).toMatchObject({ every: '1h', unit: 'µg/m³' })
     expect((body as { points: unknown[] }).points).toEqual([
       { t: '2026-11-30T09:00:00.000Z', mean: 6.5, min: 5, max: 8, n: 60, coverage: 1, valid: true },
@@ -297,7 +407,7 @@ describe('GET /api/v1/sites/:id/series', () => {
   })
 
   it('filters by device, and 404s for an unknown site or device', async () => {
-    const other = await get(`${series}?metric=pm25&every=raw&device=aq-0002`)
+    const other = await get(`${series}?metric=pm25&every=raw&device=aq-0002`, asStaff())
     expect(other.res.status).toBe(200)
     expect(other.body).toMatchObject({ device: 'aq-0002', points: [] })
     expect((await problem(`${series}?metric=pm25&device=aq-9999`, 404)).body.code).toBe('device_not_found')
@@ -324,6 +434,7 @@ describe('GET /api/v1/sites/:id/series', () => {
     const { body } = await problem(
       `${series}?metric=pm25&every=raw&from=2026-11-20T00:00:00Z&to=2026-11-30T00:00:00Z`,
       400,
+      asStaff(),
     )
     expect(body.code).toBe('span_too_long')
     expect(body.detail).toContain('every=raw allows at most 7 days')
@@ -335,14 +446,14 @@ describe('GET /api/v1/sites/:id/series', () => {
     const big = '/api/v1/sites/stora-skolan/series?metric=pm25&every=raw'
     const from = new Date(NOW - 7 * DAY_MS).toISOString()
     const to = new Date(NOW).toISOString()
-    const over = await problem(`${big}&from=${from}&to=${to}`, 400)
+    const over = await problem(`${big}&from=${from}&to=${to}`, 400, asStaff())
     expect(over.body.code).toBe('series_too_large')
     expect(over.body.detail).toContain(`more than ${MAX_SERIES_POINTS} points`)
     expect(over.body.detail).toContain('split')
 
     // Starting one reading later leaves exactly MAX_SERIES_POINTS points.
     const secondTs = new Date(NOW - MAX_SERIES_POINTS * MINUTE_MS).toISOString()
-    const { res, body } = await get(`${big}&from=${secondTs}&to=${to}`)
+    const { res, body } = await get(`${big}&from=${secondTs}&to=${to}`, asStaff())
     expect(res.status).toBe(200)
     const points = (body as { points: { t: string }[] }).points
     expect(points).toHaveLength(MAX_SERIES_POINTS)
@@ -354,20 +465,34 @@ describe('GET /api/v1/sites/:id/series', () => {
 describe('operator endpoints', () => {
   const auth = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } })
 
-  it('do not exist without a configured token', async () => {
-    expect((await problem('/api/v1/rejects', 404, auth(TOKEN), bare)).body.code).toBe('not_found')
-    expect((await problem('/api/v1/rejects/counts', 404, auth(TOKEN), bare)).body.code).toBe('not_found')
+  it('need a log-in or token; without a configured operator token that token is just an invalid bearer', async () => {
+    const none = await problem('/api/v1/rejects', 401, {}, bare)
+    expect(none.body.code).toBe('unauthorized')
+    expect(none.res.headers.get('www-authenticate')).toBe('Bearer realm="skolluft"')
+    const unknown = await problem('/api/v1/rejects/counts', 401, auth(TOKEN), bare)
+    expect(unknown.body.code).toBe('invalid_token')
+    expect(unknown.res.headers.get('www-authenticate')).toBe('Bearer realm="skolluft", error="invalid_token"')
   })
 
   it('answer 401 without a token or with a wrong one', async () => {
     const none = await problem('/api/v1/rejects', 401)
     expect(none.body.code).toBe('unauthorized')
-    expect(none.res.headers.get('www-authenticate')).toBe('Bearer realm="skolluft-operator"')
+    expect(none.res.headers.get('www-authenticate')).toBe('Bearer realm="skolluft"')
     const wrong = await problem('/api/v1/rejects', 401, auth(`${TOKEN}x`))
+    expect(wrong.body.code).toBe('invalid_token')
     expect(wrong.res.headers.get('www-authenticate')).toContain('error="invalid_token"')
-    await problem('/api/v1/rejects/counts', 401, auth('short'))
-    await problem('/api/v1/rejects', 401, { headers: { Authorization: `Basic ${TOKEN}` } })
+    expect((await problem('/api/v1/rejects/counts', 401, auth('short'))).body.code).toBe('invalid_token')
+    const basic = await problem('/api/v1/rejects', 401, { headers: { Authorization: `Basic ${TOKEN}` } })
+    expect(basic.body.code).toBe('invalid_token')
     expect(logLines.some((line) => line.includes(TOKEN))).toBe(false)
+  })
+
+  it('answer 403 to a role without rejects:read, and the operator token reads nothing else', async () => {
+    expect((await problem('/api/v1/rejects', 403, asStaff())).body.code).toBe('forbidden')
+    expect((await problem('/api/v1/rejects/counts', 403, asStaff())).body.code).toBe('forbidden')
+    // The operator token holds rejects:read only: raw readings stay closed to it.
+    const raw = await problem('/api/v1/sites/vikingaskolan/series?metric=pm25&every=raw', 403, auth(TOKEN))
+    expect(raw.body.code).toBe('forbidden')
   })
 
   it('list rejects newest first, filtered and limited, with the right token', async () => {

@@ -1,42 +1,83 @@
+import compression from 'compression'
 import express from 'express'
+import { type Authenticator, createAuthenticator } from './auth/authenticate.ts'
+import { dashboardRouter } from './dashboard.ts'
 import { requestLog, securityHeaders } from './http-headers.ts'
+import { createMapSnapshots, type MapSnapshots } from './map-snapshot.ts'
 import { type ApiContext, type ApiDeps, DEFAULT_API_OPTIONS } from './options.ts'
 import { problemHandler, unmatchedRoute } from './problem.ts'
+import { createRateLimits } from './rate-limit.ts'
+import { auditRouter } from './routes/audit.ts'
+import { authRouter } from './routes/auth.ts'
 import { healthRouter } from './routes/health.ts'
+import { openApiRouter } from './routes/openapi.ts'
+import { publicInfoRouter } from './routes/public-info.ts'
 import { rejectsRouter } from './routes/rejects.ts'
 import { sitesRouter } from './routes/sites.ts'
+import { tokensRouter } from './routes/tokens.ts'
+import { usersRouter } from './routes/users.ts'
 
 /** Version prefix of the public API; a breaking change gets /api/v2 beside it. */
 export const API_V1_PREFIX = '/api/v1'
 
+export interface Api {
+  readonly app: express.Express
+  readonly ctx: ApiContext
+  /** Shared with the live hub, so socket.io connections authenticate like requests. */
+  readonly auth: Authenticator
+  readonly snapshots: MapSnapshots
+}
+
 /**
  * Builds the HTTP API as an express app (no listening; see server.ts). Layout:
- * security headers and request log → body limit → routes per domain (routes/*.ts) →
- * 404 for everything unmatched → the one problem+json error handler.
+ * request log → security headers → compression → dashboard (its own CSP) → /api/v1: rate limit →
+ * body limit → authentication → CSRF check → routes per domain (routes/*.ts) → 404 → the one
+ * problem+json error handler.
  */
-export function createApi(deps: ApiDeps): express.Express {
+export function createApi(deps: ApiDeps): Api {
   const ctx: ApiContext = {
     log: deps.log,
     storage: deps.storage,
     clock: deps.clock ?? Date.now,
     options: { ...DEFAULT_API_OPTIONS, ...deps.options },
   }
+  const auth = createAuthenticator(ctx)
+  const limits = createRateLimits(ctx.clock)
+  const snapshots = createMapSnapshots({
+    storage: ctx.storage,
+    clock: ctx.clock,
+    log: ctx.log,
+    maxAgeMs: ctx.options.mapSnapshotMaxAgeMs,
+  })
   const app = express()
   app.disable('x-powered-by')
+  app.set('trust proxy', ctx.options.trustProxy)
   // Flat key=value queries only (node:querystring); nested objects in a query are never needed here.
   app.set('query parser', 'simple')
 
   app.use(requestLog(ctx.log))
   app.use(securityHeaders)
-  app.use(express.json({ limit: ctx.options.jsonBodyLimit }))
+  app.use(compression())
 
   app.use(healthRouter(ctx))
-  app.use(API_V1_PREFIX, sitesRouter(ctx))
-  if (ctx.options.operatorToken !== undefined) {
-    app.use(API_V1_PREFIX, rejectsRouter(ctx, ctx.options.operatorToken))
-  }
+  if (deps.dashboard !== undefined) app.use(dashboardRouter(deps.dashboard, ctx.options))
+
+  const v1 = express.Router()
+  v1.use(limits.api)
+  v1.use(express.json({ limit: ctx.options.jsonBodyLimit }))
+  v1.use(openApiRouter())
+  v1.use(auth.middleware)
+  v1.use(auth.csrf)
+  v1.use(authRouter(ctx, limits))
+  v1.use(publicInfoRouter(ctx))
+  v1.use(sitesRouter(ctx, snapshots))
+  v1.use(usersRouter(ctx))
+  v1.use(tokensRouter(ctx))
+  v1.use(auditRouter(ctx))
+  v1.use(rejectsRouter(ctx))
+  app.use(API_V1_PREFIX, v1)
 
   app.use(unmatchedRoute)
   app.use(problemHandler(ctx.log))
-  return app
+  return { app, ctx, auth, snapshots }
 }

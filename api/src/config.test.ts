@@ -1,30 +1,107 @@
 import { ConfigError, loadConfig } from '@skolluft/runtime'
 import { describe, expect, it } from 'vitest'
-import { ApiEnv, apiListenOptions } from './config.ts'
+import { ApiEnv, apiListenOptions, DEFAULT_TILE_ATTRIBUTION, DEFAULT_TILE_URL } from './config.ts'
+
+function problemsOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(ApiEnv, env)
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems.map((p) => p.split(':')[0] ?? '')
+    throw error
+  }
+  return []
+}
 
 describe('ApiEnv', () => {
   it('has defaults and treats empty variables as unset', () => {
-    const env = loadConfig(ApiEnv, { PORT: '', OPERATOR_TOKEN: '' })
-    expect(env).toEqual({ PORT: 8080, HOST: '0.0.0.0', OPERATOR_TOKEN: undefined })
-    expect(apiListenOptions(env)).toEqual({ host: '0.0.0.0', port: 8080, options: { operatorToken: undefined } })
+    const env = loadConfig(ApiEnv, {
+      PORT: '',
+      OPERATOR_TOKEN: '',
+      PUBLIC_MAP: '',
+      TILE_URL: '',
+      TILE_ATTRIBUTION: '',
+      SECURE_COOKIES: '',
+      TRUST_PROXY: '',
+    })
+    expect(env).toEqual({
+      PORT: 8080,
+      HOST: '0.0.0.0',
+      OPERATOR_TOKEN: undefined,
+      PUBLIC_MAP: undefined,
+      TILE_URL: DEFAULT_TILE_URL,
+      TILE_ATTRIBUTION: DEFAULT_TILE_ATTRIBUTION,
+      SECURE_COOKIES: false,
+      TRUST_PROXY: undefined,
+    })
+    expect(apiListenOptions(env)).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      options: {
+        operatorToken: undefined,
+        // Off unless the deployment says otherwise.
+        publicMap: false,
+        tileUrl: 'https://tile.openstreetmap.org/{z}/{x}/{y}.png',
+        tileAttribution: '© OpenStreetMap contributors',
+        secureCookies: false,
+        trustProxy: false,
+      },
+    })
+  })
+
+  it('takes the public-map default from the caller (the demo) unless PUBLIC_MAP is set', () => {
+    const unset = loadConfig(ApiEnv, {})
+    expect(apiListenOptions(unset, { publicMap: true }).options.publicMap).toBe(true)
+    expect(apiListenOptions(unset, { publicMap: false }).options.publicMap).toBe(false)
+    const off = loadConfig(ApiEnv, { PUBLIC_MAP: 'off' })
+    expect(apiListenOptions(off, { publicMap: true }).options.publicMap).toBe(false)
+    const on = loadConfig(ApiEnv, { PUBLIC_MAP: 'on' })
+    expect(apiListenOptions(on, { publicMap: false }).options.publicMap).toBe(true)
+  })
+
+  it('reads every spelling of the on/off flags', () => {
+    for (const yes of ['1', 'true', 'on', 'yes']) {
+      expect(loadConfig(ApiEnv, { PUBLIC_MAP: yes, SECURE_COOKIES: yes })).toMatchObject({
+        PUBLIC_MAP: true,
+        SECURE_COOKIES: true,
+      })
+    }
+    for (const no of ['0', 'false', 'off', 'no']) {
+      expect(loadConfig(ApiEnv, { PUBLIC_MAP: no, SECURE_COOKIES: no })).toMatchObject({
+        PUBLIC_MAP: false,
+        SECURE_COOKIES: false,
+      })
+    }
+    expect(problemsOf({ PUBLIC_MAP: 'maybe', SECURE_COOKIES: 'TRUE!' })).toEqual(['PUBLIC_MAP', 'SECURE_COOKIES'])
+  })
+
+  it('turns TILE_URL=none into no tiles, passes other settings on, and refuses a non-http tile URL', () => {
+    const env = loadConfig(ApiEnv, {
+      TILE_URL: 'none',
+      TILE_ATTRIBUTION: '© Lantmäteriet',
+      SECURE_COOKIES: 'on',
+      TRUST_PROXY: 'loopback',
+    })
+    expect(apiListenOptions(env).options).toMatchObject({
+      tileUrl: null,
+      tileAttribution: '© Lantmäteriet',
+      secureCookies: true,
+      trustProxy: 'loopback',
+    })
+    const tiles = 'https://{s}.tiles.example.org/{z}/{x}/{y}.png'
+    expect(apiListenOptions(loadConfig(ApiEnv, { TILE_URL: tiles })).options.tileUrl).toBe(tiles)
+    expect(problemsOf({ TILE_URL: 'ftp://tiles.example.org/{z}/{x}/{y}.png' })).toEqual(['TILE_URL'])
+    expect(problemsOf({ TILE_URL: 'not a url' })).toEqual(['TILE_URL'])
+    expect(problemsOf({ TILE_ATTRIBUTION: 'x'.repeat(501) })).toEqual(['TILE_ATTRIBUTION'])
   })
 
   it('refuses a short operator token and a bad port, naming both', () => {
-    let problems: readonly string[] = []
-    try {
-      loadConfig(ApiEnv, { PORT: '70000', OPERATOR_TOKEN: 'short' })
-    } catch (error) {
-      if (error instanceof ConfigError) problems = error.problems
-    }
-    expect(problems.map((p) => p.split(':')[0])).toEqual(['PORT', 'OPERATOR_TOKEN'])
+    expect(problemsOf({ PORT: '70000', OPERATOR_TOKEN: 'short' })).toEqual(['PORT', 'OPERATOR_TOKEN'])
   })
 
   it('reads port 0 and a long token', () => {
     const token = 'x'.repeat(32)
-    expect(loadConfig(ApiEnv, { PORT: '0', HOST: '127.0.0.1', OPERATOR_TOKEN: token })).toEqual({
-      PORT: 0,
-      HOST: '127.0.0.1',
-      OPERATOR_TOKEN: token,
-    })
+    const env = loadConfig(ApiEnv, { PORT: '0', HOST: '127.0.0.1', OPERATOR_TOKEN: token })
+    expect(env).toMatchObject({ PORT: 0, HOST: '127.0.0.1', OPERATOR_TOKEN: token })
+    expect(apiListenOptions(env)).toMatchObject({ host: '127.0.0.1', port: 0, options: { operatorToken: token } })
   })
 })

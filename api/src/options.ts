@@ -2,24 +2,58 @@ import type { Logger } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
 
 export interface ApiOptions {
-  /** Bearer token for operator endpoints (rejects log); those endpoints do not exist without it. */
+  /** Bearer token for operator endpoints (rejects log), besides admin and caretaker log-ins. */
   readonly operatorToken: string | undefined
-  /** `max-age` of public data responses (sites, series), seconds. */
+  /** The public-map switch: the map and hourly values readable without log-in (core access.ts). */
+  readonly publicMap: boolean
+  /** `max-age` of data responses (sites, series), seconds. */
   readonly publicMaxAgeS: number
-  /** Largest JSON request body; no route reads one yet, the limit is there before the first does. */
+  /** Largest JSON request body. */
   readonly jsonBodyLimit: string
   /** Health check gives up on storage after this long and reports 503. */
   readonly healthTimeoutMs: number
+  /** Session cookies get `Secure` even on plain-http requests (set when TLS ends at a proxy). */
+  readonly secureCookies: boolean
+  /** scrypt hash of the one-time setup value that creates the first admin; undefined = no web setup. */
+  readonly setupTokenHash: string | undefined
+  /** Map tile URL template (`{z}/{x}/{y}`); null = plain background. */
+  readonly tileUrl: string | null
+  readonly tileAttribution: string
+  /** [lat, lon] and zoom the map opens at. */
+  readonly mapCenter: readonly [number, number]
+  readonly mapZoom: number
+  /** How old the shared map snapshot may get (map-snapshot.ts); 0 rebuilds for every request (tests). */
+  readonly mapSnapshotMaxAgeMs: number
+  /** express `trust proxy`: false, or e.g. 'loopback' behind nginx on the same host. */
+  readonly trustProxy: boolean | string
 }
 
 export const DEFAULT_API_OPTIONS: ApiOptions = {
   operatorToken: undefined,
-  // Devices send every 60 s by default (DEFAULT_INTERVAL_S); 10 s keeps the map within one interval of live.
-  publicMaxAgeS: 10,
-  // Far above any request body the API will take (small JSON commands), far below memory trouble.
+  // Off unless a deployment says otherwise: schools' data is not public by accident.
+  publicMap: false,
+  // Devices send every 60 s by default (DEFAULT_INTERVAL_S); 5 s matches the map snapshot's age.
+  publicMaxAgeS: 5,
+  // Far above any request body the API takes (small JSON commands), far below memory trouble.
   jsonBodyLimit: '100kb',
   // A local SQLite query answers in well under a millisecond; 2 s only trips on a hung backend.
   healthTimeoutMs: 2_000,
+  secureCookies: false,
+  setupTokenHash: undefined,
+  tileUrl: null,
+  tileAttribution: '',
+  // Lund, Sweden.
+  mapCenter: [55.7047, 13.191],
+  mapZoom: 11,
+  mapSnapshotMaxAgeMs: 5_000,
+  trustProxy: false,
+}
+
+/** One file the API serves as it is (the dashboard's bundle). */
+export interface StaticFile {
+  readonly contentType: string
+  readonly body: Buffer
+  readonly etag: string
 }
 
 export interface ApiDeps {
@@ -28,6 +62,8 @@ export interface ApiDeps {
   /** Epoch ms; defaults to Date.now. */
   readonly clock?: () => number
   readonly options?: Partial<ApiOptions>
+  /** The dashboard, by URL path; served at `/` with its own content security policy. */
+  readonly dashboard?: ReadonlyMap<string, StaticFile>
 }
 
 /** What every route module receives: the dependencies with defaults filled in. */

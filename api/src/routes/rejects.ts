@@ -1,8 +1,8 @@
 import { DeviceId } from '@skolluft/core'
-import { Router } from 'express'
+import { type RequestHandler, Router } from 'express'
 import { z } from 'zod'
+import { requirePermission } from '../auth/authenticate.ts'
 import { cacheNever } from '../http-headers.ts'
-import { requireOperatorToken } from '../operator-auth.ts'
 import type { ApiContext } from '../options.ts'
 import { methodNotAllowed, validationProblem } from '../problem.ts'
 
@@ -24,12 +24,15 @@ export const RejectsQuery = z.strictObject({
  * Operator view of rejected telemetry (why a device's data is not on the map):
  *   GET /rejects?limit=&device=   newest first
  *   GET /rejects/counts           totals per device and code, kept after entries roll off
- * Mounted only when an operator token is configured; every request needs it.
+ * Needs rejects:read: admin and caretaker log-ins or tokens, or the static OPERATOR_TOKEN.
  */
-export function rejectsRouter(ctx: ApiContext, operatorToken: string): Router {
+export function rejectsRouter(ctx: ApiContext): Router {
   const { storage } = ctx
   const router = Router()
-  const guard = requireOperatorToken(operatorToken, ctx.log)
+  const guard: RequestHandler = (req, _res, next) => {
+    requirePermission(req, ctx, 'rejects:read', 'read the reject log')
+    next()
+  }
 
   router
     .route('/rejects')

@@ -1,15 +1,8 @@
-import {
-  isValidId,
-  type LatestSummary,
-  latestSummary,
-  METRIC_INFO,
-  type Site,
-  siteFeature,
-  siteFeatureCollection,
-} from '@skolluft/core'
-import type { LatestReading } from '@skolluft/storage'
+import { canOnSite, isValidId, METRIC_INFO, type SiteFeature, sitesFor } from '@skolluft/core'
+import type { Request, Response } from 'express'
 import { Router } from 'express'
-import { cachePublic } from '../http-headers.ts'
+import { authOf, cacheFor, requirePermission, requireSitePermission } from '../auth/authenticate.ts'
+import type { DeviceRow, MapSnapshots } from '../map-snapshot.ts'
 import type { ApiContext } from '../options.ts'
 import { methodNotAllowed, notFoundProblem } from '../problem.ts'
 import { MAX_SERIES_POINTS, parseSeriesQuery, seriesTooLargeProblem } from '../series-query.ts'
@@ -19,52 +12,92 @@ export const GEOJSON_CONTENT_TYPE = 'application/geo+json'
 
 const READ_ONLY = ['GET', 'HEAD'] as const
 
-function summaries(latest: ReadonlyMap<string, LatestReading>, now: number): Map<string, LatestSummary> {
-  const out = new Map<string, LatestSummary>()
-  for (const [siteId, reading] of latest) out.set(siteId, latestSummary(reading, now))
-  return out
+function acceptsGzip(req: Request): boolean {
+  return req.acceptsEncodings('gzip', 'identity') === 'gzip'
 }
 
 /**
- * Public site data:
- *   GET /sites             FeatureCollection of every site with its latest values
- *   GET /sites/:id         one Feature
- *   GET /sites/:id/series  time series of one metric (see series-query.ts)
+ * Site data:
+ *   GET /sites             FeatureCollection of every site the caller may see (map:read), with latest
+ *                          values, index, device health summary and open breaches
+ *   GET /sites/:id         one Feature; plus `devices` (each device's health) for callers with devices:read
+ *   GET /sites/:id/series  time series of one metric (see series-query.ts); raw needs series:raw
  */
-export function sitesRouter(ctx: ApiContext): Router {
+export function sitesRouter(ctx: ApiContext, snapshots: MapSnapshots): Router {
   const { storage, clock, options } = ctx
   const router = Router()
 
-  async function findSite(id: string): Promise<Site> {
-    const site = isValidId(id) ? await storage.registry.getSite(id) : undefined
-    if (!site) throw notFoundProblem(`no site with id ${JSON.stringify(id)}`, 'site_not_found')
-    return site
+  async function findFeature(
+    id: string,
+  ): Promise<{ feature: SiteFeature; snapshotDevices: readonly DeviceRow[] | undefined }> {
+    const snapshot = await snapshots.get()
+    const feature = isValidId(id) ? snapshot.byId.get(id) : undefined
+    if (feature === undefined) throw notFoundProblem(`no site with id ${JSON.stringify(id)}`, 'site_not_found')
+    return { feature, snapshotDevices: snapshot.devicesBySite.get(id) }
+  }
+
+  function sendGeoJson(req: Request, res: Response, json: string, gzipped: Buffer | null, etag: string | null): void {
+    res.type(GEOJSON_CONTENT_TYPE)
+    res.vary('Accept-Encoding')
+    if (etag !== null) res.set('ETag', etag)
+    if (gzipped !== null && acceptsGzip(req) && !req.fresh) {
+      // Already compressed once per snapshot; the compression middleware leaves an encoded body alone.
+      res.set('Content-Encoding', 'gzip')
+      res.send(gzipped)
+      return
+    }
+    res.send(json)
   }
 
   router
     .route('/sites')
-    .get(async (_req, res) => {
-      const [sites, latest] = await Promise.all([storage.registry.listSites(), storage.readings.latestBySite()])
-      cachePublic(res, options.publicMaxAgeS)
-      res.type(GEOJSON_CONTENT_TYPE).json(siteFeatureCollection(sites, summaries(latest, clock())))
+    .get(async (req, res) => {
+      const principal = requirePermission(req, ctx, 'map:read', 'read the map')
+      const visible = sitesFor(principal, 'map:read', options)
+      const snapshot = await snapshots.get()
+      const isPublic = options.publicMap
+      cacheFor(res, isPublic, options.publicMaxAgeS)
+      if (visible === 'all') {
+        sendGeoJson(req, res, snapshot.json, snapshot.gzipped, snapshot.etag)
+        return
+      }
+      const features = snapshot.features.filter((f) => visible.has(f.id))
+      sendGeoJson(req, res, JSON.stringify({ type: 'FeatureCollection', features }), null, null)
     })
     .all(methodNotAllowed(READ_ONLY))
 
   router
     .route('/sites/:id')
     .get(async (req, res) => {
-      const site = await findSite(req.params.id)
-      const latest = (await storage.readings.latestBySite()).get(site.id)
-      cachePublic(res, options.publicMaxAgeS)
-      res.type(GEOJSON_CONTENT_TYPE).json(siteFeature(site, latest ? latestSummary(latest, clock()) : null))
+      const { feature, snapshotDevices } = await findFeature(req.params.id)
+      requireSitePermission(req, ctx, 'map:read', feature.id, 'read this site')
+      const { principal } = authOf(req)
+      const showDevices = canOnSite(principal, 'devices:read', feature.id, options)
+      cacheFor(res, options.publicMap && !showDevices, options.publicMaxAgeS)
+      // The body depends on who asks (devices or not): a shared cache must not hand one caller's copy to another.
+      res.vary('Cookie')
+      res.vary('Authorization')
+      const body = showDevices
+        ? { ...feature, properties: { ...feature.properties, devices: snapshotDevices ?? [] } }
+        : feature
+      res.type(GEOJSON_CONTENT_TYPE).json(body)
     })
     .all(methodNotAllowed(READ_ONLY))
 
   router
     .route('/sites/:id/series')
     .get(async (req, res) => {
-      const site = await findSite(req.params.id)
+      const site = isValidId(req.params.id) ? await storage.registry.getSite(req.params.id) : undefined
+      if (!site) throw notFoundProblem(`no site with id ${JSON.stringify(req.params.id)}`, 'site_not_found')
       const query = parseSeriesQuery(req.query, clock())
+      const permission = query.every === 'raw' ? 'series:raw' : 'series:hourly'
+      requireSitePermission(
+        req,
+        ctx,
+        permission,
+        site.id,
+        query.every === 'raw' ? 'read raw readings' : 'read this series',
+      )
       if (query.deviceId !== undefined && !(await storage.registry.getDevice(query.deviceId))) {
         throw notFoundProblem(`no device with id ${JSON.stringify(query.deviceId)}`, 'device_not_found')
       }
@@ -94,7 +127,7 @@ export function sitesRouter(ctx: ApiContext): Router {
               valid: p.valid,
             }))
       if (points.length > MAX_SERIES_POINTS) throw seriesTooLargeProblem(query.every)
-      cachePublic(res, options.publicMaxAgeS)
+      cacheFor(res, options.publicMap && permission === 'series:hourly', options.publicMaxAgeS)
       res.json({
         site: site.id,
         metric: query.metric,

@@ -1,0 +1,188 @@
+import { type AccessPolicy, canOnSite, holds, isValidId, type MetricValues, type Principal } from '@skolluft/core'
+import type { Logger } from '@skolluft/runtime'
+import type { Server, Socket } from 'socket.io'
+import { z } from 'zod'
+import type { Authenticator } from '../auth/authenticate.ts'
+
+/**
+ * Live events over socket.io. A client subscribes to the whole map and/or to single sites:
+ *   client → `subscribe` {map: true} | {site: id};  `unsubscribe` the same
+ *   server → `readings` [{site, device, ts, values}]      (ack it: the next batch waits for the ack)
+ *   server → `device-status` [{site, device, online, ts}] (only to clients allowed to see device health)
+ *
+ * A slow client never makes the server queue without bound (house style: signalk-server's
+ * BackpressureManager): each client has at most one `readings` batch in flight and, while it waits,
+ * keeps only the newest event per site, merged per metric. Memory per client is bounded by the number of
+ * sites, however fast readings arrive and however slow the client is. A client that never acks gets
+ * one batch per ACK_TIMEOUT_MS.
+ */
+export const ACK_TIMEOUT_MS = 10_000
+/** Events are gathered this long before a batch goes out, so a burst becomes one message. */
+export const FLUSH_DELAY_MS = 100
+/** Sites one client may follow one by one (the map subscription covers all). */
+export const MAX_SITE_SUBSCRIPTIONS = 100
+
+export interface ReadingEvent {
+  readonly site: string
+  readonly device: string
+  /** ISO 8601 UTC of the newest value. */
+  readonly ts: string
+  readonly values: MetricValues
+}
+
+export interface StatusEvent {
+  readonly site: string
+  readonly device: string
+  readonly online: boolean
+  readonly ts: string
+}
+
+const Subscription = z.union([
+  z.strictObject({ map: z.literal(true) }),
+  z.strictObject({ site: z.string().refine(isValidId, 'not a site id') }),
+])
+
+interface Client {
+  readonly socket: Socket
+  readonly principal: Principal
+  map: boolean
+  readonly sites: Set<string>
+  readonly pending: Map<string, ReadingEvent>
+  readonly pendingStatus: Map<string, StatusEvent>
+  inFlight: boolean
+  timer: NodeJS.Timeout | undefined
+}
+
+export interface LiveHub {
+  publishReadings(events: readonly ReadingEvent[]): void
+  publishStatus(event: StatusEvent): void
+  /** Connected clients and the events waiting for them, for tests and metrics. */
+  stats(): { clients: number; pending: number; inFlight: number }
+}
+
+function merge(older: ReadingEvent | undefined, newer: ReadingEvent): ReadingEvent {
+  if (older === undefined) return newer
+  const [first, second] = older.ts <= newer.ts ? [older, newer] : [newer, older]
+  return { site: newer.site, device: second.device, ts: second.ts, values: { ...first.values, ...second.values } }
+}
+
+export function createLiveHub(deps: {
+  readonly io: Server
+  readonly auth: Authenticator
+  readonly policy: AccessPolicy
+  readonly log: Logger
+}): LiveHub {
+  const { io, auth, policy, log } = deps
+  const clients = new Set<Client>()
+  const principals = new WeakMap<Socket, Principal>()
+
+  io.use((socket, next) => {
+    const headers = socket.handshake.headers
+    auth
+      .resolve({ authorization: headers.authorization, cookie: headers.cookie })
+      .then((state) => {
+        if (!holds(state.principal, 'map:read', policy)) {
+          next(new Error('unauthorized: log in to follow the map'))
+          return
+        }
+        principals.set(socket, state.principal)
+        next()
+      })
+      .catch((error: unknown) => next(error instanceof Error ? error : new Error('authentication failed')))
+  })
+
+  function wants(client: Client, site: string): boolean {
+    return (client.map || client.sites.has(site)) && canOnSite(client.principal, 'map:read', site, policy)
+  }
+
+  function flush(client: Client): void {
+    client.timer = undefined
+    if (client.socket.disconnected) return
+    if (client.pendingStatus.size > 0) {
+      client.socket.emit('device-status', [...client.pendingStatus.values()])
+      client.pendingStatus.clear()
+    }
+    if (client.inFlight || client.pending.size === 0) return
+    const batch = [...client.pending.values()]
+    client.pending.clear()
+    client.inFlight = true
+    client.socket.timeout(ACK_TIMEOUT_MS).emit('readings', batch, (error: Error | null) => {
+      client.inFlight = false
+      if (error) log.debug({ socket: client.socket.id }, 'live client did not ack in time')
+      schedule(client)
+    })
+  }
+
+  function schedule(client: Client): void {
+    if (client.timer === undefined && (client.pending.size > 0 || client.pendingStatus.size > 0)) {
+      client.timer = setTimeout(() => flush(client), FLUSH_DELAY_MS)
+    }
+  }
+
+  io.on('connection', (socket) => {
+    const principal = principals.get(socket)
+    if (principal === undefined) {
+      socket.disconnect(true)
+      return
+    }
+    const client: Client = {
+      socket,
+      principal,
+      map: false,
+      sites: new Set(),
+      pending: new Map(),
+      pendingStatus: new Map(),
+      inFlight: false,
+      timer: undefined,
+    }
+    clients.add(client)
+    socket.on('subscribe', (body: unknown) => {
+      const parsed = Subscription.safeParse(body)
+      if (!parsed.success) {
+        socket.emit('live-error', { code: 'invalid_subscription', message: 'send {map: true} or {site: "<id>"}' })
+        return
+      }
+      if ('map' in parsed.data) client.map = true
+      else if (client.sites.size < MAX_SITE_SUBSCRIPTIONS) client.sites.add(parsed.data.site)
+      else socket.emit('live-error', { code: 'too_many_sites', message: `at most ${MAX_SITE_SUBSCRIPTIONS} sites` })
+    })
+    socket.on('unsubscribe', (body: unknown) => {
+      const parsed = Subscription.safeParse(body)
+      if (!parsed.success) return
+      if ('map' in parsed.data) client.map = false
+      else client.sites.delete(parsed.data.site)
+    })
+    socket.on('disconnect', () => {
+      clearTimeout(client.timer)
+      clients.delete(client)
+    })
+  })
+
+  return {
+    publishReadings(events) {
+      for (const client of clients) {
+        for (const event of events) {
+          if (!wants(client, event.site)) continue
+          client.pending.set(event.site, merge(client.pending.get(event.site), event))
+        }
+        schedule(client)
+      }
+    },
+    publishStatus(event) {
+      for (const client of clients) {
+        if (!wants(client, event.site) || !canOnSite(client.principal, 'devices:read', event.site, policy)) continue
+        client.pendingStatus.set(event.device, event)
+        schedule(client)
+      }
+    },
+    stats() {
+      let pending = 0
+      let inFlight = 0
+      for (const client of clients) {
+        pending += client.pending.size
+        if (client.inFlight) inFlight += 1
+      }
+      return { clients: clients.size, pending, inFlight }
+    },
+  }
+}

@@ -1,0 +1,303 @@
+import { METRICS, type Permission, SiteFeature, SiteFeatureCollection } from '@skolluft/core'
+import { Router } from 'express'
+import { z } from 'zod'
+import { methodNotAllowed } from '../problem.ts'
+import { MAX_SERIES_POINTS, MAX_SERIES_SPAN, SeriesQueryParams } from '../series-query.ts'
+import { AuditQuery } from './audit.ts'
+import { LoginBody, SessionResponse, SetupBody } from './auth.ts'
+import { ReplayQuery } from './public-info.ts'
+import { RejectsQuery } from './rejects.ts'
+import { CreateTokenBody } from './tokens.ts'
+import { CreateUserBody, UpdateUserBody } from './users.ts'
+
+/**
+ * The OpenAPI 3.1 description of /api/v1, generated from the zod schemas the routes validate with
+ * (z.toJSONSchema; OpenAPI 3.1 uses JSON Schema 2020-12), so the document cannot drift from the checks.
+ */
+
+const AggregatePoint = z.object({
+  t: z.iso.datetime(),
+  mean: z.number(),
+  min: z.number(),
+  max: z.number(),
+  n: z.number().int(),
+  coverage: z.number().min(0).max(1),
+  valid: z.boolean(),
+})
+const RawPoint = z.object({ t: z.iso.datetime(), value: z.number(), device: z.string() })
+export const SeriesResponse = z.object({
+  site: z.string(),
+  metric: z.enum(METRICS),
+  unit: z.string(),
+  every: z.enum(['raw', '1h', '1d']),
+  from: z.iso.datetime(),
+  to: z.iso.datetime(),
+  device: z.string().optional(),
+  points: z.array(z.union([RawPoint, AggregatePoint])),
+})
+
+const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  instance: z.string(),
+  code: z.string(),
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+})
+
+interface Operation {
+  readonly method: 'get' | 'post' | 'patch' | 'delete'
+  readonly path: string
+  readonly summary: string
+  readonly tag: string
+  /** Permission needed (core access.ts), 'public' when none, 'session' for the auth endpoints. */
+  readonly access: Permission | 'public' | 'session'
+  readonly query?: z.ZodObject
+  readonly body?: z.ZodType
+  readonly response?: z.ZodType
+  readonly responseType?: string
+  readonly status?: number
+}
+
+const SITE_ID = { name: 'id', in: 'path', required: true, schema: { type: 'string' } }
+
+const OPERATIONS: readonly Operation[] = [
+  {
+    method: 'get',
+    path: '/sites',
+    tag: 'sites',
+    access: 'map:read',
+    summary: 'Every visible site with latest values, index band, device health and open breaches (GeoJSON)',
+    response: SiteFeatureCollection,
+    responseType: 'application/geo+json',
+  },
+  {
+    method: 'get',
+    path: '/sites/{id}',
+    tag: 'sites',
+    access: 'map:read',
+    summary: 'One site; with devices:read also each device and its health',
+    response: SiteFeature,
+    responseType: 'application/geo+json',
+  },
+  {
+    method: 'get',
+    path: '/sites/{id}/series',
+    tag: 'sites',
+    access: 'series:hourly',
+    summary: `Series of one metric: raw (needs series:raw), hourly or daily with n, coverage and validity. At most ${MAX_SERIES_POINTS} points and ${MAX_SERIES_SPAN.raw.label} raw / ${MAX_SERIES_SPAN['1h'].label} hourly / ${MAX_SERIES_SPAN['1d'].label} daily per request; larger requests get 400 series_too_large or span_too_long`,
+    query: SeriesQueryParams,
+    response: SeriesResponse,
+  },
+  {
+    method: 'get',
+    path: '/replay',
+    tag: 'sites',
+    access: 'series:hourly',
+    summary: 'Hourly means of one index pollutant for every visible site, last 24 h or 7 days',
+    query: ReplayQuery,
+  },
+  {
+    method: 'get',
+    path: '/guidelines',
+    tag: 'reference',
+    access: 'public',
+    summary: 'European index bands and guideline lines (WHO 2021, EU)',
+  },
+  {
+    method: 'get',
+    path: '/config',
+    tag: 'reference',
+    access: 'public',
+    summary: 'Public runtime configuration of the dashboard',
+  },
+  {
+    method: 'post',
+    path: '/auth/login',
+    tag: 'auth',
+    access: 'session',
+    summary: 'Log in; sets the session cookie and returns the CSRF token',
+    body: LoginBody,
+    response: SessionResponse,
+  },
+  {
+    method: 'post',
+    path: '/auth/logout',
+    tag: 'auth',
+    access: 'session',
+    summary: 'Log out (X-CSRF-Token)',
+    status: 204,
+  },
+  {
+    method: 'get',
+    path: '/auth/session',
+    tag: 'auth',
+    access: 'session',
+    summary: 'Who is logged in, the CSRF token, whether the map is public',
+    response: SessionResponse,
+  },
+  {
+    method: 'post',
+    path: '/auth/setup',
+    tag: 'auth',
+    access: 'session',
+    summary: 'Create the first admin with the one-time value printed at first start',
+    body: SetupBody,
+  },
+  { method: 'get', path: '/me', tag: 'auth', access: 'map:read', summary: 'The calling user or token' },
+  { method: 'get', path: '/users', tag: 'admin', access: 'users:manage', summary: 'All users' },
+  {
+    method: 'post',
+    path: '/users',
+    tag: 'admin',
+    access: 'users:manage',
+    summary: 'Create a user (password generated and returned once if none is given)',
+    body: CreateUserBody,
+    status: 201,
+  },
+  {
+    method: 'patch',
+    path: '/users/{id}',
+    tag: 'admin',
+    access: 'users:manage',
+    summary: 'Change role, sites, name, password or disable',
+    body: UpdateUserBody,
+  },
+  {
+    method: 'delete',
+    path: '/users/{id}',
+    tag: 'admin',
+    access: 'users:manage',
+    summary: 'Disable a user and end their sessions',
+    status: 204,
+  },
+  { method: 'get', path: '/tokens', tag: 'admin', access: 'tokens:manage', summary: 'All API tokens (no secrets)' },
+  {
+    method: 'post',
+    path: '/tokens',
+    tag: 'admin',
+    access: 'tokens:manage',
+    summary: 'Create an API token; the value is returned once',
+    body: CreateTokenBody,
+    status: 201,
+  },
+  {
+    method: 'delete',
+    path: '/tokens/{id}',
+    tag: 'admin',
+    access: 'tokens:manage',
+    summary: 'Revoke a token',
+    status: 204,
+  },
+  {
+    method: 'get',
+    path: '/audit',
+    tag: 'admin',
+    access: 'audit:read',
+    summary: 'Audit log of admin actions, newest first',
+    query: AuditQuery,
+  },
+  {
+    method: 'get',
+    path: '/rejects',
+    tag: 'operations',
+    access: 'rejects:read',
+    summary: 'Rejected telemetry, newest first',
+    query: RejectsQuery,
+  },
+  {
+    method: 'get',
+    path: '/rejects/counts',
+    tag: 'operations',
+    access: 'rejects:read',
+    summary: 'Rejections per device and code',
+  },
+]
+
+function schemaOf(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' })
+  return rest
+}
+
+function queryParameters(query: z.ZodObject): unknown[] {
+  return Object.entries(query.shape).map(([name, field]) => ({
+    name,
+    in: 'query',
+    required: !field.safeParse(undefined).success,
+    schema: schemaOf(field, 'input'),
+  }))
+}
+
+export function openApiDocument(): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {}
+  for (const op of OPERATIONS) {
+    const parameters = [...(op.path.includes('{id}') ? [SITE_ID] : []), ...(op.query ? queryParameters(op.query) : [])]
+    const ok = String(op.status ?? 200)
+    const entry = {
+      summary: op.summary,
+      tags: [op.tag],
+      'x-permission': op.access,
+      ...(op.access === 'public' || op.access === 'session' ? { security: [] } : {}),
+      ...(parameters.length > 0 ? { parameters } : {}),
+      ...(op.body
+        ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.body, 'input') } } } }
+        : {}),
+      responses: {
+        [ok]: {
+          description: 'OK',
+          ...(op.response
+            ? { content: { [op.responseType ?? 'application/json']: { schema: schemaOf(op.response, 'output') } } }
+            : {}),
+        },
+        default: {
+          description: 'Error (RFC 9457 problem details)',
+          content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+        },
+      },
+    }
+    paths[op.path] = { ...paths[op.path], [op.method]: entry }
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'skolluft API',
+      version: '1',
+      description:
+        'Air quality around schools and preschools. Permissions (x-permission) come from roles: admin, staff, principal (own sites), caretaker, researcher; with the public map switched on, map:read and series:hourly need no log-in.',
+      license: { name: 'EUPL-1.2', identifier: 'EUPL-1.2' },
+    },
+    servers: [{ url: '/api/v1' }],
+    components: {
+      schemas: { Problem: schemaOf(Problem, 'output') },
+      securitySchemes: {
+        session: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'skolluft_session',
+          description: 'State changes also need the X-CSRF-Token header',
+        },
+        token: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'API token skl_…, from an admin (POST /tokens or `skolluft token create`)',
+        },
+      },
+    },
+    security: [{ session: [] }, { token: [] }],
+    paths,
+  }
+}
+
+export function openApiRouter(): Router {
+  const router = Router()
+  const document = JSON.stringify(openApiDocument())
+  router
+    .route('/openapi.json')
+    .get((_req, res) => {
+      res.set('Cache-Control', 'public, max-age=3600')
+      res.type('application/json').send(document)
+    })
+    .all(methodNotAllowed(['GET', 'HEAD']))
+  return router
+}

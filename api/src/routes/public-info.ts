@@ -1,0 +1,84 @@
+import { EAQI_BANDS, GUIDELINE_LINES, isEaqiPollutant, sitesFor } from '@skolluft/core'
+import { Router } from 'express'
+import { z } from 'zod'
+import { cacheFor, requirePermission } from '../auth/authenticate.ts'
+import { cacheNever } from '../http-headers.ts'
+import type { ApiContext } from '../options.ts'
+import { methodNotAllowed, validationProblem } from '../problem.ts'
+
+export const REPLAY_HOURS = ['24', '168'] as const
+
+export const ReplayQuery = z.strictObject({
+  metric: z.string().refine(isEaqiPollutant, 'metric must be one of pm25, pm10, no2'),
+  hours: z.enum(REPLAY_HOURS, { error: 'hours must be 24 or 168' }).default('24'),
+})
+
+const HOUR_MS = 3_600_000
+
+/**
+ * What the dashboard needs besides sites:
+ *   GET /config      public runtime configuration (tile URL, map centre, whether the map is public)
+ *   GET /guidelines  EAQI bands and guideline lines (core aqi.ts, guidelines.ts), so clients do not copy them
+ *   GET /replay      hourly means of one index pollutant for every visible site over the last 24 h or 7 days
+ */
+export function publicInfoRouter(ctx: ApiContext): Router {
+  const { options, storage, clock } = ctx
+  const router = Router()
+
+  router
+    .route('/config')
+    .get((_req, res) => {
+      cacheNever(res)
+      res.json({
+        tileUrl: options.tileUrl,
+        tileAttribution: options.tileAttribution,
+        publicMap: options.publicMap,
+        center: options.mapCenter,
+        zoom: options.mapZoom,
+      })
+    })
+    .all(methodNotAllowed(['GET', 'HEAD']))
+
+  router
+    .route('/guidelines')
+    .get((_req, res) => {
+      res.set('Cache-Control', 'public, max-age=3600')
+      res.json({ bands: EAQI_BANDS, lines: GUIDELINE_LINES })
+    })
+    .all(methodNotAllowed(['GET', 'HEAD']))
+
+  router
+    .route('/replay')
+    .get(async (req, res) => {
+      const principal = requirePermission(req, ctx, 'series:hourly', 'replay hourly values')
+      const parsed = ReplayQuery.safeParse(req.query)
+      if (!parsed.success) throw validationProblem(parsed.error, 'replay query')
+      const hours = Number(parsed.data.hours)
+      // The last `hours` complete hours plus the current one, on whole hours.
+      const to = Math.floor(clock() / HOUR_MS) * HOUR_MS + HOUR_MS
+      const from = to - (hours + 1) * HOUR_MS
+      const visible = sitesFor(principal, 'series:hourly', options)
+      const rows = await storage.readings.hourlyBySite({ metric: parsed.data.metric, from, to })
+      const slots = hours + 1
+      const sites: Record<string, (number | null)[]> = {}
+      for (const row of rows) {
+        if (visible !== 'all' && !visible.has(row.siteId)) continue
+        const slot = Math.round((row.t - from) / HOUR_MS)
+        if (slot < 0 || slot >= slots) continue
+        const values = (sites[row.siteId] ??= new Array<number | null>(slots).fill(null))
+        // Hours below the validity rule (75 % coverage) are not shown as if they were valid.
+        values[slot] = row.valid ? Math.round(row.mean * 10) / 10 : null
+      }
+      cacheFor(res, options.publicMap, 60)
+      res.json({
+        metric: parsed.data.metric,
+        from: new Date(from).toISOString(),
+        to: new Date(to).toISOString(),
+        hours: Array.from({ length: slots }, (_, i) => new Date(from + i * HOUR_MS).toISOString()),
+        sites,
+      })
+    })
+    .all(methodNotAllowed(['GET', 'HEAD']))
+
+  return router
+}
