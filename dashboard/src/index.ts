@@ -1,5 +1,11 @@
 /**
- * The live map dashboard (Leaflet) arrives with the dashboard issue. Until then this package only
- * reserves its place in the workspace; the API already serves the data it will show.
+ * The live map dashboard: a browser app (src/client) bundled in memory by buildDashboard() for the API
+ * to serve. Nothing happens at import.
  */
-export const DASHBOARD_STATUS = 'not built yet' as const
+export {
+  type BuildDashboardOptions,
+  buildDashboard,
+  DashboardBuildError,
+  type DashboardBundle,
+  type DashboardFile,
+} from './build.ts'

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest'
+import { FeatureCollectionSchema, parseFeatures, parseReadings, SessionSchema } from './schemas.ts'
+
+describe('API responses', () => {
+  it('keeps valid sites and leaves out the ones it cannot draw', () => {
+    const ok = {
+      type: 'Feature',
+      id: 'a',
+      geometry: { type: 'Point', coordinates: [13.2, 55.7] },
+      properties: {
+        name: 'A',
+        kind: 'school',
+        latest: null,
+        index: { band: 2, pollutant: 'pm25', bands: { pm25: 2 } },
+        health: { devices: 1, ok: 1, suspect: 0, offline: 0, never: 0, last_seen: null },
+        breaches: { open: 0 },
+      },
+    }
+    const noFields = { ...ok, id: 'b', properties: { name: 'B', kind: 'preschool' } }
+    const noCoordinates = { ...ok, id: 'c', geometry: { type: 'Point', coordinates: [13.2] } }
+    const collection = FeatureCollectionSchema.safeParse({
+      type: 'FeatureCollection',
+      features: [ok, noFields, noCoordinates, 7],
+    })
+    expect(collection.success).toBe(true)
+    if (!collection.success) return
+    const { sites, invalid } = parseFeatures(collection.data.features)
+    expect(sites.map((s) => s.id)).toEqual(['a', 'b'])
+    expect(invalid).toBe(2)
+  })
+
+  it('keeps the well-formed readings of a batch', () => {
+    expect(
+      parseReadings([
+        { site: 'a', device: 'd', ts: '2026-11-30T12:00:00Z', values: { pm25: 3 } },
+        { site: 'b', values: { pm25: 3 } },
+        'junk',
+      ]),
+    ).toEqual([{ site: 'a', device: 'd', ts: '2026-11-30T12:00:00Z', values: { pm25: 3 } }])
+    expect(parseReadings({ not: 'an array' })).toEqual([])
+  })
+
+  it('reads a session with or without a user', () => {
+    expect(SessionSchema.safeParse({ user: null, csrfToken: null, publicMap: true, setupOpen: false }).success).toBe(
+      true,
+    )
+    expect(SessionSchema.safeParse({ user: null, csrfToken: null }).success).toBe(false)
+  })
+})

@@ -1,0 +1,173 @@
+import * as z from 'zod/mini'
+
+/**
+ * What the dashboard reads from the API, validated where it enters the browser. zod/mini keeps the
+ * bundle small (the full zod that core's schemas use would add ~450 kB). The schemas are lenient
+ * where the API grows (index, health, breaches, devices may be absent) and strict where the map needs
+ * a value (id, coordinates, name). A site that fails is left out, not the whole map.
+ */
+
+const Count = z.number().check(z.nonnegative())
+const Values = z.record(z.string(), z.number())
+const Times = z.record(z.string(), z.string())
+
+export const LatestSchema = z.object({
+  ts: z.string(),
+  values: Values,
+  times: z.optional(Times),
+  age_s: z.number(),
+})
+
+export const IndexSchema = z.object({
+  band: z.nullable(z.number()),
+  pollutant: z.optional(z.nullable(z.string())),
+  bands: z.optional(z.record(z.string(), z.number())),
+})
+
+export const HealthSchema = z.object({
+  devices: Count,
+  ok: z.optional(Count),
+  offline: Count,
+  suspect: Count,
+  never: z.optional(Count),
+  last_seen: z.optional(z.nullable(z.string())),
+})
+
+export const DeviceSchema = z.object({
+  id: z.string(),
+  model: z.optional(z.string()),
+  sensors: z.optional(z.array(z.string())),
+  interval_s: z.optional(z.number()),
+  indoor: z.optional(z.boolean()),
+  last_seen: z.optional(z.nullable(z.string())),
+  health: z.optional(z.string()),
+  coverage_24h: z.optional(z.nullable(z.number())),
+})
+export type DeviceData = z.infer<typeof DeviceSchema>
+
+export const SiteFeatureSchema = z.object({
+  type: z.literal('Feature'),
+  id: z.string(),
+  geometry: z.object({
+    type: z.literal('Point'),
+    coordinates: z.tuple([z.number(), z.number()], z.number()),
+  }),
+  properties: z.object({
+    name: z.string(),
+    kind: z.string(),
+    address: z.optional(z.nullable(z.string())),
+    locality: z.optional(z.nullable(z.string())),
+    municipality: z.optional(z.nullable(z.string())),
+    demo: z.optional(z.boolean()),
+    latest: z.optional(z.nullable(LatestSchema)),
+    index: z.optional(z.nullable(IndexSchema)),
+    health: z.optional(z.nullable(HealthSchema)),
+    breaches: z.optional(z.nullable(z.object({ open: Count }))),
+    devices: z.optional(z.array(DeviceSchema)),
+  }),
+})
+export type SiteFeatureData = z.infer<typeof SiteFeatureSchema>
+
+/** The collection's outer shape; each feature is checked on its own (parseFeatures). */
+export const FeatureCollectionSchema = z.object({
+  type: z.literal('FeatureCollection'),
+  features: z.array(z.unknown()),
+})
+
+export const UserSchema = z.object({
+  id: z.string(),
+  email: z.string(),
+  name: z.optional(z.nullable(z.string())),
+  role: z.string(),
+  sites: z.optional(z.array(z.string())),
+})
+export type UserData = z.infer<typeof UserSchema>
+
+export const SessionSchema = z.object({
+  user: z.nullable(UserSchema),
+  csrfToken: z.nullable(z.string()),
+  publicMap: z.boolean(),
+})
+export type SessionData = z.infer<typeof SessionSchema>
+
+export const LoginResponseSchema = z.object({ user: UserSchema, csrfToken: z.string() })
+
+export const ConfigSchema = z.object({
+  tileUrl: z.nullable(z.string()),
+  tileAttribution: z.optional(z.nullable(z.string())),
+  publicMap: z.optional(z.boolean()),
+  center: z.tuple([z.number(), z.number()]),
+  zoom: z.number(),
+})
+export type ConfigData = z.infer<typeof ConfigSchema>
+
+export const RawPointSchema = z.object({ t: z.string(), value: z.number(), device: z.optional(z.string()) })
+export const AggregatePointSchema = z.object({
+  t: z.string(),
+  mean: z.nullable(z.number()),
+  min: z.optional(z.nullable(z.number())),
+  max: z.optional(z.nullable(z.number())),
+  n: z.optional(z.number()),
+  coverage: z.optional(z.number()),
+  valid: z.optional(z.boolean()),
+})
+
+export const SeriesSchema = z.object({
+  site: z.string(),
+  metric: z.string(),
+  unit: z.optional(z.string()),
+  every: z.string(),
+  from: z.string(),
+  to: z.string(),
+  points: z.array(z.union([RawPointSchema, AggregatePointSchema])),
+})
+export type SeriesData = z.infer<typeof SeriesSchema>
+
+export const ReplaySchema = z.object({
+  metric: z.string(),
+  from: z.string(),
+  to: z.string(),
+  hours: z.array(z.string()),
+  sites: z.record(z.string(), z.array(z.nullable(z.number()))),
+})
+export type ReplayData = z.infer<typeof ReplaySchema>
+
+export const ReadingSchema = z.object({
+  site: z.string(),
+  device: z.optional(z.string()),
+  ts: z.string(),
+  values: Values,
+})
+export type ReadingData = z.infer<typeof ReadingSchema>
+export const ReadingBatchSchema = z.array(z.unknown())
+
+/** RFC 9457 problem details, as far as the dashboard shows them. */
+export const ProblemSchema = z.object({
+  title: z.optional(z.string()),
+  detail: z.optional(z.string()),
+  code: z.optional(z.string()),
+})
+
+/** Features that pass SiteFeatureSchema, and how many did not. */
+export function parseFeatures(features: readonly unknown[]): { sites: SiteFeatureData[]; invalid: number } {
+  const sites: SiteFeatureData[] = []
+  let invalid = 0
+  for (const feature of features) {
+    const parsed = SiteFeatureSchema.safeParse(feature)
+    if (parsed.success) sites.push(parsed.data)
+    else invalid += 1
+  }
+  return { sites, invalid }
+}
+
+/** Readings of a `readings` event that pass ReadingSchema; the rest are dropped. */
+export function parseReadings(batch: unknown): ReadingData[] {
+  const outer = ReadingBatchSchema.safeParse(batch)
+  if (!outer.success) return []
+  const out: ReadingData[] = []
+  for (const item of outer.data) {
+    const parsed = ReadingSchema.safeParse(item)
+    if (parsed.success) out.push(parsed.data)
+  }
+  return out
+}
