@@ -5,6 +5,7 @@ import { ConfigError } from '@skolluft/runtime'
 // the broker, the HTTP server and the simulator.
 const services = () => import('./commands/services.ts')
 const admin = () => import('./commands/admin.ts')
+const people = () => import('./commands/people.ts')
 
 export const USAGE = `usage: skolluft <command> [options]
 
@@ -23,6 +24,19 @@ Administration (work on DATA_DIR):
   device config <deviceId> --interval <s>   send the device its configuration (needs a running gateway, MQTT_URL)
   sites import <file.csv|file.geojson> [--allow-partial]
   rejects [--limit <n>] [--device <id>] [--json]
+
+People and access (work on DATA_DIR; every change is audited with the actor "cli"):
+  user add --role <admin|staff|principal|caretaker|researcher> --email <e> [--site <siteId>]... [--name <n>]
+           [--password-stdin] [--json]
+                                a principal needs at least one --site, other roles none; without
+                                --password-stdin a password is generated and printed once
+  user list [--json]
+  user disable <email>          the account can no longer log in; its sessions end
+  token create --role <role> [--name <n>] [--scope <permission>]... [--site <siteId>]... [--expires-days <n>] [--json]
+                                an API token (default scopes: the role's read and export permissions,
+                                90 days), printed once
+  token list [--json]
+  token revoke <tokenId>
 `
 
 export class UsageError extends Error {
@@ -66,6 +80,10 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
       }
       case 'device':
         return await runDevice(rest, env, io)
+      case 'user':
+        return await runUser(rest, env, io)
+      case 'token':
+        return await runToken(rest, env, io)
       case 'sites': {
         const [sub, ...args] = rest
         if (sub !== 'import') throw new UsageError('sites: the only subcommand is "import <file>"')
@@ -178,5 +196,91 @@ async function runDevice(args: readonly string[], env: NodeJS.ProcessEnv, io: Cl
     }
     default:
       throw new UsageError('device: subcommands are add, list, config, revoke')
+  }
+}
+
+async function runUser(args: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const [sub, ...rest] = args
+  switch (sub) {
+    case 'add': {
+      const { values } = parseArgs({
+        args: [...rest],
+        options: {
+          role: { type: 'string' },
+          email: { type: 'string' },
+          site: { type: 'string', multiple: true, default: [] },
+          name: { type: 'string' },
+          'password-stdin': { type: 'boolean', default: false },
+          json: { type: 'boolean', default: false },
+        },
+        strict: true,
+      })
+      if (values.role === undefined || values.email === undefined) {
+        throw new UsageError('user add: --role <role> and --email <email> are required')
+      }
+      return await (await people()).userAdd(env, io, {
+        role: values.role,
+        email: values.email,
+        sites: values.site,
+        name: values.name,
+        passwordStdin: values['password-stdin'],
+        json: values.json,
+      })
+    }
+    case 'list': {
+      const { values } = parseArgs({ args: [...rest], options: { json: { type: 'boolean', default: false } } })
+      return await (await people()).userList(env, io, values.json)
+    }
+    case 'disable': {
+      const { positionals } = parseArgs({ args: [...rest], allowPositionals: true, strict: true })
+      const email = positionals[0]
+      if (!email || positionals.length !== 1) throw new UsageError('user disable: give exactly one email')
+      return await (await people()).userDisable(env, io, email)
+    }
+    default:
+      throw new UsageError('user: subcommands are add, list, disable')
+  }
+}
+
+async function runToken(args: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const [sub, ...rest] = args
+  switch (sub) {
+    case 'create': {
+      const { values } = parseArgs({
+        args: [...rest],
+        options: {
+          role: { type: 'string' },
+          name: { type: 'string' },
+          scope: { type: 'string', multiple: true, default: [] },
+          site: { type: 'string', multiple: true, default: [] },
+          'expires-days': { type: 'string' },
+          json: { type: 'boolean', default: false },
+        },
+        strict: true,
+      })
+      if (values.role === undefined) throw new UsageError('token create: --role <role> is required')
+      const days = values['expires-days']
+      if (days !== undefined && !/^[0-9]+$/.test(days)) throw new UsageError('--expires-days must be whole days')
+      return await (await people()).tokenCreate(env, io, {
+        role: values.role,
+        name: values.name,
+        scopes: values.scope,
+        sites: values.site,
+        expiresDays: days === undefined ? undefined : Number(days),
+        json: values.json,
+      })
+    }
+    case 'list': {
+      const { values } = parseArgs({ args: [...rest], options: { json: { type: 'boolean', default: false } } })
+      return await (await people()).tokenList(env, io, values.json)
+    }
+    case 'revoke': {
+      const { positionals } = parseArgs({ args: [...rest], allowPositionals: true, strict: true })
+      const id = positionals[0]
+      if (!id || positionals.length !== 1) throw new UsageError('token revoke: give exactly one token id')
+      return await (await people()).tokenRevoke(env, io, id)
+    }
+    default:
+      throw new UsageError('token: subcommands are create, list, revoke')
   }
 }

@@ -120,9 +120,11 @@ describe('skolluft CLI', () => {
     })
     const mqttUrl = `mqtt://127.0.0.1:${String(mqttPort)}`
     const ingest = spawnCli(['ingest'], { ...env, MQTT_URL: mqttUrl })
-    const api = spawnCli(['api'], { ...env, PORT: '0', HOST: '127.0.0.1' })
+    const api = spawnCli(['api'], { ...env, PORT: '0', HOST: '127.0.0.1', PUBLIC_MAP: 'on', LIVE_MQTT_URL: mqttUrl })
     children.push(ingest, api)
     await waitFor(() => ingest.output().includes('ingest subscribed'), 'the ingest to subscribe', { timeoutMs: 30_000 })
+    // The API process follows the broker for live map events with its own service credential.
+    await waitFor(() => api.output().includes('live feed subscribed'), 'the api live feed', { timeoutMs: 30_000 })
     const httpPort = await waitFor(() => logField(api.output(), 'api listening', 'port'), 'the api port', {
       timeoutMs: 30_000,
     })

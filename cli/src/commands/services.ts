@@ -4,8 +4,9 @@ import { fileURLToPath } from 'node:url'
 import { ALL_TELEMETRY_FILTER, parseSitesFile } from '@skolluft/core'
 import type { Fleet } from '@skolluft/firmware-sim'
 import type { Gateway } from '@skolluft/gateway'
-import { createLogger, type Logger, loadConfig } from '@skolluft/runtime'
+import { createLogger, generateSecret, hashSecret, type Logger, loadConfig } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
+import { z } from 'zod'
 import { CommonConfig, SimEnv } from '../config.ts'
 import { openDataDir, openGatewaySpool } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
@@ -28,6 +29,50 @@ const loadApi = () => import('@skolluft/api')
 const loadGateway = () => import('@skolluft/gateway')
 const loadIngest = () => import('@skolluft/ingest')
 const loadSim = () => import('@skolluft/firmware-sim')
+const loadDashboard = () => import('@skolluft/dashboard')
+
+/** The dashboard, bundled in memory (esbuild, ~1 s), for the API to serve at `/`. */
+async function dashboardFiles(log: Logger) {
+  const started = performance.now()
+  const { buildDashboard } = await loadDashboard()
+  const bundle = await buildDashboard({ minify: true })
+  log.info({ files: bundle.files.size, ms: Math.round(performance.now() - started) }, 'dashboard bundled')
+  return bundle.files
+}
+
+/**
+ * No admin yet: a one-time setup value, printed to the terminal (never to the JSON log, which may be
+ * shipped elsewhere) and valid until the first admin exists. Only its hash reaches the API.
+ */
+async function firstAdminSetup(
+  storage: Storage,
+  log: Logger,
+  io: CliIo,
+  port: () => number,
+): Promise<{
+  hash: string | undefined
+  announce: () => void
+}> {
+  if ((await storage.access.countUsers('admin')) > 0) return { hash: undefined, announce: () => undefined }
+  const value = generateSecret()
+  return {
+    hash: await hashSecret(value),
+    announce() {
+      log.info('no admin account yet: the one-time setup value is printed on the terminal')
+      io.err(
+        [
+          '',
+          'skolluft: no admin account exists yet. Create the first one, either with',
+          '  npx skolluft user add --role admin --email <you@example.org>',
+          'or, with this one-time setup value (valid until an admin exists, new at every start):',
+          `  curl -X POST http://localhost:${port()}/api/v1/auth/setup -H 'content-type: application/json' \\`,
+          `    -d '{"setupToken":"${value}","email":"<you@example.org>","password":"<at least 12 characters>"}'`,
+          '',
+        ].join('\n'),
+      )
+    },
+  }
+}
 
 /** Resolves on SIGINT or SIGTERM, then closes everything in reverse order of start. */
 async function runUntilSignal(log: Logger, closers: Closer[]): Promise<number> {
@@ -100,7 +145,7 @@ async function importDemoSitesIfEmpty(storage: Storage, log: Logger): Promise<vo
 }
 
 /** Everything in one process: gateway, ingest, API and the simulated fleet. The composition root. */
-export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
+export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const [{ ApiEnv, apiListenOptions, startApi }, { GatewayConfig }, { startIngest }, { createFleet }] =
     await Promise.all([loadApi(), loadGateway(), loadIngest(), loadSim()])
   // Everything `skolluft start` reads from the environment, validated once.
@@ -117,8 +162,20 @@ export async function runStart(env: NodeJS.ProcessEnv, _io: CliIo): Promise<numb
     const mqttUrl = `mqtt://127.0.0.1:${gateway.port}`
     const ingest = await startIngest({ log, storage, mqtt: { url: mqttUrl, ...credentials.ingest } })
     closers.push(() => ingest.close())
-    const api = await startApi({ log, storage, ...apiListenOptions(config) })
+    const listen = apiListenOptions(config, { publicMap: config.DEMO_SITES })
+    let port = listen.port
+    const setup = await firstAdminSetup(storage, log, io, () => port)
+    const api = await startApi({
+      log,
+      storage,
+      ...listen,
+      options: { ...listen.options, setupTokenHash: setup.hash },
+      dashboard: await dashboardFiles(log),
+      live: { url: mqttUrl, ...credentials.api },
+    })
+    port = api.port
     closers.push(() => api.close())
+    setup.announce()
     log.info({ http: `http://localhost:${api.port}`, mqtt: `mqtt://localhost:${gateway.port}` }, 'skolluft is running')
     if (config.SIM) {
       const devices = await ensureSimDevices(
@@ -177,14 +234,46 @@ export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
   return runUntilSignal(log, [() => storage.close(), () => ingest.close()])
 }
 
-export async function runApi(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
+/** Live map events come from the broker at LIVE_MQTT_URL (unset: the map updates on reload only). */
+const LiveEnv = z.object({
+  LIVE_MQTT_URL: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.url({ protocol: /^mqtts?$/, error: 'LIVE_MQTT_URL must be an mqtt:// or mqtts:// URL' }).optional(),
+  ),
+  MQTT_USERNAME: z.string().min(1).optional(),
+  MQTT_PASSWORD: z.string().min(1).optional(),
+})
+
+export async function runApi(env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const { ApiEnv, apiListenOptions, startApi } = await loadApi()
-  const config = loadConfig(CommonConfig.extend(ApiEnv.shape), env)
+  const config = loadConfig(CommonConfig.extend(ApiEnv.shape).extend(LiveEnv.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-api' })
   const storage = await openDataDir(config.DATA_DIR)
-  const api = await startApi({ log, storage, ...apiListenOptions(config) })
-  log.info({ port: api.port }, 'api listening')
-  return runUntilSignal(log, [() => storage.close(), () => api.close()])
+  const closers: Closer[] = [() => storage.close()]
+  try {
+    const live =
+      config.LIVE_MQTT_URL === undefined
+        ? undefined
+        : { url: config.LIVE_MQTT_URL, ...(await loadServiceCredential('api', config.DATA_DIR, config)) }
+    const listen = apiListenOptions(config)
+    let port = listen.port
+    const setup = await firstAdminSetup(storage, log, io, () => port)
+    const api = await startApi({
+      log,
+      storage,
+      ...listen,
+      options: { ...listen.options, setupTokenHash: setup.hash },
+      dashboard: await dashboardFiles(log),
+      ...(live === undefined ? {} : { live }),
+    })
+    port = api.port
+    closers.push(() => api.close())
+    setup.announce()
+  } catch (error) {
+    for (const close of closers.reverse()) await close().catch(() => undefined)
+    throw error
+  }
+  return runUntilSignal(log, closers)
 }
 
 export async function runSim(
