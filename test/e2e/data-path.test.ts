@@ -1,4 +1,4 @@
-import { startApi } from '@skolluft/api'
+import { createToken, startApi } from '@skolluft/api'
 import { ALL_TELEMETRY_FILTER, deviceTopic, SiteFeatureCollection } from '@skolluft/core'
 import { startIngest } from '@skolluft/ingest'
 import { silentLogger } from '@skolluft/runtime'
@@ -17,6 +17,7 @@ describe('data path: device → gateway → ingest → SQLite → API', () => {
   let ingestClose: () => Promise<void>
   let api: { port: number; close(): Promise<void> }
   let device: MqttClient
+  let staffToken: string
   let creds: { deviceId: string; password: string }
 
   beforeAll(async () => {
@@ -28,7 +29,21 @@ describe('data path: device → gateway → ingest → SQLite → API', () => {
       mqtt: { url: platform.mqttUrl, ...platform.ingestCredential },
     })
     ingestClose = () => ingest.close()
-    api = await startApi({ log: silentLogger(), storage: platform.storage, host: '127.0.0.1', port: 0 })
+    api = await startApi({
+      log: silentLogger(),
+      storage: platform.storage,
+      host: '127.0.0.1',
+      port: 0,
+      // The map is public here; raw readings still need a role (a staff token below).
+      options: { publicMap: true, mapSnapshotMaxAgeMs: 0 },
+    })
+    staffToken = (
+      await createToken(
+        { storage: platform.storage, clock: Date.now },
+        { name: 'e2e', role: 'staff', sites: [], expiresInDays: 1 },
+        null,
+      )
+    ).token
     device = await mqtt.connectAsync(platform.mqttUrl, {
       clientId: creds.deviceId,
       username: creds.deviceId,
@@ -67,7 +82,9 @@ describe('data path: device → gateway → ingest → SQLite → API', () => {
 
     const from = new Date(Date.parse(ts) - 3_600_000).toISOString()
     const to = new Date(Date.parse(ts) + 60_000).toISOString()
-    const raw = await fetch(`${base}/api/v1/sites/site-a/series?metric=pm25&every=raw&from=${from}&to=${to}`)
+    const rawUrl = `${base}/api/v1/sites/site-a/series?metric=pm25&every=raw&from=${from}&to=${to}`
+    expect((await fetch(rawUrl)).status).toBe(401)
+    const raw = await fetch(rawUrl, { headers: { authorization: `Bearer ${staffToken}` } })
     expect(raw.status).toBe(200)
     const rawBody = (await raw.json()) as { points: { t: string; value: number }[] }
     expect(rawBody.points).toEqual([expect.objectContaining({ t: new Date(ts).toISOString(), value: 7.4 })])
