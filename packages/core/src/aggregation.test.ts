@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   addSample,
+  createHourIsoFormatter,
   DAILY_MIN_VALID_HOURS,
   DAY_MS,
   DEFAULT_INTERVAL_S,
@@ -248,5 +249,21 @@ describe('dailyPoints', () => {
         else expect(p.mean).toBeCloseTo(before, 9)
       })
     }
+  })
+})
+
+describe('createHourIsoFormatter', () => {
+  it('formats whole hours exactly as toISOString, across days, years and before 1970', () => {
+    const iso = createHourIsoFormatter()
+    const rng = createRng(7)
+    const starts = [0, -HOUR_MS, -DAY_MS, Date.UTC(2024, 1, 29, 23), Date.UTC(2026, 11, 31, 23), Date.UTC(2027, 0, 1)]
+    for (let i = 0; i < 2_000; i += 1) starts.push(Math.floor((rng() - 0.3) * 2_000_000) * HOUR_MS)
+    for (const start of starts) expect(iso(start)).toBe(new Date(start).toISOString())
+  })
+
+  it('falls back to toISOString for times that are not whole hours', () => {
+    const iso = createHourIsoFormatter()
+    const t = Date.UTC(2026, 10, 30, 7, 45, 12, 5)
+    expect(iso(t)).toBe('2026-11-30T07:45:12.005Z')
   })
 })

@@ -1,5 +1,6 @@
 import {
   type AggregatePoint,
+  createHourIsoFormatter,
   dailyPoints,
   HOURLY_MIN_COVERAGE,
   type HourBucket,
@@ -336,7 +337,8 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
       if (query.limit <= 0) return []
       if (query.every === '1h') {
         // Hours overlapping [from, to).
-        return hourBuckets(query, hourStart(query.from), query.limit).map(hourPoint)
+        const iso = createHourIsoFormatter()
+        return hourBuckets(query, hourStart(query.from), query.limit).map((bucket) => hourPoint(bucket, iso))
       }
       // Whole UTC+1 days from the one containing `from`; a day has at most 24 hours, so limit × 24 rows suffice.
       const hours = hourBuckets(query, regulatoryDayStart(query.from), query.limit * 24)
