@@ -42,7 +42,7 @@ export function createApi(deps: ApiDeps): Api {
     options: { ...DEFAULT_API_OPTIONS, ...deps.options },
   }
   const auth = createAuthenticator(ctx)
-  const limits = createRateLimits(ctx.clock)
+  const limits = createRateLimits(ctx.clock, ctx.options.rateLimit)
   const snapshots = createMapSnapshots({
     storage: ctx.storage,
     clock: ctx.clock,
@@ -57,7 +57,9 @@ export function createApi(deps: ApiDeps): Api {
 
   app.use(requestLog(ctx.log))
   app.use(securityHeaders)
-  app.use(compression())
+  // zlib level 1: a year of hourly points (1.2 MB of JSON) gzips in ~15 ms instead of ~30 ms at the
+  // default level 6, for a body only ~9 % larger (measured on this machine, bench/map-api.ts).
+  app.use(compression({ level: 1 }))
 
   app.use(healthRouter(ctx))
   if (deps.dashboard !== undefined) app.use(dashboardRouter(deps.dashboard, ctx.options))

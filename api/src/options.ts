@@ -1,5 +1,6 @@
 import type { Logger } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
+import { API_BURST, API_RATE_PER_S } from './rate-limit.ts'
 
 export interface ApiOptions {
   /** Bearer token for operator endpoints (rejects log), besides admin and caretaker log-ins. */
@@ -26,6 +27,8 @@ export interface ApiOptions {
   readonly mapSnapshotMaxAgeMs: number
   /** express `trust proxy`: false, or e.g. 'loopback' behind nginx on the same host. */
   readonly trustProxy: boolean | string
+  /** Requests per second and burst per client address on /api/v1 (rate-limit.ts). Benchmarks raise it. */
+  readonly rateLimit: { readonly ratePerS: number; readonly burst: number }
 }
 
 export const DEFAULT_API_OPTIONS: ApiOptions = {
@@ -47,6 +50,7 @@ export const DEFAULT_API_OPTIONS: ApiOptions = {
   mapZoom: 11,
   mapSnapshotMaxAgeMs: 5_000,
   trustProxy: false,
+  rateLimit: { ratePerS: API_RATE_PER_S, burst: API_BURST },
 }
 
 /** One file the API serves as it is (the dashboard's bundle). */

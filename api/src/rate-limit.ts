@@ -36,15 +36,20 @@ function tooMany(detail: string, retryAfterS: number): HttpProblem {
   })
 }
 
-export function createRateLimits(clock: () => number): RateLimits {
-  const api = createRateLimiter({ ratePerS: API_RATE_PER_S, burst: API_BURST, clock, maxKeys: MAX_KEYS })
+export function createRateLimits(
+  clock: () => number,
+  apiLimit: { readonly ratePerS: number; readonly burst: number } = { ratePerS: API_RATE_PER_S, burst: API_BURST },
+): RateLimits {
+  const api = createRateLimiter({ ...apiLimit, clock, maxKeys: MAX_KEYS })
   const loginOptions = { ratePerS: 1 / LOGIN_REFILL_S, burst: LOGIN_BURST, clock, maxKeys: MAX_KEYS }
   const byAddress = createRateLimiter(loginOptions)
   const byAccount = createRateLimiter(loginOptions)
   const address = (req: Request) => req.ip ?? req.socket.remoteAddress ?? 'unknown'
   return {
     api(req, _res, next) {
-      if (!api.take(address(req))) throw tooMany(`more than ${API_RATE_PER_S} requests per second from this address`, 1)
+      if (!api.take(address(req))) {
+        throw tooMany(`more than ${apiLimit.ratePerS} requests per second from this address`, 1)
+      }
       next()
     },
     login(req) {

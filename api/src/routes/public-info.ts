@@ -65,7 +65,11 @@ export function publicInfoRouter(ctx: ApiContext): Router {
         if (visible !== 'all' && !visible.has(row.siteId)) continue
         const slot = Math.round((row.t - from) / HOUR_MS)
         if (slot < 0 || slot >= slots) continue
-        const values = (sites[row.siteId] ??= new Array<number | null>(slots).fill(null))
+        let values = sites[row.siteId]
+        if (values === undefined) {
+          values = new Array<number | null>(slots).fill(null)
+          sites[row.siteId] = values
+        }
         // Hours below the validity rule (75 % coverage) are not shown as if they were valid.
         values[slot] = row.valid ? Math.round(row.mean * 10) / 10 : null
       }
