@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { deviceTopic, SiteFeatureCollection } from '@skolluft/core'
+import { openSqliteStorage } from '@skolluft/storage'
 import { tempDir, waitFor } from '@skolluft/testkit'
 import mqtt from 'mqtt'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -92,6 +93,19 @@ describe('skolluft CLI', () => {
     const after = JSON.parse((await run(['device', 'list', '--json'], env)).output) as { revokedAt: string | null }[]
     expect(after[0]?.revokedAt).not.toBeNull()
     expect((await run(['device', 'revoke', 'nobody'], env)).code).toBe(1)
+
+    // Registry changes from the command line are admin actions, audited as "cli" (the failed revoke is not).
+    const storage = openSqliteStorage({ path: join(dir.path, 'skolluft.db') })
+    try {
+      const entries = await storage.access.listAudit({ limit: 10 })
+      expect(entries.map((e) => [e.actor, e.action, e.target])).toEqual([
+        ['cli', 'device.revoke', 'dev-cli-1'],
+        ['cli', 'device.add', 'dev-cli-1'],
+        ['cli', 'sites.import', null],
+      ])
+    } finally {
+      await storage.close()
+    }
   })
 
   it('stops with a clear message when configuration is invalid', async () => {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { basename } from 'node:path'
+import { audit } from '@skolluft/api'
 import {
   DeviceConfig,
   DeviceId,
@@ -10,11 +11,18 @@ import {
   parseSitesFile,
   placementAt,
 } from '@skolluft/core'
-import { generateSecret, hashSecret, loadConfig } from '@skolluft/runtime'
+import { generateSecret, hashSecret, loadConfig, silentLogger } from '@skolluft/runtime'
+import type { Storage } from '@skolluft/storage'
 import { CommonConfig } from '../config.ts'
 import { withDataDir } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
 import { loadServiceCredential } from '../service-credentials.ts'
+import { CLI_ACTOR } from './people.ts'
+
+/** Registry changes from the command line are admin actions: each goes to the audit log as `cli`. */
+function auditCli(storage: Storage, action: string, target: string | null, detail: Record<string, unknown> = {}) {
+  return audit({ storage, clock: Date.now, log: silentLogger() }, CLI_ACTOR, action, target, detail)
+}
 
 export interface DeviceAddOptions {
   readonly siteId: string
@@ -37,8 +45,8 @@ export async function deviceAdd(env: NodeJS.ProcessEnv, io: CliIo, options: Devi
   }
   const password = generateSecret()
   const secretHash = await hashSecret(password)
-  await withDataDir(DATA_DIR, (storage) =>
-    storage.registry.addDevice(
+  await withDataDir(DATA_DIR, async (storage) => {
+    await storage.registry.addDevice(
       {
         id: id.data,
         model: options.model,
@@ -48,8 +56,9 @@ export async function deviceAdd(env: NodeJS.ProcessEnv, io: CliIo, options: Devi
         placement: { siteId: options.siteId, from: Date.now(), indoor: options.indoor, heightM: options.heightM },
       },
       Date.now(),
-    ),
-  )
+    )
+    await auditCli(storage, 'device.add', id.data, { site: options.siteId, intervalS: options.intervalS })
+  })
   if (options.json) {
     io.out(JSON.stringify({ deviceId: id.data, username: id.data, password }))
   } else {
@@ -103,7 +112,11 @@ export async function deviceList(env: NodeJS.ProcessEnv, io: CliIo, json: boolea
 
 export async function deviceRevoke(env: NodeJS.ProcessEnv, io: CliIo, deviceId: string): Promise<number> {
   const { DATA_DIR } = loadConfig(CommonConfig, env)
-  const revoked = await withDataDir(DATA_DIR, (storage) => storage.registry.revokeDevice(deviceId, Date.now()))
+  const revoked = await withDataDir(DATA_DIR, async (storage) => {
+    const done = await storage.registry.revokeDevice(deviceId, Date.now())
+    if (done) await auditCli(storage, 'device.revoke', deviceId)
+    return done
+  })
   if (!revoked) {
     io.err(`skolluft: no device "${deviceId}"`)
     return 1
@@ -127,7 +140,11 @@ export async function sitesImport(
     io.err(`skolluft: ${errors.length} invalid row(s); nothing imported (use --allow-partial to import the valid rows)`)
     return 1
   }
-  const result = await withDataDir(DATA_DIR, (storage) => storage.registry.upsertSites(sites))
+  const result = await withDataDir(DATA_DIR, async (storage) => {
+    const r = await storage.registry.upsertSites(sites)
+    await auditCli(storage, 'sites.import', null, { file: basename(file), inserted: r.inserted, updated: r.updated })
+    return r
+  })
   io.out(`imported ${sites.length} site(s) from ${format}: ${result.inserted} new, ${result.updated} updated`)
   return errors.length > 0 ? 1 : 0
 }
@@ -203,6 +220,7 @@ export async function deviceConfig(
       await client.endAsync()
     }
     await storage.registry.setDeviceInterval(deviceId, parsed.data.interval_s)
+    await auditCli(storage, 'device.config', deviceId, { ...parsed.data })
     io.out(
       `sent ${JSON.stringify(parsed.data)} to ${deviceId} (retained; the device applies it when it next connects if offline)`,
     )
