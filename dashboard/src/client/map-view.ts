@@ -40,6 +40,8 @@ export const BLANK_TILE = 'data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAE
 const TILE_ERRORS_BEFORE_NOTICE = 3
 /** Extra pixels around a marker that still count as a hit: fingers are less precise than pointers. */
 const HIT_SLOP_PX = 4
+/** A revealed site stays this share of the visible map away from its edges. */
+const REVEAL_MARGIN = 0.1
 
 /** Marker radius in CSS pixels by zoom: small dots for a whole region, a readable number from zoom 12 on. */
 export function markerRadius(zoom: number): number {
@@ -161,8 +163,11 @@ export interface MapView {
   readonly map: L.Map
   setMarkers(items: readonly MarkerItem[]): void
   setSelected(id: string | null): void
-  /** Pans so the site is in view (if it is not), e.g. after opening it from the list. */
-  reveal(lat: number, lon: number): void
+  /**
+   * Pans so the site is in view (if it is not), e.g. after opening it from the list. `coveredBottomPx`
+   * of the map are hidden behind something (the phone's bottom sheet): the site must show above it.
+   */
+  reveal(lat: number, lon: number, coveredBottomPx?: number): void
   /** Fits the view to these points, unless one of them is in view already. */
   fitIfNoneVisible(points: readonly { lat: number; lon: number }[]): void
   setLegend(el: HTMLElement): void
@@ -170,6 +175,8 @@ export interface MapView {
   invalidateSize(): void
   /** Markers drawn in the last frame (for tests and the status line). */
   drawnCount(): number
+  /** Where the site's marker was drawn in the last frame, in container pixels; null when not drawn (tests). */
+  markerPoint(id: string): { x: number; y: number } | null
 }
 
 export function createMapView(options: MapViewOptions): MapView {
@@ -423,9 +430,16 @@ export function createMapView(options: MapViewOptions): MapView {
       selectedId = id
       schedule()
     },
-    reveal(lat, lon) {
-      const latLng = L.latLng(lat, lon)
-      if (!map.getBounds().pad(-0.1).contains(latLng)) map.panTo(latLng)
+    reveal(lat, lon, coveredBottomPx = 0) {
+      const size = map.getSize()
+      const visibleY = Math.max(0, size.y - coveredBottomPx)
+      const p = map.latLngToContainerPoint(L.latLng(lat, lon))
+      // In view: inside the visible part less a 10 % margin on each side.
+      const mx = size.x * REVEAL_MARGIN
+      const my = visibleY * REVEAL_MARGIN
+      if (p.x >= mx && p.x <= size.x - mx && p.y >= my && p.y <= visibleY - my) return
+      // Otherwise to the middle of the visible part.
+      map.panBy(L.point(p.x - size.x / 2, p.y - visibleY / 2))
     },
     fitIfNoneVisible(points) {
       if (points.length === 0) return
@@ -449,5 +463,11 @@ export function createMapView(options: MapViewOptions): MapView {
       schedule()
     },
     drawnCount: () => hitCount,
+    markerPoint(id) {
+      for (let k = 0; k < hitCount; k += 1) {
+        if (items[hitIndex[k] ?? -1]?.id === id) return { x: hitX[k] ?? 0, y: hitY[k] ?? 0 }
+      }
+      return null
+    },
   }
 }
