@@ -1,5 +1,6 @@
 import type { Logger } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
+import { REVALIDATE_MS } from './live/hub.ts'
 import { API_BURST, API_RATE_PER_S } from './rate-limit.ts'
 
 export interface ApiOptions {
@@ -29,6 +30,8 @@ export interface ApiOptions {
   readonly trustProxy: boolean | string
   /** Requests per second and burst per client address on /api/v1 (rate-limit.ts). Benchmarks raise it. */
   readonly rateLimit: { readonly ratePerS: number; readonly burst: number }
+  /** How often live sockets' credentials are checked again (live/hub.ts). */
+  readonly liveRevalidateMs: number
 }
 
 export const DEFAULT_API_OPTIONS: ApiOptions = {
@@ -51,6 +54,7 @@ export const DEFAULT_API_OPTIONS: ApiOptions = {
   mapSnapshotMaxAgeMs: 5_000,
   trustProxy: false,
   rateLimit: { ratePerS: API_RATE_PER_S, burst: API_BURST },
+  liveRevalidateMs: REVALIDATE_MS,
 }
 
 /** One file the API serves as it is (the dashboard's bundle). */

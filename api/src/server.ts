@@ -52,7 +52,13 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
       callback(null, isSameOrigin(req.headers.origin, req.headers.host))
     },
   })
-  const hub = createLiveHub({ io, auth: api.auth, policy: api.ctx.options, log: deps.log })
+  const hub = createLiveHub({
+    io,
+    auth: api.auth,
+    policy: api.ctx.options,
+    log: deps.log,
+    revalidateMs: api.ctx.options.liveRevalidateMs,
+  })
   server.listen({ host, port })
   await once(server, 'listening')
   const address = server.address()
@@ -79,6 +85,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     close() {
       closing ??= (async () => {
         await feed?.close()
+        hub.close()
         await new Promise<void>((resolve) => io.close(() => resolve()))
         await new Promise<void>((resolve, reject) => {
           const force = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS)

@@ -254,6 +254,39 @@ describe('who sees what', () => {
   })
 })
 
+describe('credentials that end while a socket is open', () => {
+  it('closes the socket of a revoked token and of a logged-out session within the revalidation time', async () => {
+    const base = { log: silentLogger(), storage, host: '127.0.0.1', port: 0 }
+    const server = await startApi({ ...base, options: { publicMap: false, liveRevalidateMs: 100 } })
+    try {
+      const revocable = await addToken('staff')
+      const byToken = await connect(server, { Authorization: `Bearer ${revocable}` })
+      // A session of its own: ending it must not end the one the other tests use.
+      const login = await fetch(`http://127.0.0.1:${server.port}/api/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ email: 'principal@example.org', password: 'principal password 0123' }),
+      })
+      const cookie = /^(skolluft_session=[^;]+)/.exec(login.headers.getSetCookie()[0] ?? '')?.[1] ?? ''
+      const bySession = await connect(server, { Cookie: cookie })
+      const stays = await connect(server, bearer('staff'))
+      await sleep(300)
+      expect([byToken.socket.connected, bySession.socket.connected, stays.socket.connected]).toEqual([true, true, true])
+
+      const tokenId = /^skl_([0-9a-f]+)_/.exec(revocable)?.[1] ?? ''
+      expect(await storage.access.revokeToken(tokenId, Date.now())).toBe(true)
+      await waitFor(() => !byToken.socket.connected, 'the revoked token socket to close', { timeoutMs: 3_000 })
+
+      const sessionId = /^skolluft_session=([0-9a-f]+)\./.exec(cookie)?.[1] ?? ''
+      expect(await storage.access.deleteSession(sessionId)).toBe(true)
+      await waitFor(() => !bySession.socket.connected, 'the ended session socket to close', { timeoutMs: 3_000 })
+      expect(stays.socket.connected).toBe(true)
+    } finally {
+      await server.close()
+    }
+  })
+})
+
 describe('a slow client', () => {
   it('holds at most one event per site while it does not ack, then gets the newest values merged per metric', async () => {
     const slow = await connect(publicOn, {}, { autoAck: false })

@@ -21,6 +21,12 @@ export const ACK_TIMEOUT_MS = 10_000
 export const FLUSH_DELAY_MS = 100
 /** Sites one client may follow one by one (the map subscription covers all). */
 export const MAX_SITE_SUBSCRIPTIONS = 100
+/**
+ * A connection outlives the request that opened it, so its credentials are checked again this often:
+ * after a log-out, a disabled account or a revoked token the socket is closed (or narrowed to what the
+ * caller may still see) within this time.
+ */
+export const REVALIDATE_MS = 30_000
 
 export interface ReadingEvent {
   readonly site: string
@@ -44,7 +50,7 @@ const Subscription = z.union([
 
 interface Client {
   readonly socket: Socket
-  readonly principal: Principal
+  principal: Principal
   map: boolean
   readonly sites: Set<string>
   readonly pending: Map<string, ReadingEvent>
@@ -58,6 +64,8 @@ export interface LiveHub {
   publishStatus(event: StatusEvent): void
   /** Connected clients and the events waiting for them, for tests and metrics. */
   stats(): { clients: number; pending: number; inFlight: number }
+  /** Stops the periodic credential check (the sockets close with the socket.io server). */
+  close(): void
 }
 
 function merge(older: ReadingEvent | undefined, newer: ReadingEvent): ReadingEvent {
@@ -71,10 +79,36 @@ export function createLiveHub(deps: {
   readonly auth: Authenticator
   readonly policy: AccessPolicy
   readonly log: Logger
+  readonly revalidateMs?: number
 }): LiveHub {
   const { io, auth, policy, log } = deps
   const clients = new Set<Client>()
   const principals = new WeakMap<Socket, Principal>()
+
+  async function revalidate(client: Client): Promise<void> {
+    const headers = client.socket.handshake.headers
+    let principal: Principal | undefined
+    try {
+      principal = (await auth.resolve({ authorization: headers.authorization, cookie: headers.cookie })).principal
+    } catch {
+      principal = undefined
+    }
+    if (principal === undefined || !holds(principal, 'map:read', policy)) {
+      log.info({ socket: client.socket.id }, 'live socket closed: its credentials are no longer valid')
+      client.socket.disconnect(true)
+      return
+    }
+    // A principal whose sites or role changed sees only what the new rights allow from now on.
+    client.principal = principal
+  }
+
+  const revalidateTimer = setInterval(() => {
+    for (const client of clients) {
+      if (client.principal.kind === 'anonymous') continue
+      revalidate(client).catch((error: unknown) => log.warn({ err: error }, 'live socket check failed'))
+    }
+  }, deps.revalidateMs ?? REVALIDATE_MS)
+  revalidateTimer.unref()
 
   io.use((socket, next) => {
     const headers = socket.handshake.headers
@@ -174,6 +208,9 @@ export function createLiveHub(deps: {
         client.pendingStatus.set(event.device, event)
         schedule(client)
       }
+    },
+    close() {
+      clearInterval(revalidateTimer)
     },
     stats() {
       let pending = 0
