@@ -530,6 +530,24 @@ describe('first-admin setup', () => {
   })
 })
 
+describe('first-admin setup, twice at once', () => {
+  it('creates exactly one admin when two right setup requests race', async () => {
+    const raceStorage = openSqliteStorage({ path: join(dir.path, 'setup-race.db') })
+    try {
+      const setup = await start({ options: { setupTokenHash: await hashSecret(SETUP_VALUE) } }, raceStorage)
+      const body = (email: string) => ({ setupToken: SETUP_VALUE, email, password: FIRST_ADMIN_PASSWORD })
+      const answers = await Promise.all([
+        send(setup, 'POST', '/auth/setup', { body: body('one@example.org') }),
+        send(setup, 'POST', '/auth/setup', { body: body('two@example.org') }),
+      ])
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 409])
+      expect(await raceStorage.access.countUsers('admin')).toBe(1)
+    } finally {
+      await raceStorage.close()
+    }
+  })
+})
+
 describe('secrets', () => {
   it('never appear in responses or logs: passwords, password hashes, token and session secrets', async () => {
     const hashes = [

@@ -1,7 +1,7 @@
 import { Password, type UserInput } from '@skolluft/core'
 import { hashSecret, verifySecret } from '@skolluft/runtime'
 import type { UserRecord } from '@skolluft/storage'
-import { type Response, Router } from 'express'
+import { type Request, type Response, Router } from 'express'
 import { z } from 'zod'
 import { audit } from '../auth/audit.ts'
 import { authOf, SESSION_COOKIE, SESSION_IDLE_MS, SESSION_MAX_MS } from '../auth/authenticate.ts'
@@ -72,6 +72,14 @@ export function authRouter(ctx: ApiContext, limits: RateLimits): Router {
   const router = Router()
   // A real scrypt hash nobody knows the secret of, so unknown accounts cost the same time as known ones.
   const dummyHash = hashSecret(generateCsrfToken())
+
+  // Two setup requests with the right value at once must not both create an admin: they run one at a time.
+  let setupQueue: Promise<unknown> = Promise.resolve()
+  function oneAtATime<T>(work: () => Promise<T>): Promise<T> {
+    const run = setupQueue.then(work, work)
+    setupQueue = run.catch(() => undefined)
+    return run
+  }
 
   async function setupOpen(): Promise<boolean> {
     return options.setupTokenHash !== undefined && (await storage.access.countUsers('admin')) === 0
@@ -150,29 +158,28 @@ export function authRouter(ctx: ApiContext, limits: RateLimits): Router {
       limits.login(req)
       const parsed = SetupBody.safeParse(req.body)
       if (!parsed.success) throw validationProblem(parsed.error, 'setup request')
-      const hash = options.setupTokenHash
-      if (hash === undefined || !(await setupOpen())) {
-        throw new HttpProblem({
-          status: 409,
-          code: 'setup_closed',
-          title: 'Setup closed',
-          detail: 'an admin exists already; ask an admin for an account',
-        })
-      }
-      if (!(await verifySecret(parsed.data.setupToken, hash))) {
-        throw new HttpProblem({ status: 401, code: 'setup_failed', title: 'Setup failed', detail: 'wrong setup value' })
-      }
-      const input: UserInput = {
-        email: parsed.data.email.toLowerCase(),
-        name: parsed.data.name ?? null,
-        role: 'admin',
-        sites: [],
-      }
-      const user = await createUser(ctx, input, await hashSecret(parsed.data.password))
-      await audit(ctx, 'setup', 'user.create', user.id, { role: 'admin', via: 'setup' })
-      await startSession(res, user, req.secure || options.secureCookies)
+      await oneAtATime(() => setup(req, res, parsed.data))
     })
     .all(methodNotAllowed(['POST']))
+
+  async function setup(req: Request, res: Response, body: z.infer<typeof SetupBody>): Promise<void> {
+    const hash = options.setupTokenHash
+    if (hash === undefined || !(await setupOpen())) {
+      throw new HttpProblem({
+        status: 409,
+        code: 'setup_closed',
+        title: 'Setup closed',
+        detail: 'an admin exists already; ask an admin for an account',
+      })
+    }
+    if (!(await verifySecret(body.setupToken, hash))) {
+      throw new HttpProblem({ status: 401, code: 'setup_failed', title: 'Setup failed', detail: 'wrong setup value' })
+    }
+    const input: UserInput = { email: body.email.toLowerCase(), name: body.name ?? null, role: 'admin', sites: [] }
+    const user = await createUser(ctx, input, await hashSecret(body.password))
+    await audit(ctx, 'setup', 'user.create', user.id, { role: 'admin', via: 'setup' })
+    await startSession(res, user, req.secure || options.secureCookies)
+  }
 
   return router
 }
