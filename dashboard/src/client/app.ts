@@ -617,7 +617,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
         else panel.refresh(site)
       }
       if (!ready) {
-        mapView.fitIfNoneVisible(sites)
+        mapView.fitAll(sites)
         requestAnimationFrame(() => {
           ready = true
           document.body.dataset.ready = 'true'

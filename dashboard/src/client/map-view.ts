@@ -43,16 +43,20 @@ const HIT_SLOP_PX = 4
 /** A revealed site stays this share of the visible map away from its edges. */
 const REVEAL_MARGIN = 0.1
 
-/** Marker radius in CSS pixels by zoom: small dots for a whole region, a readable number from zoom 12 on. */
+/**
+ * Marker radius in CSS pixels by zoom: the band number must be readable at the municipality-wide view
+ * (zoom 10–11), where the committee works, not only from street level: colour alone fails colour-blind
+ * readers. Below zoom 10 (a whole region) markers are dots.
+ */
 export function markerRadius(zoom: number): number {
   if (zoom >= 14) return 12
   if (zoom >= 12) return 10
-  if (zoom >= 10) return 6
+  if (zoom >= 10) return 8
   return 4
 }
 
-/** A number fits in the marker from this radius on. */
-const LABEL_MIN_RADIUS = 9
+/** A number fits in the marker from this radius on (a 9 px bold digit in a 16 px circle). */
+const LABEL_MIN_RADIUS = 8
 /**
  * Above this many markers in view they are drawn in batches without numbers: 10 000 separate fills
  * and texts took ~50 ms a frame in headless Chromium (software rendering), batched a few ms.
@@ -169,7 +173,8 @@ export interface MapView {
    */
   reveal(lat: number, lon: number, coveredBottomPx?: number): void
   /** Fits the view to these points, unless one of them is in view already. */
-  fitIfNoneVisible(points: readonly { lat: number; lon: number }[]): void
+  /** Frames every site (the first view: the configured centre is only where the map starts). */
+  fitAll(points: readonly { lat: number; lon: number }[]): void
   setLegend(el: HTMLElement): void
   /** After the container changed size (panel opened, view switched). */
   invalidateSize(): void
@@ -441,11 +446,14 @@ export function createMapView(options: MapViewOptions): MapView {
       // Otherwise to the middle of the visible part.
       map.panBy(L.point(p.x - size.x / 2, p.y - visibleY / 2))
     },
-    fitIfNoneVisible(points) {
+    fitAll(points) {
       if (points.length === 0) return
-      const bounds = map.getBounds()
-      if (points.some((p) => bounds.contains([p.lat, p.lon]))) return
-      map.fitBounds(L.latLngBounds(points.map((p) => L.latLng(p.lat, p.lon))), { padding: [20, 20], maxZoom: 14 })
+      map.fitBounds(L.latLngBounds(points.map((p) => L.latLng(p.lat, p.lon))), {
+        padding: [20, 20],
+        maxZoom: 14,
+        // No animation: the map is ready (and its markers placed) once this returns.
+        animate: false,
+      })
     },
     setLegend(el) {
       if (legend !== null) legend.remove()
