@@ -7,9 +7,10 @@ import { HttpProblem } from './problem.ts'
  * client shares the proxy's address):
  * - every API request: API_RATE_PER_S sustained with a burst of API_BURST. Opening the map costs ~10
  *   requests and a panel 4 more, so a person never meets the limit; a scraper loop does.
- * - log-in and setup attempts: LOGIN_BURST at once, then one per LOGIN_REFILL_S, per address and, separately,
+ * - failed log-in and setup attempts: LOGIN_BURST, then one per LOGIN_REFILL_S, per address and, separately,
  *   per account, so guessing one password from many addresses is as slow as from one (OWASP
- *   Authentication Cheat Sheet, "Protect against automated attacks").
+ *   Authentication Cheat Sheet, "Protect against automated attacks"). Only failures count: a school's
+ *   staff behind one address all logging in at 8:00 are never refused.
  */
 export const API_RATE_PER_S = 20
 export const API_BURST = 300
@@ -20,10 +21,12 @@ const MAX_KEYS = 50_000
 
 export interface RateLimits {
   readonly api: RequestHandler
-  /** Throws 429 when this address has made too many log-in attempts. */
+  /** Throws 429 when this address has made too many failed log-in attempts. */
   login(req: Request): void
-  /** Throws 429 when this account has had too many log-in attempts. */
+  /** Throws 429 when this account has had too many failed log-in attempts. */
   loginAccount(email: string): void
+  /** Counts a failed attempt against the address and, when given, the account. */
+  loginFailed(req: Request, email?: string): void
 }
 
 function tooMany(detail: string, retryAfterS: number): HttpProblem {
@@ -53,13 +56,18 @@ export function createRateLimits(
       next()
     },
     login(req) {
-      if (!byAddress.take(address(req))) {
-        throw tooMany('too many log-in attempts from this address; wait a minute', LOGIN_REFILL_S)
+      if (byAddress.isEmpty(address(req))) {
+        throw tooMany('too many failed log-in attempts from this address; wait a minute', LOGIN_REFILL_S)
       }
     },
     loginAccount(email) {
-      if (!byAccount.take(email))
-        throw tooMany('too many log-in attempts for this account; wait a minute', LOGIN_REFILL_S)
+      if (byAccount.isEmpty(email)) {
+        throw tooMany('too many failed log-in attempts for this account; wait a minute', LOGIN_REFILL_S)
+      }
+    },
+    loginFailed(req, email) {
+      byAddress.take(address(req))
+      if (email !== undefined) byAccount.take(email)
     },
   }
 }

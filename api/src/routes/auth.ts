@@ -117,6 +117,7 @@ export function authRouter(ctx: ApiContext, limits: RateLimits): Router {
           ? await verifySecret(password, user.passwordHash)
           : await verifySecret(password, await dummyHash).then(() => false)
       if (!ok || user === undefined) {
+        limits.loginFailed(req, email)
         log.warn({ userId: user?.id ?? null, ip: req.ip }, 'log-in failed')
         throw wrongCredentials()
       }
@@ -173,6 +174,7 @@ export function authRouter(ctx: ApiContext, limits: RateLimits): Router {
       })
     }
     if (!(await verifySecret(body.setupToken, hash))) {
+      limits.loginFailed(req)
       throw new HttpProblem({ status: 401, code: 'setup_failed', title: 'Setup failed', detail: 'wrong setup value' })
     }
     const input: UserInput = { email: body.email.toLowerCase(), name: body.name ?? null, role: 'admin', sites: [] }

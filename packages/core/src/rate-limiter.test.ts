@@ -37,4 +37,20 @@ describe('createRateLimiter', () => {
     // 50 ms have passed: the flooder's bucket has refilled only 0.05 tokens, so it was kept and is still empty.
     expect(limiter.take('flooder')).toBe(false)
   })
+
+  it('tells an empty bucket without taking from it', () => {
+    let now = 0
+    const limiter = createRateLimiter({ ratePerS: 1, burst: 2, clock: () => now, maxKeys: 10 })
+    expect(limiter.isEmpty('a')).toBe(false)
+    expect(limiter.size).toBe(0)
+    limiter.take('a')
+    expect(limiter.isEmpty('a')).toBe(false)
+    limiter.take('a')
+    expect(limiter.isEmpty('a')).toBe(true)
+    expect(limiter.isEmpty('a')).toBe(true)
+    now = 1_000
+    expect(limiter.isEmpty('a')).toBe(false)
+    expect(limiter.take('a')).toBe(true)
+    expect(limiter.isEmpty('a')).toBe(true)
+  })
 })

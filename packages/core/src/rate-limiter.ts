@@ -7,6 +7,8 @@
 export interface RateLimiter {
   /** Takes one token for `key`; false if the bucket is empty. */
   take(key: string): boolean
+  /** Whether `key`'s bucket is empty now (takes nothing): for limits that count only failures. */
+  isEmpty(key: string): boolean
   readonly size: number
 }
 
@@ -53,6 +55,12 @@ export function createRateLimiter(options: {
       if (bucket.tokens < 1) return false
       bucket.tokens -= 1
       return true
+    },
+    isEmpty(key) {
+      const bucket = buckets.get(key)
+      if (bucket === undefined) return false
+      refill(bucket, clock())
+      return bucket.tokens < 1
     },
     get size() {
       return buckets.size
