@@ -29,14 +29,8 @@ export const NO_SITE = ''
 /** Metric values of one reading in METRICS order, NULL when absent: the tail of every hot-path statement. */
 type MetricArgs = (number | null)[]
 
-interface BucketRow {
-  hour_start: number
-  n: number
-  sum: number
-  min: number
-  max: number
-  expected: number
-}
+/** An hour of one metric as an array (statement in raw mode): a year of them fetches ~30 % faster than objects. */
+type BucketTuple = [hourStart: number, n: number, sum: number, min: number, max: number, expected: number]
 
 /** A site-hour as an array (statement in raw mode): 240 000 of them build noticeably faster than objects. */
 type SiteBucketTuple = [siteId: string, hourStart: number, n: number, sum: number, expected: number]
@@ -168,7 +162,7 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
 
   // Query statements, one set per metric: the metric picks columns, which cannot be bound parameters.
   // Column names come from the METRICS constant, never from input.
-  const buckets = new Map<Metric, QueryStatements<BucketRow>>()
+  const buckets = new Map<Metric, QueryStatements<BucketTuple>>()
   const siteBuckets = new Map<Metric, Database.Statement<[from: number, to: number], SiteBucketTuple>>()
   const raw = new Map<Metric, QueryStatements<RawRow, SiteRawRange>>()
   for (const m of METRICS) {
@@ -177,11 +171,17 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
     // A site sums the expected samples of every device that measured the metric there; one device's rows
     // for an hour differ only by site (a move within the hour), so a device's expectation is its own.
     buckets.set(m, {
-      site: db.prepare(`${select}, sum(expected) AS expected FROM hourly WHERE site_id = ? ${tail}`),
-      device: db.prepare(`${select}, max(expected) AS expected FROM hourly WHERE device_id = ? ${tail}`),
-      siteDevice: db.prepare(
-        `${select}, max(expected) AS expected FROM hourly WHERE site_id = ? AND device_id = ? ${tail}`,
-      ),
+      site: db
+        .prepare<KeyRange, BucketTuple>(`${select}, sum(expected) AS expected FROM hourly WHERE site_id = ? ${tail}`)
+        .raw(),
+      device: db
+        .prepare<KeyRange, BucketTuple>(`${select}, max(expected) AS expected FROM hourly WHERE device_id = ? ${tail}`)
+        .raw(),
+      siteDevice: db
+        .prepare<SiteDeviceRange, BucketTuple>(
+          `${select}, max(expected) AS expected FROM hourly WHERE site_id = ? AND device_id = ? ${tail}`,
+        )
+        .raw(),
     })
     // Every site at once (the replay): the same sums as `site` above, grouped by site too. Driven by the
     // devices (see FLEET_SCAN) instead of hourly_by_site, which has no index on the hour alone.
@@ -282,20 +282,13 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
     const { siteId, deviceId, metric, to } = query
     const statements = buckets.get(metric)
     if (statements === undefined) throw new StorageError('INVALID_QUERY', `unknown metric ${String(metric)}`)
-    let rows: BucketRow[]
+    let rows: BucketTuple[]
     if (siteId !== undefined && deviceId !== undefined)
       rows = statements.siteDevice.all(siteId, deviceId, from, to, limit)
     else if (siteId !== undefined) rows = statements.site.all(siteId, from, to, limit)
     else if (deviceId !== undefined) rows = statements.device.all(deviceId, from, to, limit)
     else throw new StorageError('INVALID_QUERY', 'a series query needs a siteId or a deviceId')
-    return rows.map((row) => ({
-      start: row.hour_start,
-      n: row.n,
-      sum: row.sum,
-      min: row.min,
-      max: row.max,
-      expected: row.expected,
-    }))
+    return rows.map(([start, n, sum, min, max, expected]) => ({ start, n, sum, min, max, expected }))
   }
 
   return {
