@@ -401,8 +401,9 @@ describe('GET /api/v1/sites/:id/series', () => {
     )
     expect(res.status).toBe(200)
     expect((body as { points: unknown[] }).points).toEqual([
-      { t: '2026-11-28T23:00:00.000Z', mean: 9.5, min: 0, max: 19, n: 120, coverage: 20 / 24, valid: true },
-      { t: '2026-11-29T23:00:00.000Z', mean: 100, min: 100, max: 100, n: 30, coverage: 5 / 24, valid: false },
+      // Coverage 20/24 and 5/24, sent with 3 decimals.
+      { t: '2026-11-28T23:00:00.000Z', mean: 9.5, min: 0, max: 19, n: 120, coverage: 0.833, valid: true },
+      { t: '2026-11-29T23:00:00.000Z', mean: 100, min: 100, max: 100, n: 30, coverage: 0.208, valid: false },
     ])
   })
 
