@@ -8,6 +8,7 @@ import type { Storage, StoredReading } from '@skolluft/storage'
  * 10-minute readings (the year chart). Every site is marked demo.
  */
 export const YEAR_SITE = 'bench-year-site'
+const tenth = (value: number) => Math.round(value * 10) / 10
 const YEAR_INTERVAL_S = 600
 
 export async function seedMap(storage: Storage, sites: number, now: number): Promise<void> {
@@ -66,13 +67,14 @@ export async function seedMap(storage: Storage, sites: number, now: number): Pro
     seq: null,
     receivedAt: ts + 500,
     expectedPerHour: 3600 / intervalS,
+    // One decimal, as low-cost sensors report (and the simulator sends).
     values: {
-      pm1: 2 + rng() * 5,
-      pm25: 3 + rng() * 20,
-      pm10: 8 + rng() * 40,
-      no2: 5 + rng() * 40,
-      temp: 4 + rng() * 4,
-      rh: 70 + rng() * 20,
+      pm1: tenth(2 + rng() * 5),
+      pm25: tenth(3 + rng() * 20),
+      pm10: tenth(8 + rng() * 40),
+      no2: tenth(5 + rng() * 40),
+      temp: tenth(4 + rng() * 4),
+      rh: tenth(70 + rng() * 20),
     },
   })
   for (const site of inputs) {
