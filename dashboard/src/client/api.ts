@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 import type * as z from 'zod/mini'
-import { ProblemSchema } from './schemas.ts'
+import { type ProblemIssue, ProblemSchema, problemIssues } from './schemas.ts'
 
 /** A request that hangs longer than this is given up, so the page can offer to try again. */
 export const FETCH_TIMEOUT_MS = 15_000
@@ -13,13 +13,22 @@ export class ApiError extends Error {
   readonly status: number | null
   /** The problem's `code` (RFC 9457 extension member the API sets), if any. */
   readonly problem: string | null
+  /** The invalid parameters a 400 problem names (its `errors` member); empty otherwise. */
+  readonly errors: readonly ProblemIssue[]
 
-  constructor(code: ApiErrorCode, message: string, status: number | null, problem: string | null, cause?: unknown) {
-    super(message, { cause })
+  constructor(
+    code: ApiErrorCode,
+    message: string,
+    status: number | null,
+    problem: string | null,
+    options: { readonly cause?: unknown; readonly errors?: readonly ProblemIssue[] } = {},
+  ) {
+    super(message, { cause: options.cause })
     this.name = 'ApiError'
     this.code = code
     this.status = status
     this.problem = problem
+    this.errors = options.errors ?? []
   }
 }
 
@@ -29,19 +38,22 @@ export interface Api {
   post<T>(path: string, body: unknown, schema: z.ZodMiniType<T> | null, csrf: string | null): Promise<T | null>
 }
 
-async function problemOf(res: Response): Promise<{ message: string; code: string | null }> {
+async function problemOf(
+  res: Response,
+): Promise<{ message: string; code: string | null; errors: readonly ProblemIssue[] }> {
   try {
     const parsed = ProblemSchema.safeParse(await res.json())
     if (parsed.success) {
       return {
         message: parsed.data.detail ?? parsed.data.title ?? `HTTP ${res.status}`,
         code: parsed.data.code ?? null,
+        errors: problemIssues(parsed.data.errors),
       }
     }
   } catch {
     // Not JSON: the status says enough.
   }
-  return { message: `HTTP ${res.status}`, code: null }
+  return { message: `HTTP ${res.status}`, code: null, errors: [] }
 }
 
 export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input, init)): Api {
@@ -54,11 +66,11 @@ export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input
         signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
       })
     } catch (error) {
-      throw new ApiError('network', 'no response from the server', null, null, error)
+      throw new ApiError('network', 'no response from the server', null, null, { cause: error })
     }
     if (!res.ok) {
       const problem = await problemOf(res)
-      throw new ApiError('http', problem.message, res.status, problem.code)
+      throw new ApiError('http', problem.message, res.status, problem.code, { errors: problem.errors })
     }
     return res
   }
@@ -68,10 +80,13 @@ export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input
     try {
       body = await res.json()
     } catch (error) {
-      throw new ApiError('invalid', `${path}: not JSON`, res.status, null, error)
+      throw new ApiError('invalid', `${path}: not JSON`, res.status, null, { cause: error })
     }
     const parsed = schema.safeParse(body)
-    if (!parsed.success) throw new ApiError('invalid', `${path}: unexpected response`, res.status, null, parsed.error)
+    if (!parsed.success)
+      throw new ApiError('invalid', `${path}: unexpected response`, res.status, null, {
+        cause: parsed.error,
+      })
     return parsed.data
   }
 

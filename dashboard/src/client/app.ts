@@ -44,6 +44,7 @@ import {
   type SessionData,
   SessionSchema,
 } from './schemas.ts'
+import { createSetupForm, type SetupForm } from './setup.ts'
 import { createTexts, type Texts } from './texts.ts'
 
 /**
@@ -141,7 +142,7 @@ export async function startApp(env: AppEnv): Promise<void> {
   const session: SessionData =
     sessionResult.status === 'fulfilled' ? sessionResult.value : { user: null, csrfToken: null, publicMap }
   const shared = { env, i18n, texts, config }
-  if (!session.publicMap && session.user === null) showLoginOnly(shared, session.publicMap)
+  if (!session.publicMap && session.user === null) showLoginOnly(shared, session)
   else startDashboard(shared, session)
 }
 
@@ -162,23 +163,54 @@ function brand(shared: Shared): HTMLElement {
   )
 }
 
-function showLoginOnly(shared: Shared, publicMap: boolean): void {
+/** A private map and nobody logged in: the log-in form, and the first admin's setup while it is open. */
+function showLoginOnly(shared: Shared, session: SessionData): void {
   const { env, i18n, texts } = shared
+  const { publicMap } = session
   const form = createLoginForm({
     api: env.api,
     t: i18n.t,
     texts,
     publicMap,
-    onLoggedIn: (session) => startDashboard(shared, session),
+    onLoggedIn: (next) => startDashboard(shared, next),
   })
+  const main = h('main', { class: 'login-page', id: 'main' }, form.element)
+  const setupOpen = texts.bind(h('button', { type: 'button', 'data-testid': 'setup-open', hidden: true }), () =>
+    i18n.t('setupOpen'),
+  )
+  let setup: SetupForm | null = null
+  function showLogin(): void {
+    setup?.reset()
+    main.replaceChildren(form.element)
+    if (!setupOpen.hidden) setupOpen.focus()
+    else form.focus()
+  }
+  function showSetup(): void {
+    setup ??= createSetupForm({
+      api: env.api,
+      t: i18n.t,
+      texts,
+      publicMap,
+      onDone: (next) => startDashboard(shared, next),
+      onClosed: () => {
+        setupOpen.hidden = true
+      },
+      onCancel: () => showLogin(),
+    })
+    form.reset()
+    main.replaceChildren(setup.element)
+    setup.focus()
+  }
+  setupOpen.hidden = session.setupOpen !== true
+  setupOpen.addEventListener('click', () => showSetup())
   env.root.replaceChildren(
     h(
       'header',
       { class: 'topbar' },
       brand(shared),
-      h('div', { class: 'top-controls' }, languageSwitch(i18n, texts, env.storage)),
+      h('div', { class: 'top-controls' }, languageSwitch(i18n, texts, env.storage), setupOpen),
     ),
-    h('main', { class: 'login-page', id: 'main' }, form.element),
+    main,
   )
   form.focus()
 }
@@ -197,6 +229,8 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
   const { t } = i18n
   const collator = () => new Intl.Collator(i18n.lang(), { numeric: true })
   let session = initialSession
+  /** No admin yet: "create the first administrator" is offered next to "log in". */
+  let setupOpen = initialSession.setupOpen === true
 
   // ---- state -------------------------------------------------------------------------------------
   let pollutant: EaqiPollutant = 'pm25'
@@ -399,6 +433,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
   })
   const skipLink = texts.bind(h('a', { class: 'skip-link', href: '#site-list' }), () => t('skipToList'))
   const loginPopover = h('div', { class: 'popover', 'data-testid': 'login-popover', hidden: true })
+  const setupPopover = h('div', { class: 'popover', 'data-testid': 'setup-popover', hidden: true })
 
   env.root.replaceChildren(
     skipLink,
@@ -422,6 +457,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
       ),
     ),
     loginPopover,
+    setupPopover,
     h('div', { class: 'banners' }, connectionBanner, loadError, demoBanner, tilesBanner),
     filtersSection,
     h('main', { class: 'content', id: 'main' }, h('div', { class: 'views' }, mapEl, list.element), panel.element),
@@ -553,6 +589,11 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
       const open = h('button', { type: 'button', 'data-testid': 'login-open' }, t('loginOpen'))
       open.addEventListener('click', () => openLogin())
       authBox.append(open)
+      if (setupOpen) {
+        const setup = h('button', { type: 'button', 'data-testid': 'setup-open' }, t('setupOpen'))
+        setup.addEventListener('click', () => openSetup())
+        authBox.append(setup)
+      }
       return
     }
     const logout = h('button', { type: 'button', 'data-testid': 'logout' }, t('logout'))
@@ -801,6 +842,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
   // ---- auth --------------------------------------------------------------------------------------
   let loginForm: LoginForm | null = null
   function openLogin(): void {
+    closeSetup(null)
     if (loginForm === null) {
       loginForm = createLoginForm({
         api: env.api,
@@ -809,8 +851,9 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
         publicMap: true,
         onLoggedIn: (next) => {
           session = { ...next, publicMap: session.publicMap }
-          closeLogin()
+          // The header first (it now has "log out"), then the focus goes there.
           accessChanged()
+          closeLogin()
         },
         onCancel: () => closeLogin(),
       })
@@ -825,6 +868,48 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     loginPopover.hidden = true
     loginForm?.reset()
     authBox.querySelector('button')?.focus()
+  }
+
+  let setupForm: SetupForm | null = null
+  function openSetup(): void {
+    if (!loginPopover.hidden) {
+      loginPopover.hidden = true
+      loginForm?.reset()
+    }
+    if (setupForm === null) {
+      setupForm = createSetupForm({
+        api: env.api,
+        t,
+        texts,
+        publicMap: session.publicMap,
+        onDone: (next) => {
+          session = { ...next, publicMap: session.publicMap }
+          setupOpen = false
+          accessChanged()
+          closeSetup('logout')
+        },
+        onClosed: () => {
+          // The form stays open with its message; the header stops offering the setup.
+          setupOpen = false
+          renderAuth()
+        },
+        onCancel: () => closeSetup('setup-open'),
+      })
+      setupPopover.append(setupForm.element)
+    }
+    setupPopover.hidden = false
+    setupForm.focus()
+  }
+
+  /** Closes the setup form; the focus goes back to the header button named (test id), or stays. */
+  function closeSetup(focus: 'setup-open' | 'logout' | null): void {
+    if (setupPopover.hidden) return
+    setupPopover.hidden = true
+    setupForm?.reset()
+    if (focus === null) return
+    const target =
+      authBox.querySelector<HTMLButtonElement>(`[data-testid="${focus}"]`) ?? authBox.querySelector('button')
+    target?.focus()
   }
 
   function accessChanged(): void {
@@ -951,6 +1036,10 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     if (e.key !== 'Escape') return
     if (!loginPopover.hidden) {
       closeLogin()
+      return
+    }
+    if (!setupPopover.hidden) {
+      closeSetup('setup-open')
       return
     }
     if (panel.currentId() !== null) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FeatureCollectionSchema, parseFeatures, parseReadings, SessionSchema } from './schemas.ts'
+import { FeatureCollectionSchema, parseFeatures, parseReadings, problemIssues, SessionSchema } from './schemas.ts'
 
 describe('API responses', () => {
   it('keeps valid sites and leaves out the ones it cannot draw', () => {
@@ -45,5 +45,12 @@ describe('API responses', () => {
       true,
     )
     expect(SessionSchema.safeParse({ user: null, csrfToken: null }).success).toBe(false)
+  })
+
+  it("keeps the well-formed items of a problem's errors", () => {
+    expect(problemIssues([{ path: 'email', message: 'Invalid email address' }, { path: 3 }, 'junk'])).toEqual([
+      { path: 'email', message: 'Invalid email address' },
+    ])
+    expect(problemIssues(undefined)).toEqual([])
   })
 })

@@ -87,6 +87,8 @@ export const SessionSchema = z.object({
   user: z.nullable(UserSchema),
   csrfToken: z.nullable(z.string()),
   publicMap: z.boolean(),
+  /** No admin yet and the API takes the one-time setup value (POST /auth/setup); absent from older APIs. */
+  setupOpen: z.optional(z.boolean()),
 })
 export type SessionData = z.infer<typeof SessionSchema>
 
@@ -141,12 +143,30 @@ export const ReadingSchema = z.object({
 export type ReadingData = z.infer<typeof ReadingSchema>
 export const ReadingBatchSchema = z.array(z.unknown())
 
-/** RFC 9457 problem details, as far as the dashboard shows them. */
+/** One invalid parameter of a 400 problem (api/src/problem.ts validationProblem). */
+export const ProblemIssueSchema = z.object({ path: z.string(), message: z.string() })
+export type ProblemIssue = z.infer<typeof ProblemIssueSchema>
+
+/**
+ * RFC 9457 problem details, as far as the dashboard shows them. `errors` items are checked one by one
+ * (problemIssues), so one odd item does not cost the problem's code.
+ */
 export const ProblemSchema = z.object({
   title: z.optional(z.string()),
   detail: z.optional(z.string()),
   code: z.optional(z.string()),
+  errors: z.optional(z.array(z.unknown())),
 })
+
+/** The well-formed items of a problem's `errors`. */
+export function problemIssues(errors: readonly unknown[] | undefined): ProblemIssue[] {
+  const out: ProblemIssue[] = []
+  for (const item of errors ?? []) {
+    const parsed = ProblemIssueSchema.safeParse(item)
+    if (parsed.success) out.push(parsed.data)
+  }
+  return out
+}
 
 /** Features that pass SiteFeatureSchema, and how many did not. */
 export function parseFeatures(features: readonly unknown[]): { sites: SiteFeatureData[]; invalid: number } {
