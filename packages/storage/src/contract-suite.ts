@@ -1,6 +1,14 @@
 import { DAY_MS, HOUR_MS, type Metric, type MetricValues, type SiteInput } from '@skolluft/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { REJECT_LOG_CAPACITY, type RejectRecord, type Storage, type StoredReading } from './types.ts'
+import {
+  type IncidentInput,
+  type IncidentQuery,
+  MAX_COMMENT_CHARS,
+  REJECT_LOG_CAPACITY,
+  type RejectRecord,
+  type Storage,
+  type StoredReading,
+} from './types.ts'
 
 /**
  * Backend-independent contract of `Storage` (see types.ts). A backend's test file calls
@@ -1099,6 +1107,324 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
           detail: {},
         })
         expect(next.id).toBeGreaterThan(entry.id)
+      })
+    })
+
+    describe('breaches: incidents', () => {
+      /** An open incident of the EU PM10 daily limit at school-a, as the evaluator would save it. */
+      function incident(overrides: Partial<IncidentInput> = {}): IncidentInput {
+        return {
+          siteId: 'school-a',
+          pollutant: 'pm10',
+          ruleId: 'eu2008-pm10-day',
+          profileId: 'eu2008-50',
+          profileVersion: '2026-11-30',
+          severity: 'warning',
+          threshold: 50,
+          start: T0,
+          end: null,
+          openedAt: T0,
+          closedAt: null,
+          peak: 61.5,
+          peakAt: T0,
+          escalations: [],
+          retrospective: false,
+          updatedAt: T0 + DAY_MS,
+          ...overrides,
+        }
+      }
+      const closed = { end: T0 + 2 * DAY_MS, closedAt: T0 + 2 * DAY_MS }
+
+      beforeEach(async () => {
+        await storage.registry.upsertSites(SITES)
+      })
+
+      it('creates an incident with a generated id and reads it back, escalations and flags included', async () => {
+        const escalations = [
+          { level: 75, at: T0 + HOUR_MS, value: 75.25 },
+          { level: 100, at: T0 + 3 * HOUR_MS, value: 131.125 },
+        ]
+        const saved = await storage.breaches.saveIncident(incident({ escalations, retrospective: true }))
+        expect(saved).toEqual({
+          ...incident({ escalations, retrospective: true }),
+          id: expect.stringMatching(/^inc_./),
+          withdrawnAt: null,
+          acknowledgedAt: null,
+          acknowledgedBy: null,
+        })
+        expect(await storage.breaches.getIncident(saved.id)).toEqual(saved)
+        expect(await storage.breaches.getIncident('inc_nobody')).toBeUndefined()
+        const other = await storage.breaches.saveIncident(incident({ siteId: 'preschool-b' }))
+        expect(other.id).not.toBe(saved.id)
+        const fixed = await storage.breaches.saveIncident(incident({ id: 'inc_fixed', ruleId: 'se-mkn-pm10-day' }))
+        expect(fixed.id).toBe('inc_fixed')
+        expect(await storage.breaches.getIncident('inc_fixed')).toEqual(fixed)
+      })
+
+      it('updates by id (close, new peak and escalation) and keeps acknowledgement and withdrawal', async () => {
+        const first = await storage.breaches.saveIncident(incident())
+        expect(await storage.breaches.acknowledge(first.id, 'usr_anna', T0 + DAY_MS + 5)).toBe(true)
+        const escalations = [{ level: 75, at: T0 + DAY_MS, value: 80 }]
+        const update = incident({
+          ...closed,
+          id: first.id,
+          peak: 80,
+          peakAt: T0 + DAY_MS,
+          escalations,
+          updatedAt: T0 + 3 * DAY_MS,
+        })
+        // A full record as read may be passed back; its acknowledgement fields are ignored.
+        const updated = await storage.breaches.saveIncident({
+          ...update,
+          acknowledgedAt: null,
+          acknowledgedBy: null,
+        } as IncidentInput)
+        expect(updated).toEqual({
+          ...update,
+          id: first.id,
+          withdrawnAt: null,
+          acknowledgedAt: T0 + DAY_MS + 5,
+          acknowledgedBy: 'usr_anna',
+        })
+        expect(await storage.breaches.getIncident(first.id)).toEqual(updated)
+        expect(await storage.breaches.listIncidents({ limit: 10 })).toHaveLength(1)
+      })
+
+      it('refuses an unknown site, an invalid record and an update that changes what the incident is', async () => {
+        await expect(storage.breaches.saveIncident(incident({ siteId: 'no-such-site' }))).rejects.toMatchObject({
+          name: 'StorageError',
+          code: 'UNKNOWN_SITE',
+        })
+        const bad: Partial<IncidentInput>[] = [
+          { end: T0 + DAY_MS, closedAt: null },
+          { end: T0, closedAt: T0 },
+          { openedAt: T0 - 1 },
+          { pollutant: 'pm1' as IncidentInput['pollutant'] },
+          { severity: 'panic' as IncidentInput['severity'] },
+          { profileVersion: '' },
+          { threshold: 0 },
+          { start: 1.5 },
+          { peak: Number.NaN },
+          { id: 'usr_x' },
+          { escalations: [{ level: -1, at: T0, value: 1 }] },
+        ]
+        for (const overrides of bad) {
+          await expect(
+            storage.breaches.saveIncident(incident(overrides)),
+            JSON.stringify(overrides),
+          ).rejects.toMatchObject({
+            code: 'INVALID_INCIDENT',
+          })
+        }
+        const saved = await storage.breaches.saveIncident(incident())
+        for (const change of [
+          { siteId: 'preschool-b' },
+          { ruleId: 'se-mkn-pm10-day' },
+          { pollutant: 'pm25' as const },
+          { profileId: 'se-mkn' },
+          { profileVersion: '2027-01-01' },
+        ]) {
+          await expect(storage.breaches.saveIncident(incident({ ...change, id: saved.id }))).rejects.toMatchObject({
+            code: 'CONFLICT',
+          })
+        }
+        expect(await storage.breaches.listIncidents({ limit: 10, includeWithdrawn: true })).toEqual([saved])
+      })
+
+      it('allows one open incident per (site, rule): a second is a CONFLICT until the first closes or is withdrawn', async () => {
+        const first = await storage.breaches.saveIncident(incident())
+        const second = storage.breaches.saveIncident(
+          incident({ start: T0 + 5 * DAY_MS, openedAt: T0 + 5 * DAY_MS, peakAt: T0 + 5 * DAY_MS }),
+        )
+        await expect(second).rejects.toMatchObject({ name: 'StorageError', code: 'CONFLICT' })
+        await expect(second).rejects.toThrow(new RegExp(`school-a already has an open incident \\(${first.id}\\)`))
+        // Other rule at the same site, same rule at another site, and the open incident itself: no conflict.
+        await storage.breaches.saveIncident(incident({ ruleId: 'se-mkn-pm10-day' }))
+        await storage.breaches.saveIncident(incident({ siteId: 'preschool-b' }))
+        await storage.breaches.saveIncident(incident({ id: first.id, peak: 70 }))
+        // A closed incident of the same (site, rule) may exist beside an open one.
+        await storage.breaches.saveIncident(incident({ id: first.id, ...closed }))
+        const next = await storage.breaches.saveIncident(
+          incident({ start: T0 + 5 * DAY_MS, openedAt: T0 + 5 * DAY_MS, peakAt: T0 + 5 * DAY_MS }),
+        )
+        // Re-opening the closed one (late data removed its close) would make two open ones.
+        await expect(storage.breaches.saveIncident(incident({ id: first.id }))).rejects.toMatchObject({
+          code: 'CONFLICT',
+        })
+        expect((await storage.breaches.getIncident(first.id))?.end).toBe(closed.end)
+        // A withdrawn incident frees the slot.
+        expect(await storage.breaches.withdrawIncident(next.id, T0 + 6 * DAY_MS)).toBe(true)
+        await storage.breaches.saveIncident(incident({ id: first.id }))
+        expect((await storage.breaches.getIncident(first.id))?.end).toBeNull()
+      })
+
+      it('enforces one open incident per (site, rule) across handles', async () => {
+        const other = await fixture.reopen()
+        extraHandles.push(other)
+        await storage.breaches.saveIncident(incident())
+        await expect(
+          other.breaches.saveIncident(incident({ start: T0 + DAY_MS, openedAt: T0 + DAY_MS, peakAt: T0 + DAY_MS })),
+        ).rejects.toMatchObject({ code: 'CONFLICT' })
+      })
+
+      it('lists newest start first, filtered by site, rule, state and time, without withdrawn ones', async () => {
+        const at = (day: number) => T0 + day * DAY_MS
+        const a = await storage.breaches.saveIncident(
+          incident({ start: at(0), openedAt: at(0), peakAt: at(0), end: at(2), closedAt: at(2) }),
+        )
+        const b = await storage.breaches.saveIncident(
+          incident({ start: at(5), openedAt: at(5), peakAt: at(5), end: at(6), closedAt: at(6) }),
+        )
+        const c = await storage.breaches.saveIncident(incident({ start: at(10), openedAt: at(10), peakAt: at(10) }))
+        const d = await storage.breaches.saveIncident(
+          incident({ siteId: 'preschool-b', start: at(3), openedAt: at(3), peakAt: at(3) }),
+        )
+        const e = await storage.breaches.saveIncident(
+          incident({ ruleId: 'se-mkn-pm10-day', start: at(1), openedAt: at(1), peakAt: at(1) }),
+        )
+        const w = await storage.breaches.saveIncident(
+          incident({
+            ruleId: 'se-mkn-pm10-day',
+            start: at(7),
+            openedAt: at(7),
+            peakAt: at(7),
+            ...{ end: at(8), closedAt: at(8) },
+          }),
+        )
+        await storage.breaches.withdrawIncident(w.id, at(9))
+        const ids = async (query: IncidentQuery) => (await storage.breaches.listIncidents(query)).map((i) => i.id)
+
+        expect(await ids({ limit: 10 })).toEqual([c.id, b.id, d.id, e.id, a.id])
+        expect(await ids({ limit: 2 })).toEqual([c.id, b.id])
+        expect(await ids({ limit: 0 })).toEqual([])
+        expect(await ids({ limit: 10, includeWithdrawn: true })).toEqual([c.id, w.id, b.id, d.id, e.id, a.id])
+        expect(await ids({ limit: 10, siteId: 'preschool-b' })).toEqual([d.id])
+        expect(await ids({ limit: 10, ruleId: 'se-mkn-pm10-day' })).toEqual([e.id])
+        expect(await ids({ limit: 10, ruleId: 'se-mkn-pm10-day', includeWithdrawn: true })).toEqual([w.id, e.id])
+        expect(await ids({ limit: 10, state: 'open' })).toEqual([c.id, d.id, e.id])
+        expect(await ids({ limit: 10, state: 'closed' })).toEqual([b.id, a.id])
+        expect(await ids({ limit: 10, state: 'all', siteId: 'school-a', ruleId: 'eu2008-pm10-day' })).toEqual([
+          c.id,
+          b.id,
+          a.id,
+        ])
+        // Overlap with [from, to): a (days 0–2) ends at day 2, so it is out from day 2 on; open ones reach on forever.
+        expect(await ids({ limit: 10, from: at(2), to: at(5) })).toEqual([d.id, e.id])
+        expect(await ids({ limit: 10, from: at(1), to: at(5) })).toEqual([d.id, e.id, a.id])
+        expect(await ids({ limit: 10, from: at(5), to: at(5) + 1 })).toEqual([b.id, d.id, e.id])
+        expect(await ids({ limit: 10, from: at(11) })).toEqual([c.id, d.id, e.id])
+        expect(await ids({ limit: 10, to: at(1) })).toEqual([a.id])
+        await expect(storage.breaches.listIncidents({ limit: 1.5 } as IncidentQuery)).rejects.toMatchObject({
+          code: 'INVALID_QUERY',
+        })
+        await expect(
+          storage.breaches.listIncidents({ limit: 5, state: 'gone' } as unknown as IncidentQuery),
+        ).rejects.toMatchObject({ code: 'INVALID_QUERY' })
+      })
+
+      it('lists incidents with the same start newest-created first', async () => {
+        const first = await storage.breaches.saveIncident(incident({ id: 'inc_z' }))
+        const second = await storage.breaches.saveIncident(incident({ id: 'inc_a', siteId: 'preschool-b' }))
+        const third = await storage.breaches.saveIncident(incident({ id: 'inc_m', ruleId: 'se-mkn-pm10-day' }))
+        // An update does not change the order.
+        await storage.breaches.saveIncident(incident({ id: first.id, peak: 99 }))
+        const listed = await storage.breaches.listIncidents({ limit: 10 })
+        expect(listed.map((i) => i.id)).toEqual([third.id, second.id, first.id])
+      })
+
+      it('counts open incidents per site, leaving out closed and withdrawn ones', async () => {
+        expect(await storage.breaches.openCountBySite()).toEqual(new Map())
+        await storage.breaches.saveIncident(incident())
+        await storage.breaches.saveIncident(incident({ ruleId: 'se-mkn-pm10-day' }))
+        await storage.breaches.saveIncident(incident({ ruleId: 'eu2024-pm10-day', ...closed }))
+        const withdrawn = await storage.breaches.saveIncident(incident({ ruleId: 'eea-pm10-poor' }))
+        await storage.breaches.saveIncident(incident({ siteId: 'preschool-b' }))
+        expect(await storage.breaches.openCountBySite()).toEqual(
+          new Map([
+            ['school-a', 3],
+            ['preschool-b', 1],
+          ]),
+        )
+        expect(await storage.breaches.withdrawIncident(withdrawn.id, T0 + DAY_MS)).toBe(true)
+        expect(await storage.breaches.openCountBySite()).toEqual(
+          new Map([
+            ['school-a', 2],
+            ['preschool-b', 1],
+          ]),
+        )
+      })
+
+      it('withdraws and acknowledges once, keeping the first time, and reports unknown ids', async () => {
+        const saved = await storage.breaches.saveIncident(incident())
+        expect(await storage.breaches.withdrawIncident('inc_nobody', T0)).toBe(false)
+        expect(await storage.breaches.acknowledge('inc_nobody', 'usr_a', T0)).toBe(false)
+
+        expect(await storage.breaches.acknowledge(saved.id, 'usr_a', T0 + 2 * DAY_MS)).toBe(true)
+        expect(await storage.breaches.acknowledge(saved.id, 'usr_b', T0 + 3 * DAY_MS)).toBe(true)
+        expect(await storage.breaches.withdrawIncident(saved.id, T0 + 4 * DAY_MS)).toBe(true)
+        expect(await storage.breaches.withdrawIncident(saved.id, T0 + 5 * DAY_MS)).toBe(true)
+        expect(await storage.breaches.getIncident(saved.id)).toEqual({
+          ...saved,
+          acknowledgedAt: T0 + 2 * DAY_MS,
+          acknowledgedBy: 'usr_a',
+          withdrawnAt: T0 + 4 * DAY_MS,
+          updatedAt: T0 + 4 * DAY_MS,
+        })
+        expect(await storage.breaches.listIncidents({ limit: 10 })).toEqual([])
+        expect(await storage.breaches.listIncidents({ limit: 10, state: 'open' })).toEqual([])
+      })
+
+      it('keeps comments oldest first (equal times in the order added) and refuses bad ones', async () => {
+        const saved = await storage.breaches.saveIncident(incident())
+        const other = await storage.breaches.saveIncident(incident({ siteId: 'preschool-b' }))
+        await storage.breaches.addComment(saved.id, 'usr_b', T0 + 20, 'second')
+        const first = await storage.breaches.addComment(saved.id, 'usr_a', T0 + 10, 'Ventilation checked. 🙂')
+        expect(first).toEqual({ incidentId: saved.id, at: T0 + 10, actor: 'usr_a', text: 'Ventilation checked. 🙂' })
+        await storage.breaches.addComment(saved.id, 'usr_c', T0 + 20, 'third')
+        await storage.breaches.addComment(other.id, 'usr_a', T0, 'elsewhere')
+        const longest = '🙂'.repeat(MAX_COMMENT_CHARS)
+        await storage.breaches.addComment(saved.id, 'cli', T0 + 30, longest)
+        expect(await storage.breaches.listComments(saved.id)).toEqual([
+          first,
+          { incidentId: saved.id, at: T0 + 20, actor: 'usr_b', text: 'second' },
+          { incidentId: saved.id, at: T0 + 20, actor: 'usr_c', text: 'third' },
+          { incidentId: saved.id, at: T0 + 30, actor: 'cli', text: longest },
+        ])
+        expect(await storage.breaches.listComments('inc_nobody')).toEqual([])
+
+        await expect(storage.breaches.addComment('inc_nobody', 'usr_a', T0, 'x')).rejects.toMatchObject({
+          code: 'UNKNOWN_INCIDENT',
+        })
+        for (const [actor, text] of [
+          ['usr_a', 'x'.repeat(MAX_COMMENT_CHARS + 1)],
+          ['usr_a', '  \n '],
+          ['', 'x'],
+        ] as const) {
+          await expect(storage.breaches.addComment(saved.id, actor, T0, text)).rejects.toMatchObject({
+            code: 'INVALID_COMMENT',
+          })
+        }
+        expect(await storage.breaches.listComments(saved.id)).toHaveLength(4)
+      })
+
+      it('keeps incidents, acknowledgements and comments across reopen, without moving the registry revision', async () => {
+        const revision = await storage.registry.revision()
+        const escalations = [{ level: 75, at: T0, value: 75.5 }]
+        const saved = await storage.breaches.saveIncident(incident({ escalations, retrospective: true }))
+        await storage.breaches.acknowledge(saved.id, 'usr_a', T0 + 1)
+        const comment = await storage.breaches.addComment(saved.id, 'usr_a', T0 + 2, 'noted')
+        expect(await storage.registry.revision()).toBe(revision)
+        await storage.close()
+
+        storage = await fixture.reopen()
+        const read = await storage.breaches.getIncident(saved.id)
+        expect(read).toEqual({ ...saved, acknowledgedAt: T0 + 1, acknowledgedBy: 'usr_a' })
+        expect(read?.escalations).toEqual(escalations)
+        expect(await storage.breaches.listComments(saved.id)).toEqual([comment])
+        expect(await storage.breaches.openCountBySite()).toEqual(new Map([['school-a', 1]]))
+        await expect(
+          storage.breaches.saveIncident(incident({ start: T0 + DAY_MS, openedAt: T0 + DAY_MS, peakAt: T0 + DAY_MS })),
+        ).rejects.toMatchObject({ code: 'CONFLICT' })
       })
     })
 

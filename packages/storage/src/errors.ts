@@ -11,7 +11,14 @@ export const STORAGE_ERROR_CODES = [
   'INVALID_TOKEN',
   'INVALID_AUDIT',
   'UNKNOWN_USER',
-  /** The record exists already (a user's email, a session or token id). */
+  /** A breach incident or its comment failed validation. */
+  'INVALID_INCIDENT',
+  'INVALID_COMMENT',
+  'UNKNOWN_INCIDENT',
+  /**
+   * The record exists already (a user's email, a session or token id), or would break a uniqueness rule (a second
+   * open incident for one site and rule; an incident moved to another site or rule).
+   */
   'CONFLICT',
   'CORRUPT_ROW',
   'SCHEMA_TOO_NEW',

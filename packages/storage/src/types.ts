@@ -10,6 +10,8 @@ import type {
   Site,
   SiteInput,
 } from '@skolluft/core'
+import { EAQI_POLLUTANTS, SEVERITIES, SiteId, ThresholdProfile, ThresholdRule } from '@skolluft/core'
+import { z } from 'zod'
 
 /**
  * The storage interface every backend implements (embedded SQLite now, InfluxDB 2 for readings later).
@@ -345,10 +347,162 @@ export interface AccessStore {
   listAudit(query: { readonly limit: number; readonly beforeId?: number }): Promise<AuditEntry[]>
 }
 
+/** `inc_` + random (the store uses a UUID); URL-safe, so the API can put it in a path. */
+export const IncidentId = z
+  .string()
+  .regex(/^inc_[A-Za-z0-9_-]{1,60}$/, 'an incident id is inc_ followed by 1–60 letters, digits, _ or -')
+
+/** Epoch ms. */
+const EpochMs = z.number().int().min(0)
+
+/** One escalation level an incident passed (core `Escalation`); stored as a JSON array, validated on read too. */
+export const IncidentEscalation = z
+  .object({
+    /** The `escalateAt` level that was exceeded (µg/m³). */
+    level: z.number().positive(),
+    /** Start of the period whose value first exceeded it. */
+    at: EpochMs,
+    value: z.number().min(0),
+  })
+  .readonly()
+export type IncidentEscalation = z.infer<typeof IncidentEscalation>
+export const IncidentEscalations = z.array(IncidentEscalation).readonly()
+
+/** What the evaluator writes (core `Incident` plus where, which rule, and under which profile version). */
+const IncidentFields = z.object({
+  siteId: SiteId,
+  pollutant: z.enum(EAQI_POLLUTANTS),
+  ruleId: ThresholdRule.shape.id,
+  profileId: ThresholdProfile.shape.id,
+  /** The profile version that produced the incident, so a report stays reproducible when rules change (issue 4). */
+  profileVersion: ThresholdProfile.shape.version,
+  severity: z.enum(SEVERITIES),
+  /** The rule's value (µg/m³) when the incident was evaluated. */
+  threshold: z.number().positive(),
+  /** First period of the breaching run (epoch ms). */
+  start: EpochMs,
+  /** First period of the clearing run; null while open. */
+  end: EpochMs.nullable(),
+  /** Period that completed the persistence condition. */
+  openedAt: EpochMs,
+  /** Period that completed the clearing run; null while open. */
+  closedAt: EpochMs.nullable(),
+  peak: z.number().min(0),
+  peakAt: EpochMs,
+  escalations: IncidentEscalations,
+  /** Opened by late data: recorded, not sent as a live alert. */
+  retrospective: z.boolean(),
+  /** Last change (epoch ms), set by the caller on save and by `acknowledge`/`withdrawIncident`. */
+  updatedAt: EpochMs,
+})
+
+type IncidentShape = Pick<z.infer<typeof IncidentFields>, 'start' | 'end' | 'openedAt' | 'closedAt' | 'peakAt'>
+
+/** Consistency of the times; the same for input and stored records. */
+function checkIncidentTimes(r: IncidentShape, ctx: z.RefinementCtx): void {
+  if ((r.end === null) !== (r.closedAt === null)) {
+    ctx.addIssue({ code: 'custom', path: ['closedAt'], message: 'end and closedAt are both set or both null' })
+  }
+  if (r.openedAt < r.start) ctx.addIssue({ code: 'custom', path: ['openedAt'], message: 'openedAt is before start' })
+  if (r.peakAt < r.start) ctx.addIssue({ code: 'custom', path: ['peakAt'], message: 'peakAt is before start' })
+  if (r.end !== null && r.end <= r.start) {
+    ctx.addIssue({ code: 'custom', path: ['end'], message: 'end is not after start' })
+  }
+  if (r.end !== null && r.closedAt !== null && r.closedAt < r.end) {
+    ctx.addIssue({ code: 'custom', path: ['closedAt'], message: 'closedAt is before end' })
+  }
+}
+
+/**
+ * Input of `BreachStore.saveIncident`. Without `id` the store creates a new incident (`inc_` + random); with one
+ * it inserts under that id or updates the stored incident. Acknowledgement and withdrawal are not part of it:
+ * only `acknowledge` and `withdrawIncident` change them, so a re-evaluation cannot erase a staff action.
+ */
+export const IncidentInput = IncidentFields.extend({ id: IncidentId.optional() }).superRefine(checkIncidentTimes)
+export type IncidentInput = Readonly<z.input<typeof IncidentInput>>
+
+/** A stored breach incident: one per site, pollutant and rule, with start, peak and end (issue 4). */
+export const IncidentRecord = IncidentFields.extend({
+  id: IncidentId,
+  /** Set = late data showed the incident did not happen (core 'withdrawn' event); kept for the record. */
+  withdrawnAt: EpochMs.nullable(),
+  acknowledgedAt: EpochMs.nullable(),
+  /** A user id (or 'cli'); null until acknowledged. */
+  acknowledgedBy: z.string().min(1).nullable(),
+}).superRefine(checkIncidentTimes)
+export type IncidentRecord = Readonly<z.infer<typeof IncidentRecord>>
+
+/** Longest comment text, in characters (code points) (issue 4 storage brief). */
+export const MAX_COMMENT_CHARS = 2000
+
+export const IncidentComment = z.object({
+  incidentId: IncidentId,
+  at: EpochMs,
+  /** A user id, a token id or e.g. 'cli'. */
+  actor: z.string().min(1).max(256),
+  text: z
+    .string()
+    .refine((t) => t.trim().length > 0, { message: 'comment text is empty' })
+    .refine((t) => [...t].length <= MAX_COMMENT_CHARS, {
+      message: `comment text is over ${MAX_COMMENT_CHARS} characters`,
+    }),
+})
+export type IncidentComment = Readonly<z.infer<typeof IncidentComment>>
+
+export interface IncidentQuery {
+  readonly siteId?: string
+  readonly ruleId?: string
+  /** open = end null; closed = end set; all (default). */
+  readonly state?: 'open' | 'closed' | 'all'
+  /** Incidents overlapping [from, to): start < to and (end null or end > from). Epoch ms. */
+  readonly from?: number
+  readonly to?: number
+  /** Withdrawn incidents are left out unless this is true. */
+  readonly includeWithdrawn?: boolean
+  /** Most incidents returned; callers enforce their own documented caps. */
+  readonly limit: number
+}
+
+/**
+ * Breach incidents (issue 4), with staff acknowledgements and comments. No change here moves the registry revision.
+ *
+ * Invariant: at most one OPEN incident (end null, not withdrawn) per (site, rule); a save that would make a second
+ * one is refused with StorageError CONFLICT, also across processes (a partial unique index in SQLite).
+ */
+export interface BreachStore {
+  /**
+   * Inserts, or updates by id, and returns the stored record. StorageError INVALID_INCIDENT for a record that
+   * fails validation, UNKNOWN_SITE for a site that does not exist, CONFLICT for a second open incident of the
+   * same (site, rule) or for an update that changes siteId, pollutant, ruleId, profileId or profileVersion
+   * (a different rule or profile version is a different incident).
+   */
+  saveIncident(incident: IncidentInput): Promise<IncidentRecord>
+  getIncident(id: string): Promise<IncidentRecord | undefined>
+  /**
+   * Newest `start` first; equal starts (a regional episode opens the same day at many sites) newest-created
+   * first. StorageError INVALID_QUERY for a malformed query.
+   */
+  listIncidents(query: IncidentQuery): Promise<IncidentRecord[]>
+  /** Marks the incident withdrawn (a second call keeps the first time). False if unknown. */
+  withdrawIncident(id: string, at: number): Promise<boolean>
+  /** Open incidents (end null, not withdrawn) per site; sites without any are absent. */
+  openCountBySite(): Promise<Map<string, number>>
+  /** Records who acknowledged it (a second call keeps the first). False if unknown. */
+  acknowledge(id: string, actor: string, at: number): Promise<boolean>
+  /**
+   * StorageError UNKNOWN_INCIDENT if the incident does not exist, INVALID_COMMENT for an empty actor or a text
+   * that is blank or over MAX_COMMENT_CHARS.
+   */
+  addComment(incidentId: string, actor: string, at: number, text: string): Promise<IncidentComment>
+  /** Oldest first (equal times in the order added); empty for an unknown incident. */
+  listComments(incidentId: string): Promise<IncidentComment[]>
+}
+
 export interface Storage {
   readonly readings: ReadingStore
   readonly registry: RegistryStore
   readonly rejects: RejectLog
   readonly access: AccessStore
+  readonly breaches: BreachStore
   close(): Promise<void>
 }

@@ -21,6 +21,10 @@ import { StorageError } from '../errors.ts'
  *   X" is a plain indexed query), `sessions`, and the append-only `audit_log`. Scopes are a JSON array (only
  *   ever read with their token). No index on hourly (hour_start) for the fleet-wide range scans: measured
  *   10× slower than walking each device's key range (see FLEET_SCAN in readings.ts).
+ * - (4) Breach incidents (issue 4): `incidents`, one row per incident, escalations as a JSON array (only ever read
+ *   with their incident). The partial unique index `incidents_open` holds only open incidents (end NULL, not
+ *   withdrawn): it enforces one open incident per (site, rule) and is also the whole scan of the per-site open
+ *   counts for the map. Comments in `incident_comments`, ordered by rowid within equal times.
  *
  * Wide rows (one per device-hour, columns per metric) instead of one row per metric: a reading then costs
  * three row writes instead of thirteen; measured about 4× faster per reading on the hot path.
@@ -195,6 +199,43 @@ export const MIGRATIONS: readonly string[] = [
     target TEXT,
     detail TEXT NOT NULL
   );
+  `,
+  // 4: breach incidents and their comments (issue 4).
+  `
+  CREATE TABLE incidents (
+    id TEXT PRIMARY KEY NOT NULL,
+    site_id TEXT NOT NULL REFERENCES sites (id),
+    pollutant TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    profile_version TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    threshold REAL NOT NULL,
+    start_ts INTEGER NOT NULL,
+    end_ts INTEGER,
+    opened_at INTEGER NOT NULL,
+    closed_at INTEGER,
+    peak REAL NOT NULL,
+    peak_at INTEGER NOT NULL,
+    escalations TEXT NOT NULL,
+    retrospective INTEGER NOT NULL,
+    withdrawn_at INTEGER,
+    acknowledged_at INTEGER,
+    acknowledged_by TEXT,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX incidents_open ON incidents (site_id, rule_id) WHERE end_ts IS NULL AND withdrawn_at IS NULL;
+  CREATE INDEX incidents_by_site ON incidents (site_id, start_ts);
+  CREATE INDEX incidents_by_start ON incidents (start_ts);
+
+  CREATE TABLE incident_comments (
+    id INTEGER PRIMARY KEY,
+    incident_id TEXT NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    text TEXT NOT NULL
+  );
+  CREATE INDEX incident_comments_by_incident ON incident_comments (incident_id, at, id);
   `,
 ]
 

@@ -167,6 +167,81 @@ describe('SQLite storage', () => {
     await again.close()
   })
 
+  describe('breach incidents', () => {
+    const incident = {
+      siteId: 'school-a',
+      pollutant: 'no2' as const,
+      ruleId: 'eu2008-no2-hour',
+      profileId: 'eu2008-50',
+      profileVersion: '2026-11-30',
+      severity: 'warning' as const,
+      threshold: 200,
+      start: 0,
+      end: null,
+      openedAt: 0,
+      closedAt: null,
+      peak: 210,
+      peakAt: 0,
+      escalations: [{ level: 300, at: 0, value: 301 }],
+      retrospective: false,
+      updatedAt: 0,
+    }
+    const site = { id: 'school-a', name: 'A', kind: 'school' as const, municipality: 'Lund', lat: 55.7, lon: 13.2 }
+
+    it('refuses to read an incident whose escalations were corrupted in the database (CORRUPT_ROW)', async () => {
+      const storage = openSqliteStorage({ path: dbPath })
+      try {
+        await storage.registry.upsertSites([site])
+        const saved = await storage.breaches.saveIncident(incident)
+        const db = new Database(dbPath)
+        for (const bad of ['not json', '[{"level":300,"at":0}]', '{"level":300}']) {
+          db.prepare('UPDATE incidents SET escalations = ? WHERE id = ?').run(bad, saved.id)
+          await expect(storage.breaches.getIncident(saved.id)).rejects.toMatchObject({ code: 'CORRUPT_ROW' })
+        }
+        db.prepare('UPDATE incidents SET escalations = ? WHERE id = ?').run('[]', saved.id)
+        db.close()
+        expect(await storage.breaches.getIncident(saved.id)).toEqual({ ...saved, escalations: [] })
+      } finally {
+        await storage.close()
+      }
+    })
+
+    it('counts open incidents per site by scanning the partial index of open incidents', async () => {
+      const storage = openSqliteStorage({ path: dbPath })
+      await storage.close()
+      const db = new Database(dbPath, { readonly: true })
+      try {
+        const plan = db
+          .prepare(
+            `EXPLAIN QUERY PLAN SELECT site_id, count(*) AS count FROM incidents
+             WHERE end_ts IS NULL AND withdrawn_at IS NULL GROUP BY site_id`,
+          )
+          .all()
+          .map((row) => JSON.stringify(row))
+          .join('\n')
+        // The partial index holds only open incidents, so the scan never touches closed ones.
+        expect(plan).toMatch(/SCAN incidents USING (COVERING )?INDEX incidents_open/)
+      } finally {
+        db.close()
+      }
+    })
+
+    it('upgrades a version 3 database with its data and then stores incidents', async () => {
+      const db = new Database(dbPath)
+      for (const step of MIGRATIONS.slice(0, 3)) db.exec(step)
+      db.pragma('user_version = 3')
+      db.close()
+      const storage = openSqliteStorage({ path: dbPath })
+      try {
+        await storage.registry.upsertSites([site])
+        const saved = await storage.breaches.saveIncident(incident)
+        expect(await storage.breaches.getIncident(saved.id)).toEqual(saved)
+      } finally {
+        await storage.close()
+      }
+    })
+  })
+
   it('refuses a database written by a newer schema version', async () => {
     const storage = openSqliteStorage({ path: dbPath })
     await storage.close()

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import type { Storage } from '../types.ts'
 import { createSqliteAccessStore } from './access.ts'
+import { createSqliteBreachStore } from './breaches.ts'
 import { migrate } from './migrations.ts'
 import { createSqliteReadingStore } from './readings.ts'
 import { createSqliteRegistryStore } from './registry.ts'
@@ -46,6 +47,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): Storage {
       registry: createSqliteRegistryStore(db),
       rejects: createSqliteRejectLog(db),
       access: createSqliteAccessStore(db),
+      breaches: createSqliteBreachStore(db),
       async close() {
         if (!db.open) return
         // Writes still queued for the next group commit are committed, not dropped.
