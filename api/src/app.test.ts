@@ -283,7 +283,7 @@ describe('GET /api/v1/sites', () => {
       never: 0,
       last_seen: null,
     })
-    // Breaches come with issue 4; until then every site has none open.
+    // No incidents are stored here: every site has none open (see 'open breaches' below).
     for (const feature of features) expect(feature.properties.breaches).toEqual({ open: 0 })
   })
 
@@ -338,6 +338,61 @@ describe('GET /api/v1/sites', () => {
     expect(missing.body.code).toBe('site_not_found')
     expect(missing.body.detail).toContain('"nowhere"')
     expect((await problem('/api/v1/sites/Not%20An%20Id', 404)).body.code).toBe('site_not_found')
+  })
+})
+
+describe('GET /api/v1/sites: open breaches', () => {
+  it('counts each site’s open incidents from storage, leaving out closed and withdrawn ones', async () => {
+    const base = {
+      pollutant: 'pm10' as const,
+      profileId: 'eu2008-50',
+      profileVersion: '2026-11-30',
+      severity: 'warning' as const,
+      threshold: 50,
+      peak: 80,
+      escalations: [],
+      retrospective: false,
+      updatedAt: NOW,
+    }
+    const open = {
+      start: NOW - 2 * DAY_MS,
+      end: null,
+      openedAt: NOW - 2 * DAY_MS,
+      closedAt: null,
+      peakAt: NOW - DAY_MS,
+    }
+    const saved = [
+      await storage.breaches.saveIncident({ ...base, ...open, siteId: 'backaskolan', ruleId: 'eu2008-pm10-day' }),
+      await storage.breaches.saveIncident({ ...base, ...open, siteId: 'backaskolan', ruleId: 'se-mkn-pm10-day' }),
+      await storage.breaches.saveIncident({
+        ...base,
+        siteId: 'backaskolan',
+        ruleId: 'who2021-aqg-pm10-day',
+        start: NOW - 5 * DAY_MS,
+        end: NOW - 4 * DAY_MS,
+        openedAt: NOW - 5 * DAY_MS,
+        closedAt: NOW - 4 * DAY_MS,
+        peakAt: NOW - 5 * DAY_MS,
+      }),
+      await storage.breaches.saveIncident({ ...base, ...open, siteId: 'stora-skolan', ruleId: 'eu2008-pm10-day' }),
+    ]
+    const withdrawn = saved[3]
+    if (withdrawn === undefined) throw new Error('no incident saved')
+    await storage.breaches.withdrawIncident(withdrawn.id, NOW)
+    try {
+      const { body } = await get('/api/v1/sites')
+      const open = new Map(
+        SiteFeatureCollection.parse(body).features.map((f) => [f.id, f.properties.breaches.open] as const),
+      )
+      expect(Object.fromEntries(open)).toEqual({
+        vikingaskolan: 0,
+        backaskolan: 2,
+        'demo-forskola': 0,
+        'stora-skolan': 0,
+      })
+    } finally {
+      for (const incident of saved) await storage.breaches.withdrawIncident(incident.id, NOW)
+    }
   })
 })
 

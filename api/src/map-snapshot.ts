@@ -143,7 +143,11 @@ export function createMapSnapshots(deps: {
   async function build(): Promise<MapSnapshot> {
     const now = clock()
     if (health === undefined || now - health.at >= healthMaxAgeMs) health = await loadHealth(storage, now)
-    const [all, latest] = await Promise.all([sites(), storage.readings.latestBySite()])
+    const [all, latest, openBreaches] = await Promise.all([
+      sites(),
+      storage.readings.latestBySite(),
+      storage.breaches.openCountBySite(),
+    ])
     const currentHealth = health
     const features: SiteFeature[] = []
     const parts: string[] = []
@@ -157,7 +161,7 @@ export function createMapSnapshots(deps: {
           latest: summary,
           index: latestIndex(summary, now),
           health: currentHealth.summaries.get(site.id) ?? NO_DEVICES,
-          breaches: { open: 0 },
+          breaches: { open: openBreaches.get(site.id) ?? 0 },
         })
       })
       features.push(...slice)

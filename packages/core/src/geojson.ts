@@ -56,7 +56,7 @@ export const HealthSummary = z.object({
 export type HealthSummary = z.infer<typeof HealthSummary>
 export const NO_DEVICES: HealthSummary = { devices: 0, ok: 0, suspect: 0, offline: 0, never: 0, last_seen: null }
 
-/** Open threshold breaches at the site (issue 4 evaluates them; until then always 0). */
+/** Open threshold breach incidents at the site (stored by the breach evaluation of issue 4). */
 export const BreachSummary = z.object({ open: z.number().int().nonnegative() })
 export type BreachSummary = z.infer<typeof BreachSummary>
 
