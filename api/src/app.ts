@@ -9,6 +9,7 @@ import { problemHandler, unmatchedRoute } from './problem.ts'
 import { createRateLimits } from './rate-limit.ts'
 import { auditRouter } from './routes/audit.ts'
 import { authRouter } from './routes/auth.ts'
+import { breachesRouter } from './routes/breaches.ts'
 import { healthRouter } from './routes/health.ts'
 import { openApiRouter } from './routes/openapi.ts'
 import { publicInfoRouter } from './routes/public-info.ts'
@@ -73,6 +74,7 @@ export function createApi(deps: ApiDeps): Api {
   v1.use(authRouter(ctx, limits))
   v1.use(publicInfoRouter(ctx))
   v1.use(sitesRouter(ctx, snapshots))
+  v1.use(breachesRouter(ctx))
   v1.use(usersRouter(ctx))
   v1.use(tokensRouter(ctx))
   v1.use(auditRouter(ctx))

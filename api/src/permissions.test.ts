@@ -11,8 +11,9 @@ import { type RunningApi, startApi } from './server.ts'
  * Who may read and do what, over real HTTP against a real SQLite file: every kind of caller (anonymous,
  * each role logged in with a session cookie, API tokens) against every protected endpoint, with the public
  * map switched off and on. The expected tables are written out by hand from the issue's permission model
- * (core access.ts: admin everything; staff all sites, raw, devices; principal own sites; caretaker devices
- * and rejects; researcher series without devices; public map = map and hourly values for everyone).
+ * (core access.ts: admin everything; staff all sites, raw, devices, acknowledging and commenting on breaches;
+ * principal own sites; caretaker devices and rejects; researcher series without devices; public map = map,
+ * breaches and hourly values for everyone).
  */
 const NOW = Date.parse('2026-11-30T12:00:00Z')
 const STARTED = Date.now()
@@ -24,6 +25,8 @@ const B = 'site-b'
 const C = 'site-c'
 const ALL = [A, B, C]
 const DEVICES_AT: Readonly<Record<string, readonly string[]>> = { [A]: ['dev-a1', 'dev-a2'], [B]: ['dev-b'], [C]: [] }
+/** One breach incident at A and one at B (issue 4); C has none. */
+const INCIDENT_AT = { [A]: 'inc_perm-a', [B]: 'inc_perm-b' } as const
 
 /** Columns of every table below, in this order. */
 const WHO = [
@@ -74,6 +77,14 @@ const ENDPOINTS = {
   'GET /rejects': { method: 'GET', path: '/rejects' },
   'GET /rejects/counts': { method: 'GET', path: '/rejects/counts' },
   'GET /me': { method: 'GET', path: '/me' },
+  'GET /breaches': { method: 'GET', path: '/breaches' },
+  'GET /breaches/B': { method: 'GET', path: `/breaches/${INCIDENT_AT[B]}` },
+  'POST /breaches/A/ack': { method: 'POST', path: `/breaches/${INCIDENT_AT[A]}/acknowledge` },
+  'POST /breaches/A/comments': {
+    method: 'POST',
+    path: `/breaches/${INCIDENT_AT[A]}/comments`,
+    body: (who, mode) => ({ text: `seen by ${who} (${mode})` }),
+  },
 } as const satisfies Record<string, Endpoint>
 type EndpointName = keyof typeof ENDPOINTS
 
@@ -95,6 +106,10 @@ const STATUS_PUBLIC_MAP_OFF: Record<EndpointName, Row<number>> = {
   'GET /rejects':            [ 401, 200,  403,  403,  200,  403,  403,  403,  403 ],
   'GET /rejects/counts':     [ 401, 200,  403,  403,  200,  403,  403,  403,  403 ],
   'GET /me':                 [ 401, 200,  200,  200,  200,  200,  200,  200,  200 ],
+  'GET /breaches':            [ 401, 200,  200,  200,  200,  200,  200,  200,  200 ],
+  'GET /breaches/B':          [ 401, 200,  200,  404,  200,  200,  200,  404,  200 ],
+  'POST /breaches/A/ack':     [ 401, 200,  200,  403,  403,  403,  403,  403,  403 ],
+  'POST /breaches/A/comments':[ 401, 201,  201,  403,  403,  403,  403,  403,  403 ],
 }
 
 // biome-ignore format: the tables are read as tables
@@ -115,6 +130,10 @@ const STATUS_PUBLIC_MAP_ON: Record<EndpointName, Row<number>> = {
   'GET /rejects':            [ 401, 200,  403,  403,  200,  403,  403,  403,  403 ],
   'GET /rejects/counts':     [ 401, 200,  403,  403,  200,  403,  403,  403,  403 ],
   'GET /me':                 [ 200, 200,  200,  200,  200,  200,  200,  200,  200 ],
+  'GET /breaches':            [ 200, 200,  200,  200,  200,  200,  200,  200,  200 ],
+  'GET /breaches/B':          [ 200, 200,  200,  200,  200,  200,  200,  200,  200 ],
+  'POST /breaches/A/ack':     [ 401, 200,  200,  403,  403,  403,  403,  403,  403 ],
+  'POST /breaches/A/comments':[ 401, 201,  201,  403,  403,  403,  403,  403,  403 ],
 }
 
 /** '-': no 200, nothing to see. */
@@ -132,10 +151,13 @@ interface Visibility {
   readonly devicesB: Row<DevicesSeen>
   /** GET /me: `kind` and role. */
   readonly me: Row<string>
+  /** Site ids of the incidents in GET /breaches. */
+  readonly breaches: Row<Seen>
 }
 
 const DA = DEVICES_AT[A] ?? []
 const DB = DEVICES_AT[B] ?? []
+const AB = [A, B]
 
 // biome-ignore format: the tables are read as tables
 const SEEN_PUBLIC_MAP_OFF: Visibility = {
@@ -146,6 +168,7 @@ const SEEN_PUBLIC_MAP_OFF: Visibility = {
   devicesB: [ '-',      DB,       DB,       '-',      DB,       'absent', 'absent', '-',      'absent' ],
   me:       [ '-', 'user:admin', 'user:staff', 'user:principal', 'user:caretaker', 'user:researcher',
               'token:researcher', 'token:principal', 'token:staff' ],
+  breaches: [ '-',      AB,       AB,       [A],      AB,       AB,       AB,       [A],      AB       ],
 }
 
 // biome-ignore format: the tables are read as tables
@@ -157,6 +180,7 @@ const SEEN_PUBLIC_MAP_ON: Visibility = {
   devicesB: [ 'absent', DB,       DB,       'absent', DB,       'absent', 'absent', 'absent', 'absent' ],
   me:       [ 'anonymous', 'user:admin', 'user:staff', 'user:principal', 'user:caretaker', 'user:researcher',
               'token:researcher', 'token:principal', 'token:staff' ],
+  breaches: [ AB,       AB,       AB,       AB,       AB,       AB,       AB,       AB,       AB       ],
 }
 
 interface Caller {
@@ -171,6 +195,7 @@ const FeatureCollection = z.object({ features: z.array(z.object({ id: z.string()
 const Feature = z.object({ id: z.string(), properties: z.record(z.string(), z.unknown()) })
 const DeviceList = z.array(z.object({ id: z.string(), health: z.string() }))
 const Series = z.object({ site: z.string(), every: z.string(), points: z.array(z.record(z.string(), z.unknown())) })
+const Breaches = z.object({ incidents: z.array(z.object({ site: z.string() })) })
 const Replay = z.object({ sites: z.record(z.string(), z.array(z.number().nullable())) })
 const Me = z.union([
   z.object({ kind: z.literal('user'), user: z.object({ role: z.string() }) }),
@@ -271,6 +296,27 @@ async function seed(store: Storage): Promise<void> {
       index: null,
     },
   ])
+  for (const [siteId, id] of Object.entries(INCIDENT_AT)) {
+    await store.breaches.saveIncident({
+      id,
+      siteId,
+      pollutant: 'pm25',
+      ruleId: 'who2021-pm25-day',
+      profileId: 'who2021',
+      profileVersion: '2026-11-30',
+      severity: 'info',
+      threshold: 15,
+      start: NOW - 2 * DAY_MS,
+      end: null,
+      openedAt: NOW - 2 * DAY_MS,
+      closedAt: null,
+      peak: 31,
+      peakAt: NOW - DAY_MS,
+      escalations: [],
+      retrospective: false,
+      updatedAt: NOW - DAY_MS,
+    })
+  }
 }
 
 beforeAll(async () => {
@@ -387,6 +433,16 @@ describe.each(MODES)('with the public map $mode', ({ mode, server, status, seen 
           break
         case 'GET /me':
           note('me', ok ? meOf(res.body) : '-')
+          break
+        case 'GET /breaches':
+          note(
+            'breaches',
+            ok
+              ? Breaches.parse(res.body)
+                  .incidents.map((i) => i.site)
+                  .sort()
+              : '-',
+          )
           break
         default:
           if (ok && name.includes('/series')) {

@@ -5,6 +5,15 @@ import { methodNotAllowed } from '../problem.ts'
 import { MAX_SERIES_POINTS, MAX_SERIES_SPAN, SeriesQueryParams } from '../series-query.ts'
 import { AuditQuery } from './audit.ts'
 import { LoginBody, SessionResponse, SetupBody } from './auth.ts'
+import {
+  BreachComment,
+  BreachDetailResponse,
+  BreachesQuery,
+  BreachListResponse,
+  BreachResponse,
+  CommentBody,
+  MAX_BREACHES_LIMIT,
+} from './breaches.ts'
 import { ReplayQuery } from './public-info.ts'
 import { RejectsQuery } from './rejects.ts'
 import { CreateTokenBody } from './tokens.ts'
@@ -97,6 +106,42 @@ const OPERATIONS: readonly Operation[] = [
     access: 'series:hourly',
     summary: 'Hourly means of one index pollutant for every visible site, last 24 h or 7 days',
     query: ReplayQuery,
+  },
+  {
+    method: 'get',
+    path: '/breaches',
+    tag: 'breaches',
+    access: 'map:read',
+    summary: `Threshold breach incidents of the visible sites, newest start first (at most ${MAX_BREACHES_LIMIT}); withdrawn ones are left out`,
+    query: BreachesQuery,
+    response: BreachListResponse,
+  },
+  {
+    method: 'get',
+    path: '/breaches/{id}',
+    tag: 'breaches',
+    access: 'map:read',
+    summary:
+      'One incident with its comments (comments and who acknowledged only for logged-in callers); 404 when not visible',
+    response: BreachDetailResponse,
+  },
+  {
+    method: 'post',
+    path: '/breaches/{id}/acknowledge',
+    tag: 'breaches',
+    access: 'breaches:manage',
+    summary: 'Acknowledge an incident (a second acknowledgement keeps the first); audited',
+    response: BreachResponse,
+  },
+  {
+    method: 'post',
+    path: '/breaches/{id}/comments',
+    tag: 'breaches',
+    access: 'breaches:manage',
+    summary: 'Comment on an incident; audited (without the text)',
+    body: CommentBody,
+    response: BreachComment,
+    status: 201,
   },
   {
     method: 'get',

@@ -6,10 +6,14 @@ import { SiteId } from './ids.ts'
  * request. Everything not granted here is refused.
  *
  *   admin       everything, and manages users, tokens and the audit log
- *   staff       the environment committee: reads all sites, raw data, device health; exports
+ *   staff       the environment committee: reads all sites, raw data, device health; exports; acknowledges
+ *               and comments on breach incidents
  *   principal   bound to one or more sites: raw data and device health of those sites only
  *   caretaker   device health, raw readings (to diagnose a sensor) and the reject log, every site
  *   researcher  API tokens for reading and exporting series; no device or personal data
+ *
+ * Breach incidents (issue 4) are part of the map (map:read on their site); acknowledging and commenting on
+ * them ("staff can acknowledge and comment on an incident") is breaches:manage, admin and staff only.
  *
  * With the public-map switch on, anonymous visitors (and every role) may read the map and hourly or
  * daily values of every site; with it off, those too need a role and a principal sees only their sites.
@@ -34,6 +38,8 @@ export const PERMISSIONS = [
   'users:manage',
   'tokens:manage',
   'audit:read',
+  /** Acknowledge and comment on breach incidents (issue 4). */
+  'breaches:manage',
 ] as const
 export const Permission = z.enum(PERMISSIONS)
 export type Permission = z.infer<typeof Permission>
@@ -44,7 +50,7 @@ export type Scope = Permission
 
 const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   admin: PERMISSIONS,
-  staff: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'export'],
+  staff: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'export', 'breaches:manage'],
   principal: ['map:read', 'series:hourly', 'series:raw', 'devices:read'],
   caretaker: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'rejects:read'],
   researcher: ['map:read', 'series:hourly', 'series:raw', 'export'],
@@ -64,9 +70,17 @@ export function isSiteBound(role: Role): boolean {
   return SITE_BOUND_ROLES.has(role)
 }
 
+/** Permissions a token gets only when asked for by name: management and changes, not reading or exporting. */
+const EXPLICIT_SCOPES: ReadonlySet<Permission> = new Set<Permission>([
+  'users:manage',
+  'tokens:manage',
+  'audit:read',
+  'breaches:manage',
+])
+
 /** The scopes a new token of `role` gets when none are asked for: all the role's read and export permissions. */
 export function defaultScopes(role: Role): Permission[] {
-  return ROLE_PERMISSIONS[role].filter((p) => p !== 'users:manage' && p !== 'tokens:manage' && p !== 'audit:read')
+  return ROLE_PERMISSIONS[role].filter((p) => !EXPLICIT_SCOPES.has(p))
 }
 
 /** Who is asking. A token carries its own role, sites and scopes; a user session carries the user's. */

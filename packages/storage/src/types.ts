@@ -427,7 +427,7 @@ export const IncidentRecord = IncidentFields.extend({
   /** Set = late data showed the incident did not happen (core 'withdrawn' event); kept for the record. */
   withdrawnAt: EpochMs.nullable(),
   acknowledgedAt: EpochMs.nullable(),
-  /** A user id (or 'cli'); null until acknowledged. */
+  /** Who acknowledged, named as in the audit log (`user:<id>`, `token:<id>`, `cli`); null until acknowledged. */
   acknowledgedBy: z.string().min(1).nullable(),
 }).superRefine(checkIncidentTimes)
 export type IncidentRecord = Readonly<z.infer<typeof IncidentRecord>>
