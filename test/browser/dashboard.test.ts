@@ -4,7 +4,7 @@ import { hashSecret } from '@skolluft/runtime'
 import { waitFor } from '@skolluft/testkit'
 import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { browserAvailable, launchChromium } from '../support/browser.ts'
+import { browserAvailable, launchChromium, watchedPage } from '../support/browser.ts'
 import {
   type DashboardServer,
   type LiveServices,
@@ -221,19 +221,7 @@ describe.runIf(browserAvailable())('the live map in a browser', () => {
   async function openPage(options: BrowserContextOptions = DESKTOP): Promise<{ page: Page; problems: string[] }> {
     context = await browser.newContext(options)
     context.setDefaultTimeout(PAGE_TIMEOUT_MS)
-    await context.addInitScript(() => {
-      document.addEventListener('securitypolicyviolation', (e) => {
-        console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)
-      })
-    })
-    const page = await context.newPage()
-    const problems: string[] = []
-    page.on('console', (message) => {
-      if (message.type() === 'error' || message.type() === 'warning') {
-        problems.push(`console ${message.type()}: ${message.text()}`)
-      }
-    })
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+    const { page, problems } = await watchedPage(context)
     return { page, problems }
   }
 

@@ -6,7 +6,7 @@ import { openSqliteStorage, type Storage } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { browserAvailable, launchChromium } from '../support/browser.ts'
+import { browserAvailable, launchChromium, watchedPage } from '../support/browser.ts'
 import { TEST_SITES } from '../support/platform.ts'
 
 /**
@@ -89,19 +89,7 @@ describe.runIf(browserAvailable())('the first administrator, created in the brow
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     contexts.push(context)
     context.setDefaultTimeout(PAGE_TIMEOUT_MS)
-    await context.addInitScript(() => {
-      document.addEventListener('securitypolicyviolation', (e) => {
-        console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)
-      })
-    })
-    const page = await context.newPage()
-    const problems: string[] = []
-    page.on('console', (message) => {
-      if (message.type() === 'error' || message.type() === 'warning') {
-        problems.push(`console ${message.type()}: ${message.text()}`)
-      }
-    })
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+    const { page, problems } = await watchedPage(context)
     const response = await page.goto(at)
     expect(response?.headers()['content-security-policy']).toContain("script-src 'self'")
     return { page, problems }
