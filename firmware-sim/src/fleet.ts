@@ -182,6 +182,8 @@ interface DeviceState {
   client: MqttClient | null
   outageEnd: number | null
   timer: NodeJS.Timeout | null
+  /** Until the device has booted and connected for the first time. */
+  bootTimer: NodeJS.Timeout | null
   draining: boolean
   drainDone: Promise<void>
   /** Publishes in flight, each with the client it went out on. */
@@ -242,6 +244,7 @@ export function createFleet(options: FleetOptions): Fleet {
       client: null,
       outageEnd: null,
       timer: null,
+      bootTimer: null,
       draining: false,
       drainDone: Promise.resolve(),
       inFlight: new Set(),
@@ -483,7 +486,12 @@ export function createFleet(options: FleetOptions): Fleet {
       const first = Math.floor(now / 1000) * 1000 + (dev.phaseMs % FIRST_READING_SPREAD_MS)
       dev.nextTs = Math.min(first, gridAtOrAfter(dev, now))
       dev.liveStart = dev.nextTs
-      connectDevice(dev)
+      // Devices boot (and log in) spread over the same window rather than all at once: 150 scrypt-checked
+      // logins in one instant timed out at the gateway ("connack timeout") on a busy first start.
+      dev.bootTimer = setTimeout(() => {
+        dev.bootTimer = null
+        if (running && dev.client === null && dev.outageEnd === null) connectDevice(dev)
+      }, dev.phaseMs % FIRST_READING_SPREAD_MS)
       schedule(dev)
     }
     log.info({ devices: states.length, intervalS, timeScale, rates }, 'simulated fleet started')
@@ -496,6 +504,8 @@ export function createFleet(options: FleetOptions): Fleet {
     for (const dev of states) {
       if (dev.timer) clearTimeout(dev.timer)
       dev.timer = null
+      if (dev.bootTimer) clearTimeout(dev.bootTimer)
+      dev.bootTimer = null
     }
     let lost = 0
     await Promise.all(
