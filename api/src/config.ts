@@ -1,12 +1,8 @@
+import { envFlag, unsetIfEmpty } from '@skolluft/runtime'
 import { z } from 'zod'
 import type { ApiOptions } from './options.ts'
 
-/** `VAR=` in an env file means "not set", not "empty string". */
-const unsetIfEmpty = (value: unknown) => (value === '' ? undefined : value)
-
-const flag = z
-  .enum(['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no'], { error: 'use on/off (or true/false, 1/0)' })
-  .transform((v) => ['1', 'true', 'on', 'yes'].includes(v))
+const flag = envFlag()
 
 /** OpenStreetMap's standard tiles; their usage policy asks for the attribution and modest use. */
 export const DEFAULT_TILE_URL = 'https://tile.openstreetmap.org/{z}/{x}/{y}.png'

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import { envFlag } from '@skolluft/runtime'
 import { z } from 'zod'
 
 /**
@@ -6,11 +7,7 @@ import { z } from 'zod'
  * (gateway, ingest, api, sim) and the command that runs it merges them, so one process reads
  * its configuration once, at start, and reports every problem at once.
  */
-const flag = (fallback: boolean) =>
-  z
-    .enum(['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no'], { error: 'use on/off (or true/false, 1/0)' })
-    .default(fallback ? 'on' : 'off')
-    .transform((v) => ['1', 'true', 'on', 'yes'].includes(v))
+const flag = (fallback: boolean) => envFlag().default(fallback)
 
 export const CommonConfig = z.object({
   DATA_DIR: z

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { ALL_TELEMETRY_FILTER, parseSitesFile } from '@skolluft/core'
 import type { Fleet } from '@skolluft/firmware-sim'
 import type { Gateway } from '@skolluft/gateway'
-import { createLogger, generateSecret, hashSecret, type Logger, loadConfig } from '@skolluft/runtime'
+import { createLogger, generateSecret, hashSecret, type Logger, loadConfig, unsetIfEmpty } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
 import { z } from 'zod'
 import { CommonConfig, SimEnv } from '../config.ts'
@@ -238,7 +238,7 @@ export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
 /** Live map events come from the broker at LIVE_MQTT_URL (unset: the map updates on reload only). */
 const LiveEnv = z.object({
   LIVE_MQTT_URL: z.preprocess(
-    (v) => (v === '' ? undefined : v),
+    unsetIfEmpty,
     z.url({ protocol: /^mqtts?$/, error: 'LIVE_MQTT_URL must be an mqtt:// or mqtts:// URL' }).optional(),
   ),
   MQTT_USERNAME: z.string().min(1).optional(),
