@@ -2,6 +2,7 @@ import { promisify } from 'node:util'
 import { gzip } from 'node:zlib'
 import {
   coverageOf,
+  currentPlacement,
   type DeviceHealth,
   deviceHealth,
   HEALTH_WINDOW_MS,
@@ -14,7 +15,7 @@ import {
   siteFeature,
 } from '@skolluft/core'
 import type { Logger } from '@skolluft/runtime'
-import type { DeviceRecord, Storage } from '@skolluft/storage'
+import type { Storage } from '@skolluft/storage'
 
 const gzipAsync = promisify(gzip)
 
@@ -87,7 +88,7 @@ async function loadHealth(storage: Storage, now: number): Promise<HealthData> {
   const devicesBySite = new Map<string, DeviceRow[]>()
   for (const device of devices) {
     if (device.revokedAt !== null) continue
-    const placement = currentPlacement(device)
+    const placement = currentPlacement(device.placements)
     if (placement === undefined) continue
     const last = lastTs.get(device.id) ?? null
     const coverage = coverageOf(samples.get(device.id) ?? 0, device.intervalS, from, placement.from, now)
@@ -110,10 +111,6 @@ async function loadHealth(storage: Storage, now: number): Promise<HealthData> {
   const summaries = new Map<string, HealthSummary>()
   for (const [siteId, rows] of devicesBySite) summaries.set(siteId, summarise(rows))
   return { at: now, devicesBySite, summaries }
-}
-
-function currentPlacement(device: DeviceRecord) {
-  return device.placements.find((p) => p.to === null)
 }
 
 export interface MapSnapshots {

@@ -1,6 +1,7 @@
 import {
   ALL_STATUS_FILTER,
   ALL_TELEMETRY_FILTER,
+  currentPlacement,
   DeviceStatus,
   type MetricValues,
   parseDeviceTopic,
@@ -55,7 +56,7 @@ export async function startMqttFeed(deps: {
     const cached = siteOf.get(deviceId)
     if (cached !== undefined) return cached
     const device = await registry.getDevice(deviceId)
-    const placement = device?.revokedAt === null ? device.placements.find((p) => p.to === null) : undefined
+    const placement = device?.revokedAt === null ? currentPlacement(device.placements) : undefined
     const id = placement?.siteId ?? null
     siteOf.set(deviceId, id)
     return id

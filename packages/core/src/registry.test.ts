@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Device, Placement, placementAt, Sensors, Site, type SiteInput } from './registry.ts'
+import { currentPlacement, Device, Placement, placementAt, Sensors, Site, type SiteInput } from './registry.ts'
 
 const MINIMAL_SITE: SiteInput = {
   id: 'vikingaskolan',
@@ -13,6 +13,13 @@ const MINIMAL_SITE: SiteInput = {
 function placement(siteId: string, from: number, to: number | null): Placement {
   return { deviceId: 'lund-01', siteId, from, to, indoor: false, heightM: 2.5 }
 }
+
+describe('currentPlacement', () => {
+  it('is the placement that has not ended, or none', () => {
+    expect(currentPlacement([placement('a', 1_000, 2_000), placement('c', 7_000, null)])?.siteId).toBe('c')
+    expect(currentPlacement([placement('a', 1_000, 2_000)])).toBeUndefined()
+  })
+})
 
 describe('placementAt', () => {
   const history = [placement('a', 1_000, 2_000), placement('b', 2_000, 5_000), placement('c', 7_000, null)]

@@ -63,3 +63,8 @@ export type Device = z.infer<typeof Device>
 export function placementAt(placements: readonly Placement[], ts: number): Placement | undefined {
   return placements.find((p) => p.from <= ts && (p.to === null || ts < p.to))
 }
+
+/** The placement that has not ended: where the device stands now (a future-dated move included). */
+export function currentPlacement(placements: readonly Placement[]): Placement | undefined {
+  return placements.find((p) => p.to === null)
+}
