@@ -1,5 +1,5 @@
 import { ANONYMOUS, holds, type Permission, type Principal, sitesFor } from '@skolluft/core'
-import type { SessionRecord } from '@skolluft/storage'
+import type { SessionRecord, UserRecord } from '@skolluft/storage'
 import type { Request, RequestHandler, Response } from 'express'
 import { operatorTokenMatcher } from '../operator-auth.ts'
 import type { ApiContext } from '../options.ts'
@@ -26,13 +26,16 @@ export interface AuthState {
   readonly principal: Principal
   /** The session behind a cookie-authenticated request (its CSRF token); null otherwise. */
   readonly session: SessionRecord | null
+  /** The logged-in user, as read when the session was checked; null for tokens and anonymous callers. */
+  readonly user: UserRecord | null
 }
 
-const ANONYMOUS_STATE: AuthState = { principal: ANONYMOUS, session: null }
+const ANONYMOUS_STATE: AuthState = { principal: ANONYMOUS, session: null, user: null }
 /** OPERATOR_TOKEN (issue 2's static operator credential) reads the reject log and nothing else. */
 const OPERATOR_STATE: AuthState = {
   principal: { kind: 'token', id: 'operator', role: 'caretaker', sites: [], scopes: ['rejects:read'] },
   session: null,
+  user: null,
 }
 const states = new WeakMap<Request, AuthState>()
 
@@ -95,6 +98,7 @@ export function createAuthenticator(ctx: ApiContext): Authenticator {
     return {
       principal: { kind: 'token', id: token.id, role: token.role, sites: token.sites, scopes: token.scopes },
       session: null,
+      user: null,
     }
   }
 
@@ -114,6 +118,7 @@ export function createAuthenticator(ctx: ApiContext): Authenticator {
     return {
       principal: { kind: 'user', id: user.id, role: user.role, sites: user.sites, scopes: null },
       session,
+      user,
     }
   }
 

@@ -141,11 +141,10 @@ export function authRouter(ctx: ApiContext, limits: RateLimits): Router {
   router
     .route('/auth/session')
     .get(async (req, res) => {
-      const { principal, session } = authOf(req)
-      const user = principal.kind === 'user' ? await storage.access.getUser(principal.id) : undefined
+      const { session, user } = authOf(req)
       cacheNever(res)
       res.json({
-        user: user === undefined ? null : publicUser(user),
+        user: user === null ? null : publicUser(user),
         csrfToken: session?.csrfToken ?? null,
         publicMap: options.publicMap,
         setupOpen: await setupOpen(),

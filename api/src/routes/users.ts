@@ -4,7 +4,7 @@ import type { UserRecord } from '@skolluft/storage'
 import { Router } from 'express'
 import { z } from 'zod'
 import { actorOf, audit } from '../auth/audit.ts'
-import { requirePermission } from '../auth/authenticate.ts'
+import { authOf, requirePermission } from '../auth/authenticate.ts'
 import { cacheNever } from '../http-headers.ts'
 import type { ApiContext } from '../options.ts'
 import { HttpProblem, methodNotAllowed, notFoundProblem, validationProblem } from '../problem.ts'
@@ -142,13 +142,11 @@ export function usersRouter(ctx: ApiContext): Router {
     .route('/me')
     .get(async (req, res) => {
       const principal = requirePermission(req, ctx, 'map:read', 'read their account')
+      const { user } = authOf(req)
       cacheNever(res)
-      if (principal.kind === 'user') {
-        const user = await storage.access.getUser(principal.id)
-        if (user) {
-          res.json({ kind: 'user', user: publicUser(user) })
-          return
-        }
+      if (user !== null) {
+        res.json({ kind: 'user', user: publicUser(user) })
+        return
       }
       if (principal.kind === 'token') {
         res.json({
