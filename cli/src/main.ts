@@ -135,6 +135,19 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
   }
 }
 
+/** `--json` and nothing else (the `list` subcommands). */
+function jsonFlag(args: readonly string[]): boolean {
+  return parseArgs({ args: [...args], options: { json: { type: 'boolean', default: false } } }).values.json
+}
+
+/** Exactly one positional argument and no options; `usage` says which, otherwise. */
+function onePositional(args: readonly string[], usage: string): string {
+  const { positionals } = parseArgs({ args: [...args], allowPositionals: true, strict: true })
+  const [only] = positionals
+  if (!only || positionals.length !== 1) throw new UsageError(usage)
+  return only
+}
+
 async function runDevice(args: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const [sub, ...rest] = args
   switch (sub) {
@@ -172,8 +185,7 @@ async function runDevice(args: readonly string[], env: NodeJS.ProcessEnv, io: Cl
       })
     }
     case 'list': {
-      const { values } = parseArgs({ args: [...rest], options: { json: { type: 'boolean', default: false } } })
-      return await (await admin()).deviceList(env, io, values.json)
+      return await (await admin()).deviceList(env, io, jsonFlag(rest))
     }
     case 'config': {
       const { values, positionals } = parseArgs({
@@ -189,10 +201,11 @@ async function runDevice(args: readonly string[], env: NodeJS.ProcessEnv, io: Cl
       return await (await admin()).deviceConfig(env, io, id, { interval_s: Number(values.interval) })
     }
     case 'revoke': {
-      const { positionals } = parseArgs({ args: [...rest], allowPositionals: true, strict: true })
-      const id = positionals[0]
-      if (!id || positionals.length !== 1) throw new UsageError('device revoke: give exactly one device id')
-      return await (await admin()).deviceRevoke(env, io, id)
+      return await (await admin()).deviceRevoke(
+        env,
+        io,
+        onePositional(rest, 'device revoke: give exactly one device id'),
+      )
     }
     default:
       throw new UsageError('device: subcommands are add, list, config, revoke')
@@ -228,14 +241,10 @@ async function runUser(args: readonly string[], env: NodeJS.ProcessEnv, io: CliI
       })
     }
     case 'list': {
-      const { values } = parseArgs({ args: [...rest], options: { json: { type: 'boolean', default: false } } })
-      return await (await people()).userList(env, io, values.json)
+      return await (await people()).userList(env, io, jsonFlag(rest))
     }
     case 'disable': {
-      const { positionals } = parseArgs({ args: [...rest], allowPositionals: true, strict: true })
-      const email = positionals[0]
-      if (!email || positionals.length !== 1) throw new UsageError('user disable: give exactly one email')
-      return await (await people()).userDisable(env, io, email)
+      return await (await people()).userDisable(env, io, onePositional(rest, 'user disable: give exactly one email'))
     }
     default:
       throw new UsageError('user: subcommands are add, list, disable')
@@ -271,14 +280,10 @@ async function runToken(args: readonly string[], env: NodeJS.ProcessEnv, io: Cli
       })
     }
     case 'list': {
-      const { values } = parseArgs({ args: [...rest], options: { json: { type: 'boolean', default: false } } })
-      return await (await people()).tokenList(env, io, values.json)
+      return await (await people()).tokenList(env, io, jsonFlag(rest))
     }
     case 'revoke': {
-      const { positionals } = parseArgs({ args: [...rest], allowPositionals: true, strict: true })
-      const id = positionals[0]
-      if (!id || positionals.length !== 1) throw new UsageError('token revoke: give exactly one token id')
-      return await (await people()).tokenRevoke(env, io, id)
+      return await (await people()).tokenRevoke(env, io, onePositional(rest, 'token revoke: give exactly one token id'))
     }
     default:
       throw new UsageError('token: subcommands are create, list, revoke')

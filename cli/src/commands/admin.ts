@@ -16,6 +16,7 @@ import type { Storage } from '@skolluft/storage'
 import { CommonConfig } from '../config.ts'
 import { withDataDir } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
+import { isoOrNull, printRows } from '../output.ts'
 import { loadServiceCredential } from '../service-credentials.ts'
 import { CLI_ACTOR } from './people.ts'
 
@@ -77,7 +78,6 @@ export async function deviceList(env: NodeJS.ProcessEnv, io: CliIo, json: boolea
   )
   const lastSeen = new Map(latest.map((l) => [l.deviceId, l]))
   const now = Date.now()
-  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString())
   const rows = devices.map((d) => {
     const placement = placementAt(d.placements, now)
     const last = lastSeen.get(d.id)
@@ -90,24 +90,23 @@ export async function deviceList(env: NodeJS.ProcessEnv, io: CliIo, json: boolea
       createdAt: new Date(d.createdAt).toISOString(),
       revokedAt: d.revokedAt === null ? null : new Date(d.revokedAt).toISOString(),
       /** Measurement time of the newest reading stored, and when it arrived. */
-      lastReadingAt: iso(last?.ts),
-      lastReceivedAt: iso(last?.receivedAt),
+      lastReadingAt: isoOrNull(last?.ts),
+      lastReceivedAt: isoOrNull(last?.receivedAt),
     }
   })
-  if (json) {
-    io.out(JSON.stringify(rows))
-    return 0
-  }
-  if (rows.length === 0) {
-    io.out('no devices registered')
-    return 0
-  }
-  io.out(['DEVICE', 'SITE', 'MODEL', 'INTERVAL', 'LAST READING', 'STATE'].join('\t'))
-  for (const r of rows) {
-    const state = r.revokedAt ? `revoked ${r.revokedAt}` : 'active'
-    io.out([r.deviceId, r.siteId ?? '-', r.model, `${r.intervalS}s`, r.lastReadingAt ?? 'never', state].join('\t'))
-  }
-  return 0
+  return printRows(io, rows, {
+    json,
+    empty: 'no devices registered',
+    header: ['DEVICE', 'SITE', 'MODEL', 'INTERVAL', 'LAST READING', 'STATE'],
+    cells: (r) => [
+      r.deviceId,
+      r.siteId ?? '-',
+      r.model,
+      `${r.intervalS}s`,
+      r.lastReadingAt ?? 'never',
+      r.revokedAt ? `revoked ${r.revokedAt}` : 'active',
+    ],
+  })
 }
 
 export async function deviceRevoke(env: NodeJS.ProcessEnv, io: CliIo, deviceId: string): Promise<number> {

@@ -16,6 +16,7 @@ import type { z } from 'zod'
 import { CommonConfig } from '../config.ts'
 import { withDataDir } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
+import { isoOrNull, printRows } from '../output.ts'
 
 /**
  * People and access from the command line: users (`user add|list|disable`) and API tokens
@@ -81,8 +82,6 @@ async function withPeople<T>(env: NodeJS.ProcessEnv, io: CliIo, fn: (ctx: People
   const log = cliLogger(LOG_LEVEL, io)
   return withDataDir(DATA_DIR, (storage) => fn({ storage, log, clock: Date.now }))
 }
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
 /**
  * Reads one password from a pipe or file: one line, the final newline dropped (so `echo` works), nothing
@@ -196,21 +195,20 @@ function userAddError(error: unknown, email: string): unknown {
 
 export async function userList(env: NodeJS.ProcessEnv, io: CliIo, json: boolean): Promise<number> {
   const users = await withPeople(env, io, (ctx) => ctx.storage.access.listUsers())
-  const rows = users.map((u) => ({ ...publicUser(u), disabled_at: iso(u.disabledAt) }))
-  if (json) {
-    io.out(JSON.stringify(rows))
-    return 0
-  }
-  if (rows.length === 0) {
-    io.out('no users (add the first admin: skolluft user add --role admin --email <you@example.org>)')
-    return 0
-  }
-  io.out(['EMAIL', 'ROLE', 'SITES', 'NAME', 'CREATED', 'STATE'].join('\t'))
-  for (const r of rows) {
-    const state = r.disabled_at === null ? 'active' : `disabled ${r.disabled_at}`
-    io.out([r.email, r.role, r.sites.join(',') || '-', r.name ?? '-', r.created_at, state].join('\t'))
-  }
-  return 0
+  const rows = users.map((u) => ({ ...publicUser(u), disabled_at: isoOrNull(u.disabledAt) }))
+  return printRows(io, rows, {
+    json,
+    empty: 'no users (add the first admin: skolluft user add --role admin --email <you@example.org>)',
+    header: ['EMAIL', 'ROLE', 'SITES', 'NAME', 'CREATED', 'STATE'],
+    cells: (r) => [
+      r.email,
+      r.role,
+      r.sites.join(',') || '-',
+      r.name ?? '-',
+      r.created_at,
+      r.disabled_at === null ? 'active' : `disabled ${r.disabled_at}`,
+    ],
+  })
 }
 
 /** Disables an account and ends its sessions (as DELETE /api/v1/users/:id does). */
@@ -220,7 +218,7 @@ export async function userDisable(env: NodeJS.ProcessEnv, io: CliIo, email: stri
     const user = await access.getUserByEmail(email)
     if (user === undefined) throw new PeopleCommandError('USER_NOT_FOUND', `no user with email ${email}`)
     if (user.disabledAt !== null) {
-      io.out(`user ${user.email} is already disabled (since ${iso(user.disabledAt)})`)
+      io.out(`user ${user.email} is already disabled (since ${isoOrNull(user.disabledAt)})`)
       return 0
     }
     await access.updateUser(user.id, { disabledAt: ctx.clock() })
@@ -299,30 +297,21 @@ export async function tokenList(env: NodeJS.ProcessEnv, io: CliIo, json: boolean
     ...publicToken(t),
     state: t.revokedAt !== null ? 'revoked' : t.expiresAt !== null && t.expiresAt <= now ? 'expired' : 'active',
   }))
-  if (json) {
-    io.out(JSON.stringify(rows))
-    return 0
-  }
-  if (rows.length === 0) {
-    io.out('no API tokens')
-    return 0
-  }
-  io.out(['ID', 'NAME', 'ROLE', 'SCOPES', 'SITES', 'EXPIRES', 'LAST USED', 'STATE'].join('\t'))
-  for (const r of rows) {
-    io.out(
-      [
-        r.id,
-        r.name,
-        r.role,
-        r.scopes.join(','),
-        r.sites.join(',') || '-',
-        r.expires_at ?? 'never',
-        r.last_used_at ?? 'never',
-        r.state,
-      ].join('\t'),
-    )
-  }
-  return 0
+  return printRows(io, rows, {
+    json,
+    empty: 'no API tokens',
+    header: ['ID', 'NAME', 'ROLE', 'SCOPES', 'SITES', 'EXPIRES', 'LAST USED', 'STATE'],
+    cells: (r) => [
+      r.id,
+      r.name,
+      r.role,
+      r.scopes.join(','),
+      r.sites.join(',') || '-',
+      r.expires_at ?? 'never',
+      r.last_used_at ?? 'never',
+      r.state,
+    ],
+  })
 }
 
 /** Revokes a token by id (a whole `skl_…` token pasted by mistake is accepted, and never echoed). */
@@ -333,7 +322,7 @@ export async function tokenRevoke(env: NodeJS.ProcessEnv, io: CliIo, idOrToken: 
     const token = await access.getToken(id)
     if (token === undefined) throw new PeopleCommandError('TOKEN_NOT_FOUND', `no API token with id ${id}`)
     if (token.revokedAt !== null) {
-      io.out(`token ${id} is already revoked (since ${iso(token.revokedAt)})`)
+      io.out(`token ${id} is already revoked (since ${isoOrNull(token.revokedAt)})`)
       return 0
     }
     await access.revokeToken(id, ctx.clock())
