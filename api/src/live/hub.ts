@@ -85,11 +85,16 @@ export function createLiveHub(deps: {
   const clients = new Set<Client>()
   const principals = new WeakMap<Socket, Principal>()
 
+  /** Who opened the socket, from its handshake's headers, as a request would be authenticated. */
+  function credentialsOf(socket: Socket) {
+    const { authorization, cookie } = socket.handshake.headers
+    return auth.resolve({ authorization, cookie })
+  }
+
   async function revalidate(client: Client): Promise<void> {
-    const headers = client.socket.handshake.headers
     let principal: Principal | undefined
     try {
-      principal = (await auth.resolve({ authorization: headers.authorization, cookie: headers.cookie })).principal
+      principal = (await credentialsOf(client.socket)).principal
     } catch {
       principal = undefined
     }
@@ -111,9 +116,7 @@ export function createLiveHub(deps: {
   revalidateTimer.unref()
 
   io.use((socket, next) => {
-    const headers = socket.handshake.headers
-    auth
-      .resolve({ authorization: headers.authorization, cookie: headers.cookie })
+    credentialsOf(socket)
       .then((state) => {
         if (!holds(state.principal, 'map:read', policy)) {
           next(new Error('unauthorized: log in to follow the map'))
