@@ -40,6 +40,10 @@ export const PERMISSIONS = [
   'audit:read',
   /** Acknowledge and comment on breach incidents (issue 4). */
   'breaches:manage',
+  /** Own alert subscriptions and in-app notifications (issue 4); which topics a role may take is subscriptions.ts. */
+  'alerts:subscribe',
+  /** The alert outbox and its delivery attempts, for every recipient (issue 4: "visible to staff"). */
+  'deliveries:read',
 ] as const
 export const Permission = z.enum(PERMISSIONS)
 export type Permission = z.infer<typeof Permission>
@@ -50,9 +54,18 @@ export type Scope = Permission
 
 const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   admin: PERMISSIONS,
-  staff: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'export', 'breaches:manage'],
-  principal: ['map:read', 'series:hourly', 'series:raw', 'devices:read'],
-  caretaker: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'rejects:read'],
+  staff: [
+    'map:read',
+    'series:hourly',
+    'series:raw',
+    'devices:read',
+    'export',
+    'breaches:manage',
+    'alerts:subscribe',
+    'deliveries:read',
+  ],
+  principal: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'alerts:subscribe'],
+  caretaker: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'rejects:read', 'alerts:subscribe'],
   researcher: ['map:read', 'series:hourly', 'series:raw', 'export'],
 }
 
@@ -76,6 +89,9 @@ const EXPLICIT_SCOPES: ReadonlySet<Permission> = new Set<Permission>([
   'tokens:manage',
   'audit:read',
   'breaches:manage',
+  'alerts:subscribe',
+  // Recipients' addresses: personal data, so a token gets it only by name.
+  'deliveries:read',
 ])
 
 /** The scopes a new token of `role` gets when none are asked for: all the role's read and export permissions. */

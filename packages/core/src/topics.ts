@@ -43,3 +43,24 @@ export const ALL_STATUS_FILTER = `${TOPIC_PREFIX}/+/status`
 export function hasWildcard(topic: string): boolean {
   return topic.includes('+') || topic.includes('#')
 }
+
+/**
+ * Platform events, service → service, v1 (not part of the device contract):
+ *
+ *   aq/v1/events/readings-committed   ingest → alerts, QoS 1, not retained: which site-hours a commit touched
+ *
+ * Four levels; devices may never publish or subscribe here (gateway permissions.ts).
+ */
+export const EVENT_PREFIX = 'aq/v1/events'
+export const EVENT_KINDS = ['readings-committed'] as const
+export type EventKind = (typeof EVENT_KINDS)[number]
+
+export function eventTopic(kind: EventKind): string {
+  return `${EVENT_PREFIX}/${kind}`
+}
+
+export function parseEventTopic(topic: string): EventKind | null {
+  if (!topic.startsWith(`${EVENT_PREFIX}/`)) return null
+  const kind = topic.slice(EVENT_PREFIX.length + 1)
+  return EVENT_KINDS.find((k) => k === kind) ?? null
+}
