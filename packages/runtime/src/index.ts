@@ -1,4 +1,5 @@
 export * from './config.ts'
+export * from './derived-keys.ts'
 export * from './logger.ts'
 export * from './secret-file.ts'
 export * from './secrets.ts'

@@ -1,13 +1,23 @@
-import { DAY_MS, HOUR_MS, type Metric, type MetricValues, type SiteInput } from '@skolluft/core'
+import { DAY_MS, HOUR_MS, MAX_SUBSCRIPTION_SITES, type Metric, type MetricValues, type SiteInput } from '@skolluft/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
+  type AlertEventQuery,
+  type EvaluationCommit,
   type IncidentInput,
   type IncidentQuery,
+  MAX_ALERT_DATA_CHARS,
+  MAX_ATTEMPT_ERROR_CHARS,
   MAX_COMMENT_CHARS,
+  MAX_MARK_READ_IDS,
+  type NewAlertEvent,
+  type NewOutboxMessage,
+  type NewSubscription,
   REJECT_LOG_CAPACITY,
   type RejectRecord,
   type Storage,
   type StoredReading,
+  type SubscriptionQuery,
+  type SubscriptionRecord,
 } from './types.ts'
 
 /**
@@ -78,6 +88,29 @@ function minutes(
 
 function reject(at: number, deviceId: string | null, code: RejectRecord['code'] = 'bad_json'): RejectRecord {
   return { at, deviceId, topic: `aq/v1/devices/${deviceId ?? 'x'}/telemetry`, code, message: 'test', index: null }
+}
+
+/** An open incident of the EU PM10 daily limit at school-a, as the evaluator would save it. */
+function incident(overrides: Partial<IncidentInput> = {}): IncidentInput {
+  return {
+    siteId: 'school-a',
+    pollutant: 'pm10',
+    ruleId: 'eu2008-pm10-day',
+    profileId: 'eu2008-50',
+    profileVersion: '2026-11-30',
+    severity: 'warning',
+    threshold: 50,
+    start: T0,
+    end: null,
+    openedAt: T0,
+    closedAt: null,
+    peak: 61.5,
+    peakAt: T0,
+    escalations: [],
+    retrospective: false,
+    updatedAt: T0 + DAY_MS,
+    ...overrides,
+  }
 }
 
 export function describeStorageContract(name: string, open: () => Promise<StorageFixture>): void {
@@ -1111,28 +1144,6 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
     })
 
     describe('breaches: incidents', () => {
-      /** An open incident of the EU PM10 daily limit at school-a, as the evaluator would save it. */
-      function incident(overrides: Partial<IncidentInput> = {}): IncidentInput {
-        return {
-          siteId: 'school-a',
-          pollutant: 'pm10',
-          ruleId: 'eu2008-pm10-day',
-          profileId: 'eu2008-50',
-          profileVersion: '2026-11-30',
-          severity: 'warning',
-          threshold: 50,
-          start: T0,
-          end: null,
-          openedAt: T0,
-          closedAt: null,
-          peak: 61.5,
-          peakAt: T0,
-          escalations: [],
-          retrospective: false,
-          updatedAt: T0 + DAY_MS,
-          ...overrides,
-        }
-      }
       const closed = { end: T0 + 2 * DAY_MS, closedAt: T0 + 2 * DAY_MS }
 
       beforeEach(async () => {
@@ -1425,6 +1436,813 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
         await expect(
           storage.breaches.saveIncident(incident({ start: T0 + DAY_MS, openedAt: T0 + DAY_MS, peakAt: T0 + DAY_MS })),
         ).rejects.toMatchObject({ code: 'CONFLICT' })
+      })
+    })
+
+    describe('alerts', () => {
+      const LEASE_MS = 60_000
+      let anna: string
+      let bo: string
+
+      beforeEach(async () => {
+        await withDevice('dev-1')
+        anna = (
+          await storage.access.addUser(
+            { email: 'anna@example.org', name: null, role: 'principal', sites: ['school-a'], passwordHash: null },
+            T0,
+          )
+        ).id
+        bo = (
+          await storage.access.addUser(
+            { email: 'bo@example.org', name: null, role: 'staff', sites: [], passwordHash: null },
+            T0,
+          )
+        ).id
+      })
+
+      /** The live "opened" event of incident `incidentId` at school-a. */
+      function event(overrides: Partial<NewAlertEvent> = {}): NewAlertEvent {
+        return {
+          key: 'opened:inc_a',
+          kind: 'opened',
+          topic: 'breaches',
+          siteId: 'school-a',
+          deviceId: null,
+          incidentId: 'inc_a',
+          severity: 'warning',
+          urgent: false,
+          live: true,
+          at: T0,
+          data: { kind: 'opened', siteId: 'school-a', value: 61.5, peakAt: T0, note: 'µg/m³ 🙂' },
+          ...overrides,
+        }
+      }
+
+      function subscription(overrides: Partial<NewSubscription> = {}): NewSubscription {
+        return {
+          userId: anna,
+          topic: 'breaches',
+          channel: 'email',
+          target: 'anna@example.org',
+          sites: ['school-a'],
+          minSeverity: 'warning',
+          language: 'sv',
+          quietHours: { windows: [{ from: '18:00', to: '07:00' }], weekends: true, holidays: true, extraDays: [] },
+          unsubscribeHash: 'unsubscribe-hash',
+          createdAt: T0,
+          ...overrides,
+        }
+      }
+
+      /** A message for `sub`, as the fan-out would make it. */
+      function message(sub: SubscriptionRecord, overrides: Partial<NewOutboxMessage> = {}): NewOutboxMessage {
+        return {
+          subscriptionId: sub.id,
+          userId: sub.userId,
+          channel: sub.channel,
+          target: sub.target,
+          status: 'pending',
+          deliverAfter: T0,
+          subject: 'PM10 över gränsvärdet vid Skola A',
+          text: 'text',
+          html: '<p>text</p>',
+          payload: { kind: 'opened', siteId: 'school-a' },
+          language: sub.language,
+          ...overrides,
+        }
+      }
+
+      /** Stores incident inc_a with n live events and fans each out to `sub` (one pending message per event). */
+      async function queued(sub: SubscriptionRecord, n: number, overrides: Partial<NewOutboxMessage> = {}) {
+        await storage.alerts.commitEvaluation({
+          incidents: [incident({ id: 'inc_a' })],
+          withdrawals: [],
+          events: Array.from({ length: n }, (_, i) => event({ key: `e${i}` })),
+          now: T0,
+        })
+        const events = await storage.alerts.pendingFanOut(n)
+        for (const e of events) await storage.alerts.fanOut(e.id, [message(sub, overrides)], T0)
+        return storage.alerts.listOutbox({ limit: n, userId: sub.userId })
+      }
+
+      it('commits incidents and events in one call and never doubles an event on re-evaluation', async () => {
+        const change = {
+          incidents: [incident({ id: 'inc_a' }), incident({ siteId: 'preschool-b' })],
+          withdrawals: [],
+          events: [event(), event({ key: 'opened:inc_a' }), event({ key: 'escalated:inc_a:75', kind: 'escalated' })],
+          now: T0 + 5,
+        }
+        const first = await storage.alerts.commitEvaluation(change)
+        expect(first.eventsInserted).toBe(2)
+        expect(first.incidents).toEqual([
+          expect.objectContaining({ id: 'inc_a', siteId: 'school-a', end: null }),
+          expect.objectContaining({ id: expect.stringMatching(/^inc_./), siteId: 'preschool-b' }),
+        ])
+        expect(await storage.breaches.getIncident('inc_a')).toEqual(first.incidents[0])
+        // The same evaluation again (a redelivered trigger): the incident is updated, no event is added.
+        const again = await storage.alerts.commitEvaluation({
+          ...change,
+          incidents: [incident({ id: 'inc_a', peak: 70 })],
+          now: T0 + 9,
+        })
+        expect(again).toEqual({ incidents: [expect.objectContaining({ id: 'inc_a', peak: 70 })], eventsInserted: 0 })
+        const events = await storage.alerts.listEvents({ limit: 10 })
+        expect(events).toEqual([
+          {
+            ...event({ key: 'escalated:inc_a:75', kind: 'escalated' }),
+            id: expect.any(Number),
+            createdAt: T0 + 5,
+            fannedOutAt: null,
+          },
+          { ...event(), id: expect.any(Number), createdAt: T0 + 5, fannedOutAt: null },
+        ])
+        expect(await storage.alerts.getEvent(events[1]?.id ?? 0)).toEqual(events[1])
+        expect(await storage.alerts.getEvent(9999)).toBeUndefined()
+        expect(await storage.alerts.appendEvents([event()], T0 + 20)).toBe(0)
+      })
+
+      it('withdraws incidents in the same transaction and rolls everything back when one part is refused', async () => {
+        await storage.alerts.commitEvaluation({
+          incidents: [incident({ id: 'inc_a' })],
+          withdrawals: [],
+          events: [],
+          now: T0,
+        })
+        const refused: [EvaluationCommit, string][] = [
+          // An event about an incident that does not exist (a new incident needs its id set).
+          [
+            {
+              incidents: [incident({ siteId: 'preschool-b' })],
+              withdrawals: [],
+              events: [event({ key: 'x', incidentId: 'inc_nobody' })],
+              now: T0,
+            },
+            'UNKNOWN_INCIDENT',
+          ],
+          [
+            {
+              incidents: [incident({ siteId: 'preschool-b' })],
+              withdrawals: [{ id: 'inc_nobody', at: T0 }],
+              events: [],
+              now: T0,
+            },
+            'UNKNOWN_INCIDENT',
+          ],
+          [
+            {
+              incidents: [incident({ siteId: 'preschool-b' })],
+              withdrawals: [],
+              events: [event({ key: 'x', kind: 'panic' as NewAlertEvent['kind'] })],
+              now: T0,
+            },
+            'INVALID_ALERT',
+          ],
+          [
+            {
+              incidents: [incident({ siteId: 'preschool-b' })],
+              withdrawals: [],
+              events: [event({ key: 'x', siteId: 'nowhere' })],
+              now: T0,
+            },
+            'UNKNOWN_SITE',
+          ],
+          // A second open incident for school-a and the rule, after a valid one for preschool-b.
+          [
+            {
+              incidents: [incident({ siteId: 'preschool-b' }), incident()],
+              withdrawals: [],
+              events: [event({ key: 'x' })],
+              now: T0,
+            },
+            'CONFLICT',
+          ],
+          [
+            {
+              incidents: [incident({ siteId: 'preschool-b' }), incident({ threshold: -1 })],
+              withdrawals: [],
+              events: [],
+              now: T0,
+            },
+            'INVALID_INCIDENT',
+          ],
+          [
+            { incidents: [], withdrawals: [], events: [event({ key: 'x', data: undefined })], now: T0 },
+            'INVALID_ALERT',
+          ],
+          [
+            {
+              incidents: [],
+              withdrawals: [],
+              events: [event({ key: 'x', data: 'x'.repeat(MAX_ALERT_DATA_CHARS) })],
+              now: T0,
+            },
+            'INVALID_ALERT',
+          ],
+        ]
+        for (const [change, code] of refused) {
+          await expect(storage.alerts.commitEvaluation(change), code).rejects.toMatchObject({
+            name: 'StorageError',
+            code,
+          })
+        }
+        expect(await storage.breaches.listIncidents({ limit: 10, includeWithdrawn: true })).toHaveLength(1)
+        expect(await storage.alerts.listEvents({ limit: 10 })).toEqual([])
+
+        const result = await storage.alerts.commitEvaluation({
+          incidents: [],
+          withdrawals: [{ id: 'inc_a', at: T0 + DAY_MS }],
+          events: [event({ key: 'withdrawn:inc_a', kind: 'withdrawn', live: false })],
+          now: T0 + DAY_MS,
+        })
+        expect(result).toEqual({ incidents: [], eventsInserted: 1 })
+        expect((await storage.breaches.getIncident('inc_a'))?.withdrawnAt).toBe(T0 + DAY_MS)
+      })
+
+      it('appends and lists events newest first, by incident and site, with paging; only live ones await fan-out', async () => {
+        await storage.breaches.saveIncident(incident({ id: 'inc_a' }))
+        const inserted = await storage.alerts.appendEvents(
+          [
+            event({ key: 'a' }),
+            event({ key: 'b', live: false }),
+            event({ key: 'c', topic: 'device-health', kind: 'device-offline', incidentId: null, deviceId: 'dev-1' }),
+            event({ key: 'd', siteId: 'preschool-b', incidentId: null, urgent: true, severity: 'alert' }),
+          ],
+          T0,
+        )
+        expect(inserted).toBe(4)
+        const keys = async (query: AlertEventQuery) => (await storage.alerts.listEvents(query)).map((e) => e.key)
+        expect(await keys({ limit: 10 })).toEqual(['d', 'c', 'b', 'a'])
+        expect(await keys({ limit: 2 })).toEqual(['d', 'c'])
+        expect(await keys({ limit: 0 })).toEqual([])
+        expect(await keys({ limit: 10, incidentId: 'inc_a' })).toEqual(['b', 'a'])
+        expect(await keys({ limit: 10, siteId: 'preschool-b' })).toEqual(['d'])
+        const [, second] = await storage.alerts.listEvents({ limit: 2 })
+        expect(await keys({ limit: 10, beforeId: second?.id ?? 0 })).toEqual(['b', 'a'])
+        expect((await storage.alerts.pendingFanOut(10)).map((e) => e.key)).toEqual(['a', 'c', 'd'])
+        expect((await storage.alerts.pendingFanOut(1)).map((e) => e.key)).toEqual(['a'])
+        await expect(storage.alerts.listEvents({ limit: 1.5 })).rejects.toMatchObject({ code: 'INVALID_QUERY' })
+        await expect(
+          storage.alerts.appendEvents([event({ key: 'e', deviceId: 'dev-unknown', incidentId: null })], T0),
+        ).rejects.toMatchObject({ code: 'UNKNOWN_DEVICE' })
+        await expect(storage.alerts.appendEvents([event({ key: '' })], T0)).rejects.toMatchObject({
+          code: 'INVALID_ALERT',
+        })
+      })
+
+      it('adds, lists and disables subscriptions, and refuses invalid ones', async () => {
+        const sub = await storage.alerts.addSubscription(
+          subscription({ sites: ['school-a', 'preschool-b', 'school-a'] }),
+        )
+        expect(sub).toEqual({
+          ...subscription({ sites: ['preschool-b', 'school-a'] }),
+          unsubscribeHash: undefined,
+          id: expect.stringMatching(/^sub_./),
+          disabledAt: null,
+        })
+        expect(sub).not.toHaveProperty('unsubscribeHash')
+        expect(await storage.alerts.getSubscription(sub.id)).toEqual(sub)
+        expect(await storage.alerts.getUnsubscribeHash(sub.id)).toBe('unsubscribe-hash')
+        expect(await storage.alerts.getUnsubscribeHash('sub_nobody')).toBeUndefined()
+        const all = await storage.alerts.addSubscription(
+          subscription({
+            userId: bo,
+            channel: 'in_app',
+            target: null,
+            sites: 'all',
+            quietHours: null,
+            createdAt: T0 + 1,
+          }),
+        )
+        const health = await storage.alerts.addSubscription(
+          subscription({
+            id: 'sub_fixed',
+            userId: bo,
+            topic: 'device-health',
+            channel: 'webhook',
+            target: 'https://example.org/hook',
+            createdAt: T0 + 2,
+            quietHours: { windows: [], weekends: false, holidays: false },
+          }),
+        )
+        expect(health.id).toBe('sub_fixed')
+        expect(health.quietHours).toEqual({ windows: [], weekends: false, holidays: false, extraDays: [] })
+        const ids = async (query?: SubscriptionQuery) =>
+          (await storage.alerts.listSubscriptions(query)).map((s) => s.id)
+        expect(await ids()).toEqual([sub.id, all.id, health.id])
+        expect(await ids({ userId: bo })).toEqual([all.id, health.id])
+        expect(await ids({ topic: 'breaches' })).toEqual([sub.id, all.id])
+        expect(await ids({ topic: 'breaches', siteId: 'preschool-b' })).toEqual([sub.id, all.id])
+        expect(await ids({ siteId: 'nowhere' })).toEqual([all.id])
+
+        expect(await storage.alerts.disableSubscription(sub.id, T0 + 5)).toBe(true)
+        expect(await storage.alerts.disableSubscription(sub.id, T0 + 6)).toBe(true)
+        expect(await storage.alerts.disableSubscription('sub_nobody', T0)).toBe(false)
+        expect(await ids({ topic: 'breaches' })).toEqual([all.id])
+        expect(await ids({ topic: 'breaches', includeDisabled: true })).toEqual([sub.id, all.id])
+        expect((await storage.alerts.getSubscription(sub.id))?.disabledAt).toBe(T0 + 5)
+
+        const refused: [Partial<NewSubscription>, string][] = [
+          [{ userId: 'usr_nobody' }, 'UNKNOWN_USER'],
+          [{ sites: ['school-a', 'nowhere'] }, 'UNKNOWN_SITE'],
+          [{ id: 'sub_fixed' }, 'CONFLICT'],
+          [{ channel: 'in_app' }, 'INVALID_SUBSCRIPTION'],
+          [{ target: null }, 'INVALID_SUBSCRIPTION'],
+          [{ sites: [] }, 'INVALID_SUBSCRIPTION'],
+          [{ sites: ['Not An Id'] }, 'INVALID_SUBSCRIPTION'],
+          [{ sites: Array.from({ length: MAX_SUBSCRIPTION_SITES + 1 }, (_, i) => `s${i}`) }, 'INVALID_SUBSCRIPTION'],
+          [{ topic: 'weather' as NewSubscription['topic'] }, 'INVALID_SUBSCRIPTION'],
+          [{ language: 'de' as NewSubscription['language'] }, 'INVALID_SUBSCRIPTION'],
+          [{ minSeverity: 'panic' as NewSubscription['minSeverity'] }, 'INVALID_SUBSCRIPTION'],
+          [
+            { quietHours: { windows: [{ from: '6pm', to: '07:00' }], weekends: true, holidays: true } },
+            'INVALID_SUBSCRIPTION',
+          ],
+          [{ id: 'usr_x' }, 'INVALID_SUBSCRIPTION'],
+          [{ unsubscribeHash: '' }, 'INVALID_SUBSCRIPTION'],
+        ]
+        for (const [overrides, code] of refused) {
+          await expect(
+            storage.alerts.addSubscription(subscription(overrides)),
+            JSON.stringify(overrides).slice(0, 80),
+          ).rejects.toMatchObject({ code })
+        }
+        expect(await ids({ includeDisabled: true })).toHaveLength(3)
+      })
+
+      it('fans an event out once per subscription, delivering in_app rows by storing them', async () => {
+        const email = await storage.alerts.addSubscription(subscription())
+        const inApp = await storage.alerts.addSubscription(subscription({ channel: 'in_app', target: null }))
+        const quiet = await storage.alerts.addSubscription(
+          subscription({ userId: bo, channel: 'in_app', target: null }),
+        )
+        await storage.alerts.commitEvaluation({
+          incidents: [incident({ id: 'inc_a' })],
+          withdrawals: [],
+          events: [event()],
+          now: T0,
+        })
+        const [pending] = await storage.alerts.pendingFanOut(10)
+        const eventId = pending?.id ?? 0
+        const messages = [
+          message(email),
+          message(inApp),
+          message(quiet, { status: 'deferred', deliverAfter: T0 + HOUR_MS }),
+        ]
+        expect(await storage.alerts.fanOut(eventId, messages, T0 + 7)).toBe(3)
+        expect(await storage.alerts.pendingFanOut(10)).toEqual([])
+        expect((await storage.alerts.getEvent(eventId))?.fannedOutAt).toBe(T0 + 7)
+        // Again (a crash between the fan-out and its acknowledgement): nothing is doubled, the first time is kept.
+        expect(await storage.alerts.fanOut(eventId, messages, T0 + 9)).toBe(0)
+        expect((await storage.alerts.getEvent(eventId))?.fannedOutAt).toBe(T0 + 7)
+
+        const rows = await storage.alerts.listOutbox({ limit: 10 })
+        expect(rows).toHaveLength(3)
+        const byChannel = (sub: SubscriptionRecord) => rows.find((r) => r.subscriptionId === sub.id)
+        expect(byChannel(email)).toEqual({
+          ...message(email),
+          id: expect.any(Number),
+          messageId: expect.stringMatching(/^<o\d+\.[0-9a-f-]{36}@skolluft>$/),
+          eventId,
+          siteId: 'school-a',
+          status: 'pending',
+          nextAttemptAt: T0,
+          leaseUntil: null,
+          attempts: 0,
+          createdAt: T0 + 7,
+          sentAt: null,
+          lastError: null,
+          digestId: null,
+          readAt: null,
+        })
+        expect(byChannel(email)?.messageId).toContain(`<o${byChannel(email)?.id}.`)
+        expect(byChannel(inApp)).toMatchObject({ status: 'sent', sentAt: T0 + 7, attempts: 0 })
+        expect(byChannel(quiet)).toMatchObject({ status: 'deferred', sentAt: null, deliverAfter: T0 + HOUR_MS })
+        expect(new Set(rows.map((r) => r.messageId)).size).toBe(3)
+        // The Message-ID is stable: read again, it is the same.
+        expect((await storage.alerts.listOutbox({ limit: 10 })).map((r) => r.messageId)).toEqual(
+          rows.map((r) => r.messageId),
+        )
+      })
+
+      it('refuses to fan out retrospective or unknown events and messages that do not match their subscription', async () => {
+        const email = await storage.alerts.addSubscription(subscription())
+        await storage.alerts.commitEvaluation({
+          incidents: [incident({ id: 'inc_a' })],
+          withdrawals: [],
+          events: [event({ key: 'late', live: false }), event({ key: 'live' })],
+          now: T0,
+        })
+        const [live, late] = await storage.alerts.listEvents({ limit: 2 })
+        await expect(storage.alerts.fanOut(late?.id ?? 0, [message(email)], T0)).rejects.toMatchObject({
+          code: 'INVALID_ALERT',
+        })
+        await expect(storage.alerts.fanOut(9999, [], T0)).rejects.toMatchObject({ code: 'UNKNOWN_ALERT_EVENT' })
+        const liveId = live?.id ?? 0
+        for (const [m, code] of [
+          [message(email, { userId: bo }), 'INVALID_ALERT'],
+          [message(email, { channel: 'webhook' }), 'INVALID_ALERT'],
+          [message(email, { subscriptionId: 'sub_nobody' }), 'UNKNOWN_SUBSCRIPTION'],
+          [message(email, { subject: '' }), 'INVALID_ALERT'],
+          [message(email, { target: null }), 'INVALID_ALERT'],
+          [message(email, { payload: undefined }), 'INVALID_ALERT'],
+          [message(email, { status: 'sent' as NewOutboxMessage['status'] }), 'INVALID_ALERT'],
+        ] as const) {
+          // A valid message before the bad one is rolled back with it.
+          await expect(storage.alerts.fanOut(liveId, [message(email), m], T0), code).rejects.toMatchObject({ code })
+        }
+        expect(await storage.alerts.listOutbox({ limit: 10 })).toEqual([])
+        expect((await storage.alerts.pendingFanOut(10)).map((e) => e.id)).toEqual([liveId])
+        // A subscription disabled after the fan-out listed it gets nothing; the event is still done.
+        await storage.alerts.disableSubscription(email.id, T0)
+        expect(await storage.alerts.fanOut(liveId, [message(email)], T0)).toBe(0)
+        expect(await storage.alerts.pendingFanOut(10)).toEqual([])
+      })
+
+      it('claims due rows with a lease; a row whose claimer died is claimable again after the lease', async () => {
+        const email = await storage.alerts.addSubscription(subscription())
+        await queued(email, 3)
+        const later = await storage.alerts.addSubscription(
+          subscription({ channel: 'webhook', target: 'https://example.org/h' }),
+        )
+        await storage.alerts.appendEvents([event({ key: 'later', incidentId: null })], T0)
+        const [laterEvent] = await storage.alerts.pendingFanOut(1)
+        await storage.alerts.fanOut(laterEvent?.id ?? 0, [message(later, { deliverAfter: T0 + HOUR_MS })], T0)
+
+        const first = await storage.alerts.claimDue(T0 + 10, 2, LEASE_MS)
+        expect(first).toHaveLength(2)
+        for (const row of first) expect(row).toMatchObject({ status: 'sending', leaseUntil: T0 + 10 + LEASE_MS })
+        const second = await storage.alerts.claimDue(T0 + 10, 10, LEASE_MS)
+        expect(second).toHaveLength(1)
+        expect(second[0]?.id).not.toBe(first[0]?.id)
+        expect(await storage.alerts.claimDue(T0 + 10 + LEASE_MS - 1, 10, LEASE_MS)).toEqual([])
+        expect((await storage.alerts.listOutbox({ limit: 10, status: 'sending' })).map((r) => r.id).sort()).toEqual(
+          [...first, ...second].map((r) => r.id).sort(),
+        )
+
+        // The claiming process "crashes" (closes without finishing); another one takes the rows over after the lease.
+        await storage.close()
+        storage = await fixture.reopen()
+        const again = await storage.alerts.claimDue(T0 + 10 + LEASE_MS, 10, DAY_MS)
+        expect(again.map((r) => r.id).sort()).toEqual([...first, ...second].map((r) => r.id).sort())
+        expect(again.map((r) => r.messageId).sort()).toEqual([...first, ...second].map((r) => r.messageId).sort())
+        // The deferred-start webhook row became due meanwhile (deliverAfter T0 + 1 h ≤ now).
+        expect((await storage.alerts.claimDue(T0 + HOUR_MS, 10, LEASE_MS)).map((r) => r.subscriptionId)).toEqual([
+          later.id,
+        ])
+        expect(await storage.alerts.claimDue(T0 + HOUR_MS, 0, LEASE_MS)).toEqual([])
+        await expect(storage.alerts.claimDue(T0, 1, 0)).rejects.toMatchObject({ code: 'INVALID_QUERY' })
+      })
+
+      it('never gives two handles on the same file the same row', async () => {
+        const other = await fixture.reopen()
+        extraHandles.push(other)
+        const email = await storage.alerts.addSubscription(subscription())
+        const rows = await queued(email, 20)
+        expect(rows).toHaveLength(20)
+        const claimed: number[] = []
+        for (let round = 0; round < 20; round++) {
+          const [a, b] = await Promise.all([
+            storage.alerts.claimDue(T0, 3, LEASE_MS),
+            other.alerts.claimDue(T0, 2, LEASE_MS),
+          ])
+          claimed.push(...a.map((r) => r.id), ...b.map((r) => r.id))
+          if (a.length === 0 && b.length === 0) break
+        }
+        expect(claimed).toHaveLength(20)
+        expect(new Set(claimed)).toEqual(new Set(rows.map((r) => r.id)))
+      })
+
+      it('logs each attempt and moves the row: retry, sent, failed; a claimer that lost its lease does not move it', async () => {
+        const email = await storage.alerts.addSubscription(subscription())
+        await queued(email, 2)
+        const [row] = await storage.alerts.claimDue(T0, 1, LEASE_MS)
+        const id = row?.id ?? 0
+        expect(
+          await storage.alerts.finishAttempt(
+            id,
+            { at: T0 + 1, ok: false, error: '421 try later', durationMs: 12.4 },
+            { status: 'pending', nextAttemptAt: T0 + 60_000 },
+          ),
+        ).toBe(true)
+        const [other] = await storage.alerts.claimDue(T0 + 59_999, 10, LEASE_MS)
+        expect(other?.id).not.toBe(id)
+        expect(await storage.alerts.claimDue(T0 + 59_999, 10, LEASE_MS)).toEqual([])
+        const [retry] = await storage.alerts.claimDue(T0 + 60_000, 10, LEASE_MS)
+        expect(retry).toMatchObject({ id, attempts: 1, lastError: '421 try later', status: 'sending' })
+        expect(
+          await storage.alerts.finishAttempt(
+            id,
+            { at: T0 + 60_001, ok: true, error: null, durationMs: 30 },
+            { status: 'sent' },
+          ),
+        ).toBe(true)
+        expect((await storage.alerts.listOutbox({ limit: 10, status: 'sent' }))[0]).toMatchObject({
+          id,
+          status: 'sent',
+          sentAt: T0 + 60_001,
+          attempts: 2,
+          leaseUntil: null,
+        })
+        expect(await storage.alerts.listAttempts(id)).toEqual([
+          { outboxId: id, at: T0 + 1, ok: false, error: '421 try later', durationMs: 12 },
+          { outboxId: id, at: T0 + 60_001, ok: true, error: null, durationMs: 30 },
+        ])
+        // Finishing again (a claimer whose lease ran out, after another finished): logged, status kept.
+        expect(
+          await storage.alerts.finishAttempt(
+            id,
+            { at: T0 + 70_000, ok: false, error: 'late', durationMs: 1 },
+            { status: 'failed' },
+          ),
+        ).toBe(false)
+        expect((await storage.alerts.listOutbox({ limit: 10, status: 'sent' }))[0]).toMatchObject({ id, attempts: 3 })
+        expect(await storage.alerts.listAttempts(id)).toHaveLength(3)
+
+        const otherId = other?.id ?? 0
+        const long = `550 ${'x'.repeat(MAX_ATTEMPT_ERROR_CHARS)}`
+        expect(
+          await storage.alerts.finishAttempt(
+            otherId,
+            { at: T0 + 2, ok: false, error: long, durationMs: 0 },
+            { status: 'failed' },
+          ),
+        ).toBe(true)
+        const [failed] = await storage.alerts.listOutbox({ limit: 10, status: 'failed' })
+        expect(failed).toMatchObject({
+          id: otherId,
+          status: 'failed',
+          sentAt: null,
+          lastError: long.slice(0, MAX_ATTEMPT_ERROR_CHARS),
+        })
+        expect(await storage.alerts.claimDue(T0 + DAY_MS, 10, LEASE_MS)).toEqual([])
+
+        await expect(
+          storage.alerts.finishAttempt(9999, { at: T0, ok: true, error: null, durationMs: 1 }, { status: 'sent' }),
+        ).rejects.toMatchObject({ code: 'UNKNOWN_OUTBOX' })
+        await expect(
+          storage.alerts.finishAttempt(id, { at: T0, ok: true, error: null, durationMs: 1 }, { status: 'failed' }),
+        ).rejects.toMatchObject({ code: 'INVALID_ALERT' })
+        await expect(
+          storage.alerts.finishAttempt(id, { at: T0, ok: false, error: 'x', durationMs: -1 }, { status: 'failed' }),
+        ).rejects.toMatchObject({ code: 'INVALID_ALERT' })
+        expect(await storage.alerts.listAttempts(id)).toHaveLength(3)
+        expect(await storage.alerts.listAttempts(9999)).toEqual([])
+      })
+
+      it('gathers due deferred rows per subscription into one digest, once', async () => {
+        const email = await storage.alerts.addSubscription(subscription())
+        const inApp = await storage.alerts.addSubscription(
+          subscription({ userId: bo, channel: 'in_app', target: null }),
+        )
+        await storage.alerts.commitEvaluation({
+          incidents: [incident({ id: 'inc_a' })],
+          withdrawals: [],
+          events: [
+            event({ key: 'e1' }),
+            event({ key: 'e2', siteId: 'preschool-b', incidentId: null }),
+            event({ key: 'e3', incidentId: null }),
+          ],
+          now: T0,
+        })
+        const [e1, e2, e3] = await storage.alerts.pendingFanOut(3)
+        const morning = T0 + 7 * HOUR_MS
+        await storage.alerts.fanOut(
+          e1?.id ?? 0,
+          [
+            message(email, { status: 'deferred', deliverAfter: morning }),
+            message(inApp, { status: 'deferred', deliverAfter: morning }),
+          ],
+          T0,
+        )
+        await storage.alerts.fanOut(e2?.id ?? 0, [message(email, { status: 'deferred', deliverAfter: morning })], T0)
+        await storage.alerts.fanOut(
+          e3?.id ?? 0,
+          [message(inApp, { status: 'deferred', deliverAfter: morning + 1 })],
+          T0,
+        )
+        // Deferred rows are never claimed on their own.
+        expect(await storage.alerts.claimDue(morning + DAY_MS, 10, LEASE_MS)).toEqual([])
+        expect(await storage.alerts.dueDeferred(morning - 1, 10)).toEqual(new Map())
+        const due = await storage.alerts.dueDeferred(morning, 10)
+        expect([...due.keys()]).toEqual([email.id, inApp.id])
+        const emailRows = due.get(email.id) ?? []
+        expect(emailRows.map((r) => r.eventId)).toEqual([e1?.id, e2?.id])
+        expect((await storage.alerts.dueDeferred(morning + 1, 10)).get(inApp.id)).toHaveLength(2)
+        expect([...(await storage.alerts.dueDeferred(morning + 1, 1)).values()].flat()).toHaveLength(1)
+
+        const digest = await storage.alerts.createDigest(
+          emailRows.map((r) => r.id),
+          message(email, { subject: 'Sammanfattning: 2 larm' }),
+          morning + 5,
+        )
+        expect(digest).toMatchObject({
+          eventId: null,
+          siteId: null,
+          status: 'pending',
+          createdAt: morning + 5,
+          subject: 'Sammanfattning: 2 larm',
+        })
+        expect(digest.messageId).toMatch(new RegExp(`^<o${digest.id}\\.`))
+        for (const row of await storage.alerts.listOutbox({ limit: 10, status: 'digested' })) {
+          expect(row.digestId).toBe(digest.id)
+        }
+        expect(await storage.alerts.listOutbox({ limit: 10, status: 'digested' })).toHaveLength(2)
+        // Another process making the same digest finds the members gone; nothing is doubled.
+        await expect(
+          storage.alerts.createDigest(
+            emailRows.map((r) => r.id),
+            message(email),
+            morning + 6,
+          ),
+        ).rejects.toMatchObject({ code: 'CONFLICT' })
+        expect(await storage.alerts.listOutbox({ limit: 10, userId: anna })).toHaveLength(3)
+        expect((await storage.alerts.claimDue(morning + 5, 10, LEASE_MS)).map((r) => r.id)).toEqual([digest.id])
+
+        const inAppRows = (await storage.alerts.dueDeferred(morning + 1, 10)).get(inApp.id) ?? []
+        await expect(
+          storage.alerts.createDigest(
+            [...inAppRows.map((r) => r.id), emailRows[0]?.id ?? 0],
+            message(inApp),
+            morning + 5,
+          ),
+        ).rejects.toMatchObject({ code: 'INVALID_ALERT' })
+        await expect(storage.alerts.createDigest([], message(inApp), morning + 5)).rejects.toMatchObject({
+          code: 'INVALID_ALERT',
+        })
+        await expect(storage.alerts.createDigest([9999], message(inApp), morning + 5)).rejects.toMatchObject({
+          code: 'UNKNOWN_OUTBOX',
+        })
+        // An in_app digest is delivered by being stored; its members share no site.
+        const inAppDigest = await storage.alerts.createDigest(
+          inAppRows.map((r) => r.id),
+          message(inApp),
+          morning + 5,
+        )
+        expect(inAppDigest).toMatchObject({ status: 'sent', sentAt: morning + 5, siteId: 'school-a' })
+        expect(await storage.alerts.dueDeferred(morning + DAY_MS, 10)).toEqual(new Map())
+      })
+
+      it('counts recent deliveries per user for the rate limit, queued ones included', async () => {
+        const email = await storage.alerts.addSubscription(subscription())
+        const inApp = await storage.alerts.addSubscription(subscription({ channel: 'in_app', target: null }))
+        await storage.alerts.commitEvaluation({
+          incidents: [incident({ id: 'inc_a' })],
+          withdrawals: [],
+          events: ['a', 'b', 'c', 'd', 'e'].map((key) => event({ key })),
+          now: T0,
+        })
+        const events = await storage.alerts.pendingFanOut(5)
+        const at = (i: number) => T0 + i * 60_000
+        for (const [i, e] of events.entries()) {
+          const deferred = i === 4
+          await storage.alerts.fanOut(
+            e.id,
+            [message(email, deferred ? { status: 'deferred', deliverAfter: at(60) } : {})],
+            at(i),
+          )
+        }
+        await storage.alerts.fanOut(events[0]?.id ?? 0, [message(inApp)], at(2))
+        expect(await storage.alerts.recentDeliveries(anna, at(0))).toEqual({ count: 5, oldest: at(0) })
+        expect(await storage.alerts.recentDeliveries(anna, at(0), 'email')).toEqual({ count: 4, oldest: at(0) })
+        expect(await storage.alerts.recentDeliveries(anna, at(1), 'email')).toEqual({ count: 3, oldest: at(1) })
+        expect(await storage.alerts.recentDeliveries(anna, at(10))).toEqual({ count: 0, oldest: null })
+        expect(await storage.alerts.recentDeliveries(bo, at(0))).toEqual({ count: 0, oldest: null })
+        // Sending and sent rows still count; failed ones do not.
+        const claimed = await storage.alerts.claimDue(at(5), 2, LEASE_MS)
+        await storage.alerts.finishAttempt(
+          claimed[0]?.id ?? 0,
+          { at: at(5), ok: true, error: null, durationMs: 1 },
+          { status: 'sent' },
+        )
+        expect(await storage.alerts.recentDeliveries(anna, at(0), 'email')).toEqual({ count: 4, oldest: at(0) })
+        await storage.alerts.finishAttempt(
+          claimed[1]?.id ?? 0,
+          { at: at(5), ok: false, error: '550', durationMs: 1 },
+          { status: 'failed' },
+        )
+        expect(await storage.alerts.recentDeliveries(anna, at(0), 'email')).toEqual({ count: 3, oldest: at(0) })
+      })
+
+      it('cancels queued rows when a subscription is disabled, leaving rows in flight alone', async () => {
+        const email = await storage.alerts.addSubscription(subscription())
+        const rows = await queued(email, 3)
+        const [inFlight] = await storage.alerts.claimDue(T0, 1, LEASE_MS)
+        await storage.alerts.appendEvents([event({ key: 'deferred', incidentId: null })], T0)
+        const [deferredEvent] = await storage.alerts.pendingFanOut(1)
+        await storage.alerts.fanOut(
+          deferredEvent?.id ?? 0,
+          [message(email, { status: 'deferred', deliverAfter: T0 + DAY_MS })],
+          T0,
+        )
+        expect(await storage.alerts.disableSubscription(email.id, T0 + 1)).toBe(true)
+        const statuses = new Map((await storage.alerts.listOutbox({ limit: 10 })).map((r) => [r.id, r.status]))
+        expect([...statuses.values()].sort()).toEqual(['cancelled', 'cancelled', 'cancelled', 'sending'])
+        expect(statuses.get(inFlight?.id ?? 0)).toBe('sending')
+        expect(rows).toHaveLength(3)
+        expect(await storage.alerts.claimDue(T0 + DAY_MS, 10, LEASE_MS)).toEqual([
+          expect.objectContaining({ id: inFlight?.id, status: 'sending' }),
+        ])
+        expect(await storage.alerts.dueDeferred(T0 + DAY_MS, 10)).toEqual(new Map())
+      })
+
+      it('lists in-app notifications newest first, counts unread ones and marks them read for their user only', async () => {
+        const inApp = await storage.alerts.addSubscription(subscription({ channel: 'in_app', target: null }))
+        const email = await storage.alerts.addSubscription(subscription())
+        await queued(inApp, 3, { channel: 'in_app', target: null })
+        await storage.alerts.appendEvents([event({ key: 'mail', incidentId: null })], T0)
+        const [mailEvent] = await storage.alerts.pendingFanOut(1)
+        await storage.alerts.fanOut(mailEvent?.id ?? 0, [message(email)], T0)
+        await storage.alerts.appendEvents([event({ key: 'quiet', incidentId: null })], T0)
+        const [quietEvent] = await storage.alerts.pendingFanOut(1)
+        await storage.alerts.fanOut(
+          quietEvent?.id ?? 0,
+          [message(inApp, { status: 'deferred', deliverAfter: T0 + DAY_MS })],
+          T0,
+        )
+
+        const list = await storage.alerts.listNotifications(anna, { limit: 10 })
+        expect(list).toHaveLength(3)
+        expect(list.map((n) => n.id)).toEqual([...list.map((n) => n.id)].sort((a, b) => b - a))
+        for (const n of list)
+          expect(n).toMatchObject({ channel: 'in_app', status: 'sent', readAt: null, siteId: 'school-a' })
+        expect(await storage.alerts.unreadCount(anna)).toBe(3)
+        expect(await storage.alerts.listNotifications(bo, { limit: 10 })).toEqual([])
+        expect(await storage.alerts.listNotifications(anna, { limit: 0 })).toEqual([])
+        const [newest, middle] = list
+        expect(
+          (await storage.alerts.listNotifications(anna, { limit: 10, beforeId: newest?.id ?? 0 })).map((n) => n.id),
+        ).toEqual(list.slice(1).map((n) => n.id))
+
+        const mailRow = (await storage.alerts.listOutbox({ limit: 10, status: 'pending' }))[0]
+        // Another user's ids and e-mail rows are not marked.
+        expect(await storage.alerts.markRead(bo, [newest?.id ?? 0], T0 + 1)).toBe(0)
+        expect(
+          await storage.alerts.markRead(anna, [newest?.id ?? 0, middle?.id ?? 0, mailRow?.id ?? 0, 9999], T0 + 2),
+        ).toBe(2)
+        expect(await storage.alerts.markRead(anna, [newest?.id ?? 0], T0 + 3)).toBe(0)
+        expect(await storage.alerts.unreadCount(anna)).toBe(1)
+        const unreadOnly = await storage.alerts.listNotifications(anna, { limit: 10, unreadOnly: true })
+        expect(unreadOnly.map((n) => n.id)).toEqual([list[2]?.id])
+        expect((await storage.alerts.listNotifications(anna, { limit: 1 }))[0]).toMatchObject({
+          id: newest?.id,
+          readAt: T0 + 2,
+        })
+        await expect(
+          storage.alerts.markRead(
+            anna,
+            Array.from({ length: MAX_MARK_READ_IDS + 1 }, (_, i) => i + 1),
+            T0,
+          ),
+        ).rejects.toMatchObject({ code: 'INVALID_QUERY' })
+      })
+
+      it('remembers device health states', async () => {
+        expect(await storage.alerts.deviceHealthStates()).toEqual(new Map())
+        await storage.alerts.setDeviceHealthState('dev-1', 'offline', T0)
+        await storage.alerts.setDeviceHealthState('dev-1', 'ok', T0 + HOUR_MS)
+        expect(await storage.alerts.deviceHealthStates()).toEqual(
+          new Map([['dev-1', { state: 'ok', since: T0 + HOUR_MS }]]),
+        )
+        await expect(storage.alerts.setDeviceHealthState('dev-unknown', 'ok', T0)).rejects.toMatchObject({
+          code: 'UNKNOWN_DEVICE',
+        })
+        await expect(storage.alerts.setDeviceHealthState('dev-1', '', T0)).rejects.toMatchObject({
+          code: 'INVALID_ALERT',
+        })
+        await expect(storage.alerts.setDeviceHealthState('dev-1', 'ok', -1)).rejects.toMatchObject({
+          code: 'INVALID_ALERT',
+        })
+      })
+
+      it('keeps events, subscriptions, the outbox and attempts across reopen, without moving the registry revision', async () => {
+        const revision = await storage.registry.revision()
+        const email = await storage.alerts.addSubscription(subscription())
+        const rows = await queued(email, 2)
+        const [claimed] = await storage.alerts.claimDue(T0, 1, LEASE_MS)
+        await storage.alerts.finishAttempt(
+          claimed?.id ?? 0,
+          { at: T0, ok: true, error: null, durationMs: 5 },
+          { status: 'sent' },
+        )
+        await storage.alerts.setDeviceHealthState('dev-1', 'offline', T0)
+        expect(await storage.registry.revision()).toBe(revision)
+        const events = await storage.alerts.listEvents({ limit: 10 })
+        const outbox = await storage.alerts.listOutbox({ limit: 10 })
+        await storage.close()
+
+        storage = await fixture.reopen()
+        expect(await storage.alerts.listEvents({ limit: 10 })).toEqual(events)
+        expect(await storage.alerts.listOutbox({ limit: 10 })).toEqual(outbox)
+        expect(outbox.map((r) => r.messageId).sort()).toEqual(rows.map((r) => r.messageId).sort())
+        expect(await storage.alerts.getSubscription(email.id)).toEqual(email)
+        expect(await storage.alerts.listAttempts(claimed?.id ?? 0)).toHaveLength(1)
+        expect(await storage.alerts.deviceHealthStates()).toEqual(new Map([['dev-1', { state: 'offline', since: T0 }]]))
+        expect(
+          await storage.alerts.appendEvents(
+            events.map(({ id, createdAt, fannedOutAt, ...e }) => e),
+            T0,
+          ),
+        ).toBe(0)
       })
     })
 

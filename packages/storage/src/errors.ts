@@ -15,6 +15,12 @@ export const STORAGE_ERROR_CODES = [
   'INVALID_INCIDENT',
   'INVALID_COMMENT',
   'UNKNOWN_INCIDENT',
+  /** An alert event, subscription, outbox message or delivery attempt failed validation (issue 4). */
+  'INVALID_ALERT',
+  'INVALID_SUBSCRIPTION',
+  'UNKNOWN_SUBSCRIPTION',
+  'UNKNOWN_ALERT_EVENT',
+  'UNKNOWN_OUTBOX',
   /**
    * The record exists already (a user's email, a session or token id), or would break a uniqueness rule (a second
    * open incident for one site and rule; an incident moved to another site or rule).

@@ -10,7 +10,20 @@ import type {
   Site,
   SiteInput,
 } from '@skolluft/core'
-import { EAQI_POLLUTANTS, SEVERITIES, SiteId, ThresholdProfile, ThresholdRule } from '@skolluft/core'
+import {
+  ALERT_CHANNELS,
+  ALERT_KINDS,
+  ALERT_LANGUAGES,
+  DeviceId,
+  EAQI_POLLUTANTS,
+  MAX_SUBSCRIPTION_SITES,
+  QuietHours,
+  SEVERITIES,
+  SiteId,
+  SUBSCRIPTION_TOPICS,
+  ThresholdProfile,
+  ThresholdRule,
+} from '@skolluft/core'
 import { z } from 'zod'
 
 /**
@@ -149,7 +162,7 @@ export interface ServiceAccount {
   readonly username: string
   readonly secretHash: string
   /** What the account may do on the broker. */
-  readonly role: 'ingest' | 'api' | 'sim' | 'admin'
+  readonly role: 'ingest' | 'api' | 'alerts' | 'sim' | 'admin'
 }
 
 export interface RegistryStore {
@@ -498,11 +511,355 @@ export interface BreachStore {
   listComments(incidentId: string): Promise<IncidentComment[]>
 }
 
+/*
+ * Alerts (issue 4): alert events, subscriptions, the delivery outbox with its attempt log, in-app notifications and
+ * the device health memory. The vocabularies are core's; their values are stored in the database.
+ */
+/** Every kind of alert event: the ones with a message (core ALERT_KINDS) and the two that are only recorded. */
+const ALERT_EVENT_KINDS = [...ALERT_KINDS, 'changed', 'withdrawn'] as const
+const StoredQuietHours = QuietHours
+
+/** Longest dedupe key of an alert event, in characters. */
+export const MAX_ALERT_KEY_CHARS = 200
+/** Largest `data` of an event as JSON text, in characters (an alert's message data is well under 1 KB). */
+export const MAX_ALERT_DATA_CHARS = 64 * 1024
+/** Longest subscription target (an e-mail address is at most 254, RFC 5321; 2048 is the common practical URL limit). */
+export const MAX_TARGET_CHARS = 2048
+/** Longest subject (RFC 5322 §2.1.1: a header line is at most 998 characters). */
+export const MAX_SUBJECT_CHARS = 998
+/** Largest text, HTML or payload JSON of one outbox message; a digest of a long holiday stays far below. */
+export const MAX_MESSAGE_CHARS = 1024 * 1024
+/** Longest stored delivery error; longer ones are cut, not refused (SMTP puts the code first). */
+export const MAX_ATTEMPT_ERROR_CHARS = 2000
+/** Most ids one `markRead` call takes. */
+export const MAX_MARK_READ_IDS = 1000
+/** Longest device health state name. */
+export const MAX_HEALTH_STATE_CHARS = 64
+
+/** A row id (events and outbox rows): a positive integer, growing. */
+const RowId = z.number().int().positive()
+
+/**
+ * An alert event: something to tell subscribers about (an incident opened, escalated, closed …; a device went
+ * offline …). Appended in the same transaction as the evaluation that produced it; never updated except for
+ * `fannedOutAt`.
+ */
+export const NewAlertEvent = z.object({
+  /**
+   * Unique over all events: evaluating the same data again produces the same key, and the duplicate is ignored,
+   * so a re-evaluation never doubles an alert (e.g. `opened:<incidentId>`, `escalated:<incidentId>:<level>`).
+   */
+  key: z.string().min(1).max(MAX_ALERT_KEY_CHARS),
+  kind: z.enum(ALERT_EVENT_KINDS),
+  topic: z.enum(SUBSCRIPTION_TOPICS),
+  siteId: SiteId.nullable(),
+  deviceId: DeviceId.nullable(),
+  /** Must exist when the event is stored; a new incident saved in the same `commitEvaluation` needs its id set. */
+  incidentId: IncidentId.nullable(),
+  severity: z.enum(SEVERITIES),
+  /** The highest level: sent even in quiet hours and over the rate limit. */
+  urgent: z.boolean(),
+  /** False = retrospective (late data): stored for the record, never fanned out. */
+  live: z.boolean(),
+  /** Data time the event is about (epoch ms), e.g. the period that completed the condition. */
+  at: EpochMs,
+  /** What the templates need (core AlertMessageData); stored as JSON.stringify gives it, at most MAX_ALERT_DATA_CHARS. */
+  data: z.unknown(),
+})
+export type NewAlertEvent = Readonly<z.input<typeof NewAlertEvent>>
+
+export const AlertEventRecord = NewAlertEvent.extend({
+  id: RowId,
+  createdAt: EpochMs,
+  /** When the fan-out turned it into outbox rows; null while pending (and forever for retrospective events). */
+  fannedOutAt: EpochMs.nullable(),
+})
+export type AlertEventRecord = Readonly<z.infer<typeof AlertEventRecord>>
+
+/** `sub_` + random (the store uses a UUID). */
+export const SubscriptionId = z
+  .string()
+  .regex(/^sub_[A-Za-z0-9_-]{1,60}$/, 'a subscription id is sub_ followed by 1–60 letters, digits, _ or -')
+
+const Target = z.string().min(1).max(MAX_TARGET_CHARS)
+
+/** in_app has no target; e-mail and webhook need one. */
+function checkTarget(s: { channel: string; target: string | null }, ctx: z.RefinementCtx): void {
+  if (s.channel === 'in_app' && s.target !== null) {
+    ctx.addIssue({ code: 'custom', path: ['target'], message: 'an in_app subscription has no target' })
+  }
+  if (s.channel !== 'in_app' && s.target === null) {
+    ctx.addIssue({ code: 'custom', path: ['target'], message: `a ${s.channel} subscription needs a target` })
+  }
+}
+
+const SubscriptionFields = z.object({
+  userId: z.string().min(1).max(256),
+  topic: z.enum(SUBSCRIPTION_TOPICS),
+  channel: z.enum(ALERT_CHANNELS),
+  /** E-mail address or webhook URL (checked at the API edge by core's subscription schema); null for in_app. */
+  target: Target.nullable(),
+  /** Stored sorted and without duplicates. */
+  sites: z.union([z.literal('all'), z.array(SiteId).min(1).max(MAX_SUBSCRIPTION_SITES).readonly()]),
+  /** Events below this severity are not sent (urgent ones included). */
+  minSeverity: z.enum(SEVERITIES),
+  language: z.enum(ALERT_LANGUAGES),
+  /** Null = no quiet hours: everything is sent at once (still rate limited). */
+  quietHours: StoredQuietHours.nullable(),
+  createdAt: EpochMs,
+})
+
+export const NewSubscription = SubscriptionFields.extend({
+  /** Normally left out: the store generates `sub_` + random. */
+  id: SubscriptionId.optional(),
+  /** Hash of the unsubscribe token (the plain token is never stored). */
+  unsubscribeHash: z.string().min(1).max(1024),
+}).superRefine(checkTarget)
+export type NewSubscription = Readonly<z.input<typeof NewSubscription>>
+
+export const SubscriptionRecord = SubscriptionFields.extend({
+  id: SubscriptionId,
+  /** Set = unsubscribed; kept so the outbox rows keep their meaning. */
+  disabledAt: EpochMs.nullable(),
+}).superRefine(checkTarget)
+export type SubscriptionRecord = Readonly<z.infer<typeof SubscriptionRecord>>
+
+/**
+ * Life of an outbox row:
+ * - pending: waiting for the dispatcher (`claimDue`) from `nextAttemptAt` on;
+ * - sending: claimed, with a lease; a row whose lease ran out (its process crashed) is claimable again;
+ * - sent / failed (gave up): final, `finishAttempt`;
+ * - deferred: held back (quiet hours, rate limit) until `deliverAfter`, then gathered into a digest;
+ * - digested: part of the digest row `digestId` (final);
+ * - cancelled: the subscription was disabled before the row went out (final).
+ * in_app rows are delivered by being stored: pending ones are stored as sent (see `fanOut`).
+ */
+export const OUTBOX_STATUSES = ['pending', 'sending', 'sent', 'failed', 'deferred', 'digested', 'cancelled'] as const
+export type OutboxStatus = (typeof OUTBOX_STATUSES)[number]
+
+const OutboxFields = z.object({
+  subscriptionId: SubscriptionId,
+  /** The subscription's user (checked). */
+  userId: z.string().min(1).max(256),
+  /** The subscription's channel (checked). */
+  channel: z.enum(ALERT_CHANNELS),
+  /** The subscription's target when the message was made (kept as it was then). */
+  target: Target.nullable(),
+  language: z.enum(ALERT_LANGUAGES),
+  /** Not before this time (epoch ms): now when sent at once, the end of quiet hours or of the rate window when deferred. */
+  deliverAfter: EpochMs,
+  subject: z.string().min(1).max(MAX_SUBJECT_CHARS),
+  text: z.string().max(MAX_MESSAGE_CHARS),
+  html: z.string().max(MAX_MESSAGE_CHARS),
+  /** The webhook body (JSON); stored as JSON.stringify gives it, at most MAX_MESSAGE_CHARS. */
+  payload: z.unknown(),
+})
+
+export const NewOutboxMessage = OutboxFields.extend({
+  status: z.enum(['pending', 'deferred']),
+}).superRefine(checkTarget)
+export type NewOutboxMessage = Readonly<z.input<typeof NewOutboxMessage>>
+
+export const OutboxRecord = OutboxFields.extend({
+  id: RowId,
+  /** RFC 5322 Message-ID `<o{id}.{uuid}@skolluft>`, made at insert and never changed: a resend after a crash repeats it. */
+  messageId: z.string().min(1),
+  /** The event it tells about; null for a digest. */
+  eventId: RowId.nullable(),
+  /** The event's site; for a digest the members' site when they share one, else null. */
+  siteId: SiteId.nullable(),
+  status: z.enum(OUTBOX_STATUSES),
+  nextAttemptAt: EpochMs,
+  /** While `sending`: the claim holds until then. Null otherwise. */
+  leaseUntil: EpochMs.nullable(),
+  /** Delivery attempts logged (`finishAttempt`). */
+  attempts: z.number().int().min(0),
+  createdAt: EpochMs,
+  sentAt: EpochMs.nullable(),
+  lastError: z.string().nullable(),
+  /** Set on `digested` rows: the digest that carried them. */
+  digestId: RowId.nullable(),
+  /** in_app: when the user marked it read. */
+  readAt: EpochMs.nullable(),
+}).superRefine(checkTarget)
+export type OutboxRecord = Readonly<z.infer<typeof OutboxRecord>>
+
+/** One delivery attempt of an outbox row, kept for staff to see. */
+export const DeliveryAttempt = z.object({
+  outboxId: RowId,
+  at: EpochMs,
+  ok: z.boolean(),
+  /** Cut to MAX_ATTEMPT_ERROR_CHARS; never a secret (the caller's duty). */
+  error: z.string().nullable(),
+  /** Stored rounded to whole ms. */
+  durationMs: z.number().min(0),
+})
+export type DeliveryAttempt = Readonly<z.infer<typeof DeliveryAttempt>>
+
+/** Where `finishAttempt` moves the row: sent, back to pending for a retry, or failed (gave up). */
+export const AttemptOutcome = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('sent') }),
+  z.object({ status: z.literal('pending'), nextAttemptAt: EpochMs }),
+  z.object({ status: z.literal('failed') }),
+])
+export type AttemptOutcome = Readonly<z.infer<typeof AttemptOutcome>>
+
+/** One evaluation's result, stored in one transaction by `commitEvaluation`. */
+export interface EvaluationCommit {
+  /** Saved in order, as `BreachStore.saveIncident`. */
+  readonly incidents: readonly IncidentInput[]
+  /** Incidents that late data showed did not happen (as `BreachStore.withdrawIncident`; unknown id refused). */
+  readonly withdrawals: readonly { readonly id: string; readonly at: number }[]
+  /** Appended after the incidents; duplicate keys (stored before, or twice here) are ignored. */
+  readonly events: readonly NewAlertEvent[]
+  /** Stored as the events' createdAt. */
+  readonly now: number
+}
+
+export interface AlertEventQuery {
+  readonly incidentId?: string
+  readonly siteId?: string
+  /** Most events returned; callers enforce their own documented caps. */
+  readonly limit: number
+  /** Pages on from the last id of the previous page. */
+  readonly beforeId?: number
+}
+
+export interface SubscriptionQuery {
+  readonly userId?: string
+  readonly topic?: (typeof SUBSCRIPTION_TOPICS)[number]
+  /** Only subscriptions that cover this site (their list names it, or 'all'). */
+  readonly siteId?: string
+  /** Disabled subscriptions are left out unless this is true. */
+  readonly includeDisabled?: boolean
+}
+
+export interface OutboxQuery {
+  readonly userId?: string
+  readonly status?: OutboxStatus
+  /** Most rows returned; callers enforce their own documented caps. */
+  readonly limit: number
+  readonly beforeId?: number
+}
+
+export interface NotificationQuery {
+  readonly limit: number
+  readonly unreadOnly?: boolean
+  readonly beforeId?: number
+}
+
+/** What the device health check remembers per device, to alert on transitions only. */
+export interface DeviceHealthState {
+  readonly state: string
+  readonly since: number
+}
+
+/**
+ * Alert events, subscriptions, the durable outbox and in-app notifications (issue 4). None of these changes moves
+ * the registry revision.
+ *
+ * Delivery is at least once, made as close to exactly once as the channels allow: a row is claimed with a lease
+ * (`claimDue`), and its attempt and new status are stored together (`finishAttempt`). If the process dies between
+ * sending and `finishAttempt`, the lease runs out and the row is sent again, with the same Message-ID (receivers
+ * and webhook consumers can drop the repeat by it); choose the lease longer than a send can take.
+ */
+export interface AlertStore {
+  /**
+   * ONE transaction: saves the incidents (as `BreachStore.saveIncident`), withdraws, and appends the events
+   * (ignoring duplicate keys). Any refusal (invalid input, UNKNOWN_SITE/INCIDENT/DEVICE, CONFLICT) rolls back all of
+   * it. Returns the saved incidents in input order and how many events were new.
+   */
+  commitEvaluation(change: EvaluationCommit): Promise<{ incidents: IncidentRecord[]; eventsInserted: number }>
+  /** ONE transaction: appends events (duplicate keys ignored); returns how many were new. */
+  appendEvents(events: readonly NewAlertEvent[], now: number): Promise<number>
+  getEvent(id: number): Promise<AlertEventRecord | undefined>
+  /** Newest first. StorageError INVALID_QUERY for a malformed query. */
+  listEvents(query: AlertEventQuery): Promise<AlertEventRecord[]>
+  /** Live events not yet fanned out, oldest first. */
+  pendingFanOut(limit: number): Promise<AlertEventRecord[]>
+  /**
+   * ONE transaction: inserts outbox rows for a live event (at most one per (event, subscription): a repeat is
+   * ignored) and sets the event's fannedOutAt (the first time kept). An empty list only marks the event.
+   * in_app rows given as pending are delivered by being stored: status sent, sentAt = now; deferred ones wait
+   * for the digest like any other. Returns how many rows were new. StorageError UNKNOWN_ALERT_EVENT,
+   * INVALID_ALERT (a retrospective event, or a message that does not match its subscription),
+   * UNKNOWN_SUBSCRIPTION.
+   */
+  fanOut(eventId: number, messages: readonly NewOutboxMessage[], now: number): Promise<number>
+
+  /**
+   * StorageError INVALID_SUBSCRIPTION, UNKNOWN_USER, UNKNOWN_SITE, CONFLICT (the id exists).
+   */
+  addSubscription(subscription: NewSubscription): Promise<SubscriptionRecord>
+  getSubscription(id: string): Promise<SubscriptionRecord | undefined>
+  /** Oldest first. Not limited: the fan-out needs every match; one user's list is short. */
+  listSubscriptions(query?: SubscriptionQuery): Promise<SubscriptionRecord[]>
+  /**
+   * Unsubscribes (a second call keeps the first time) and cancels its pending and deferred outbox rows in the same
+   * transaction (rows being sent finish). False if unknown.
+   */
+  disableSubscription(id: string, at: number): Promise<boolean>
+  /** The stored hash of the unsubscribe token, to verify an unsubscribe link; undefined if unknown. */
+  getUnsubscribeHash(id: string): Promise<string | undefined>
+
+  /**
+   * ONE IMMEDIATE transaction, so concurrent claimers (other connections, other processes) never get the same row:
+   * rows `sending` whose lease ran out (their process crashed; oldest lease first), then rows `pending` with
+   * deliverAfter ≤ now and nextAttemptAt ≤ now (oldest first), at most `limit`, become `sending` with
+   * leaseUntil = now + leaseMs. in_app rows are never claimed.
+   */
+  claimDue(now: number, limit: number, leaseMs: number): Promise<OutboxRecord[]>
+  /**
+   * ONE transaction: logs the attempt (attempts + 1) and, if the row is still `sending`, moves it: sent (sentAt =
+   * attempt.at), pending (retry at nextAttemptAt) or failed; lastError is the attempt's error. Returns false when
+   * the row was no longer `sending` (its lease ran out and another claimer finished it): the attempt is logged,
+   * the status kept. StorageError UNKNOWN_OUTBOX, INVALID_ALERT (ok must be true exactly for 'sent').
+   */
+  finishAttempt(id: number, attempt: Omit<DeliveryAttempt, 'outboxId'>, next: AttemptOutcome): Promise<boolean>
+  /**
+   * Deferred rows with deliverAfter ≤ now, at most `limit` (the oldest first), grouped per subscription (each group
+   * in id order). A subscription cut off by the limit gets the rest in the next call.
+   */
+  dueDeferred(now: number, limit: number): Promise<Map<string, OutboxRecord[]>>
+  /**
+   * ONE transaction: inserts the digest row (no event; an in_app digest given as pending is stored as sent) and
+   * marks the members `digested` with its id. StorageError UNKNOWN_OUTBOX, INVALID_ALERT (a member of another
+   * subscription, no members), CONFLICT (a member is no longer `deferred`: another process made its digest).
+   */
+  createDigest(members: readonly number[], digest: NewOutboxMessage, now: number): Promise<OutboxRecord>
+  /**
+   * Rows to one user (of one channel, if given) that went or are going out, created in [since, ∞): status pending,
+   * sending or sent (not deferred, digested, failed or cancelled); with the oldest createdAt, for the per-recipient
+   * rate limit. Rows are counted when queued, so a burst fanned out at once is counted before it is sent.
+   */
+  recentDeliveries(
+    userId: string,
+    since: number,
+    channel?: (typeof ALERT_CHANNELS)[number],
+  ): Promise<{ count: number; oldest: number | null }>
+  /** Newest first. StorageError INVALID_QUERY for a malformed query. */
+  listOutbox(query: OutboxQuery): Promise<OutboxRecord[]>
+  /** Oldest first (bounded by the dispatcher's retry limit). */
+  listAttempts(outboxId: number): Promise<DeliveryAttempt[]>
+
+  /** One user's in-app notifications (in_app rows, status sent), newest first. */
+  listNotifications(userId: string, query: NotificationQuery): Promise<OutboxRecord[]>
+  unreadCount(userId: string): Promise<number>
+  /** Sets readAt on the user's unread in_app rows among `ids` (at most MAX_MARK_READ_IDS); returns how many changed. */
+  markRead(userId: string, ids: readonly number[], at: number): Promise<number>
+
+  /** Device health memory for transitions (offline / quality / recovered), per device. */
+  deviceHealthStates(): Promise<Map<string, DeviceHealthState>>
+  /** StorageError UNKNOWN_DEVICE, INVALID_ALERT for an empty or over-long state. */
+  setDeviceHealthState(deviceId: string, state: string, since: number): Promise<void>
+}
+
 export interface Storage {
   readonly readings: ReadingStore
   readonly registry: RegistryStore
   readonly rejects: RejectLog
   readonly access: AccessStore
   readonly breaches: BreachStore
+  readonly alerts: AlertStore
   close(): Promise<void>
 }

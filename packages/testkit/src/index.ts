@@ -35,3 +35,15 @@ export async function waitFor<T>(
     await sleep(intervalMs)
   }
 }
+
+export { closedPort } from './net.ts'
+export {
+  decodeEncodedWords,
+  type ParsedMail,
+  parseMail,
+  type ReceivedMail,
+  type SmtpMode,
+  type SmtpStage,
+  startSmtpServer,
+  type TestSmtpServer,
+} from './smtp.ts'

@@ -25,6 +25,16 @@ import { StorageError } from '../errors.ts'
  *   with their incident). The partial unique index `incidents_open` holds only open incidents (end NULL, not
  *   withdrawn): it enforces one open incident per (site, rule) and is also the whole scan of the per-site open
  *   counts for the map. Comments in `incident_comments`, ordered by rowid within equal times.
+ * - (5) Alerts (issue 4). `alert_events`: append-only, `key` UNIQUE is the dedupe (inserted with ON CONFLICT (key)
+ *   DO NOTHING, so re-evaluating never doubles an alert); `data` JSON; the partial index `alert_events_pending`
+ *   holds only live events not yet fanned out. `subscriptions` with their sites in `subscription_sites` (all_sites
+ *   = 1 for 'all'; a table so "who subscribed to site X" is an indexed query and sites are foreign keys);
+ *   quiet_hours JSON or NULL. `outbox`: one row per message, UNIQUE (event_id, subscription_id) (a digest has no
+ *   event); message_id made at insert (`<o{id}.{uuid}@skolluft>`); the work queues are partial indexes that hold
+ *   only live rows (`outbox_pending` by next_attempt_at, `outbox_leased` by lease_until, `outbox_deferred` by
+ *   deliver_after), so sent history never slows the dispatcher; `outbox_notifications` holds delivered in_app rows
+ *   per user; `outbox_recent` (user_id, created_at) serves the rate limit. `delivery_attempts` is the attempt log
+ *   per row. `device_health` remembers each device's health state for transition alerts.
  *
  * Wide rows (one per device-hour, columns per metric) instead of one row per metric: a reading then costs
  * three row writes instead of thirteen; measured about 4× faster per reading on the hot path.
@@ -236,6 +246,103 @@ export const MIGRATIONS: readonly string[] = [
     text TEXT NOT NULL
   );
   CREATE INDEX incident_comments_by_incident ON incident_comments (incident_id, at, id);
+  `,
+  // 5: alert events, subscriptions, the outbox with its attempt log, device health states (issue 4).
+  `
+  CREATE TABLE alert_events (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    site_id TEXT REFERENCES sites (id),
+    device_id TEXT REFERENCES devices (id),
+    incident_id TEXT REFERENCES incidents (id),
+    severity TEXT NOT NULL,
+    urgent INTEGER NOT NULL,
+    live INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    fanned_out_at INTEGER
+  );
+  CREATE INDEX alert_events_pending ON alert_events (id) WHERE live = 1 AND fanned_out_at IS NULL;
+  CREATE INDEX alert_events_by_incident ON alert_events (incident_id, id);
+  CREATE INDEX alert_events_by_site ON alert_events (site_id, id);
+
+  CREATE TABLE subscriptions (
+    id TEXT PRIMARY KEY NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    topic TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    target TEXT,
+    all_sites INTEGER NOT NULL,
+    min_severity TEXT NOT NULL,
+    language TEXT NOT NULL,
+    quiet_hours TEXT,
+    unsubscribe_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    disabled_at INTEGER
+  );
+  CREATE INDEX subscriptions_by_user ON subscriptions (user_id, created_at);
+  CREATE INDEX subscriptions_by_topic ON subscriptions (topic, created_at);
+
+  CREATE TABLE subscription_sites (
+    subscription_id TEXT NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+    site_id TEXT NOT NULL REFERENCES sites (id),
+    PRIMARY KEY (subscription_id, site_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX subscription_sites_by_site ON subscription_sites (site_id);
+
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    event_id INTEGER REFERENCES alert_events (id),
+    subscription_id TEXT NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    target TEXT,
+    language TEXT NOT NULL,
+    site_id TEXT,
+    status TEXT NOT NULL,
+    deliver_after INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    attempts INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    text TEXT NOT NULL,
+    html TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    sent_at INTEGER,
+    last_error TEXT,
+    digest_id INTEGER REFERENCES outbox (id) ON DELETE SET NULL,
+    read_at INTEGER
+  );
+  CREATE UNIQUE INDEX outbox_event_subscription ON outbox (event_id, subscription_id);
+  CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending';
+  CREATE INDEX outbox_leased ON outbox (lease_until) WHERE status = 'sending';
+  CREATE INDEX outbox_deferred ON outbox (deliver_after) WHERE status = 'deferred';
+  CREATE INDEX outbox_by_status ON outbox (status, id);
+  CREATE INDEX outbox_by_user ON outbox (user_id, id);
+  CREATE INDEX outbox_recent ON outbox (user_id, created_at);
+  CREATE INDEX outbox_notifications ON outbox (user_id, id) WHERE channel = 'in_app' AND status = 'sent';
+  CREATE INDEX outbox_by_subscription ON outbox (subscription_id);
+
+  CREATE TABLE delivery_attempts (
+    id INTEGER PRIMARY KEY,
+    outbox_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+    at INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    error TEXT,
+    duration_ms INTEGER NOT NULL
+  );
+  CREATE INDEX delivery_attempts_by_outbox ON delivery_attempts (outbox_id, id);
+
+  CREATE TABLE device_health (
+    device_id TEXT PRIMARY KEY NOT NULL REFERENCES devices (id),
+    state TEXT NOT NULL,
+    since INTEGER NOT NULL
+  ) WITHOUT ROWID;
   `,
 ]
 

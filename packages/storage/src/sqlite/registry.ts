@@ -41,7 +41,7 @@ interface AccountRow {
   role: string
 }
 
-const ROLES: readonly ServiceAccount['role'][] = ['ingest', 'api', 'sim', 'admin']
+const ROLES: readonly ServiceAccount['role'][] = ['ingest', 'api', 'alerts', 'sim', 'admin']
 
 type NewPlacement = Omit<Placement, 'deviceId' | 'to'>
 

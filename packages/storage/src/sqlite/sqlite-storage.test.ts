@@ -5,8 +5,9 @@ import { HOUR_MS } from '@skolluft/core'
 import { tempDir } from '@skolluft/testkit'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { z } from 'zod'
 import { describeStorageContract } from '../contract-suite.ts'
-import type { StoredReading } from '../types.ts'
+import type { Storage, StoredReading } from '../types.ts'
 import { MIGRATIONS } from './migrations.ts'
 import { openSqliteStorage } from './sqlite-storage.ts'
 
@@ -237,6 +238,217 @@ describe('SQLite storage', () => {
         const saved = await storage.breaches.saveIncident(incident)
         expect(await storage.breaches.getIncident(saved.id)).toEqual(saved)
       } finally {
+        await storage.close()
+      }
+    })
+  })
+
+  describe('alerts', () => {
+    const NOW = Date.UTC(2026, 0, 12)
+    const site = { id: 'school-a', name: 'A', kind: 'school' as const, municipality: 'Lund', lat: 55.7, lon: 13.2 }
+
+    /** `count` live events at school-a, each fanned out to one e-mail subscription; returns the outbox ids. */
+    async function seedOutbox(storage: Storage, count: number): Promise<number[]> {
+      await storage.registry.upsertSites([site])
+      const user = await storage.access.addUser(
+        { email: 'a@example.org', name: null, role: 'staff', sites: [], passwordHash: null },
+        NOW,
+      )
+      const sub = await storage.alerts.addSubscription({
+        userId: user.id,
+        topic: 'breaches',
+        channel: 'email',
+        target: 'a@example.org',
+        sites: 'all',
+        minSeverity: 'info',
+        language: 'sv',
+        quietHours: null,
+        unsubscribeHash: 'h',
+        createdAt: NOW,
+      })
+      await storage.alerts.appendEvents(
+        Array.from({ length: count }, (_, i) => ({
+          key: `k${i}`,
+          kind: 'opened' as const,
+          topic: 'breaches' as const,
+          siteId: 'school-a',
+          deviceId: null,
+          incidentId: null,
+          severity: 'warning' as const,
+          urgent: false,
+          live: true,
+          at: NOW,
+          data: { i },
+        })),
+        NOW,
+      )
+      for (const event of await storage.alerts.pendingFanOut(count)) {
+        await storage.alerts.fanOut(
+          event.id,
+          [
+            {
+              subscriptionId: sub.id,
+              userId: user.id,
+              channel: 'email',
+              target: 'a@example.org',
+              status: 'pending',
+              deliverAfter: NOW,
+              subject: 's',
+              text: 't',
+              html: '<p>t</p>',
+              payload: { i: event.id },
+              language: 'sv',
+            },
+          ],
+          NOW,
+        )
+      }
+      return (await storage.alerts.listOutbox({ limit: count })).map((row) => row.id)
+    }
+
+    it('never gives two processes the same outbox row', async () => {
+      const storage = openSqliteStorage({ path: dbPath })
+      const ids = await seedOutbox(storage, 600)
+      await storage.close()
+      expect(ids).toHaveLength(600)
+      const fixture = fileURLToPath(new URL('./concurrent-claimer.fixture.ts', import.meta.url))
+      const openAt = String(Date.now() + 2000)
+      const children = await Promise.all(
+        ['1', '1', '2'].map(
+          (batch) =>
+            new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+              const child = spawn(process.execPath, ['--import', 'tsx', fixture, dbPath, String(NOW), batch, openAt], {
+                stdio: ['ignore', 'pipe', 'pipe'],
+              })
+              let stdout = ''
+              let stderr = ''
+              child.stdout.on('data', (chunk: Buffer) => {
+                stdout += chunk.toString()
+              })
+              child.stderr.on('data', (chunk: Buffer) => {
+                stderr += chunk.toString()
+              })
+              child.on('error', reject)
+              child.on('exit', (code) => resolve({ code, stdout, stderr }))
+            }),
+        ),
+      )
+      expect(children.map(({ code, stderr }) => ({ code, stderr }))).toEqual(
+        children.map(() => ({ code: 0, stderr: '' })),
+      )
+      const claimed = children.map(({ stdout }) => z.array(z.number()).parse(JSON.parse(stdout)))
+      const all = claimed.flat()
+      expect(all).toHaveLength(ids.length)
+      expect(new Set(all)).toEqual(new Set(ids))
+    })
+
+    it('reads the fan-out queue and the per-user lists through their indexes', async () => {
+      const storage = openSqliteStorage({ path: dbPath })
+      await storage.close()
+      const db = new Database(dbPath, { readonly: true })
+      const plan = (sql: string, ...params: unknown[]) =>
+        db
+          .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .all(...params)
+          .map((row) => JSON.stringify(row))
+          .join('\n')
+      try {
+        expect(
+          plan('SELECT * FROM alert_events WHERE live = 1 AND fanned_out_at IS NULL ORDER BY id LIMIT ?', 1),
+        ).toMatch(/SCAN alert_events USING (COVERING )?INDEX alert_events_pending/)
+        expect(
+          plan(
+            `SELECT count(*) AS count, min(created_at) AS oldest FROM outbox
+             WHERE user_id = ? AND created_at >= ? AND status IN ('pending', 'sending', 'sent')`,
+            'u',
+            0,
+          ),
+        ).toMatch(/SEARCH outbox USING INDEX outbox_recent \(user_id=\? AND created_at>\?\)/)
+        expect(
+          plan(
+            `SELECT * FROM outbox WHERE user_id = ? AND channel = 'in_app' AND status = 'sent' AND read_at IS NULL
+             ORDER BY id DESC LIMIT ?`,
+            'u',
+            1,
+          ),
+        ).toMatch(/SEARCH outbox USING INDEX outbox_notifications \(user_id=\?\)/)
+        expect(plan('SELECT * FROM outbox WHERE user_id = ? ORDER BY id DESC LIMIT ?', 'u', 1)).toMatch(
+          /SEARCH outbox USING INDEX outbox_by_user \(user_id=\?\)/,
+        )
+        for (const [index, status, column] of [
+          ['outbox_pending', 'pending', 'next_attempt_at'],
+          ['outbox_leased', 'sending', 'lease_until'],
+          ['outbox_deferred', 'deferred', 'deliver_after'],
+        ]) {
+          // The queues name their index (INDEXED BY, so prepare fails without it); it must also give the order.
+          const queue = plan(
+            `SELECT * FROM outbox INDEXED BY ${index} WHERE status = '${status}' AND ${column} <= ?
+             ORDER BY ${column}, id LIMIT ?`,
+            0,
+            1,
+          )
+          expect(queue).toMatch(new RegExp(`SEARCH outbox USING INDEX ${index} \\(${column}<\\?\\)`))
+          expect(queue).not.toMatch(/TEMP B-TREE/)
+        }
+      } finally {
+        db.close()
+      }
+    })
+
+    it('upgrades a version 4 database with its incidents and then stores alerts', async () => {
+      const db = new Database(dbPath)
+      for (const step of MIGRATIONS.slice(0, 4)) db.exec(step)
+      db.pragma('user_version = 4')
+      db.close()
+      const storage = openSqliteStorage({ path: dbPath })
+      try {
+        expect(await seedOutbox(storage, 2)).toHaveLength(2)
+        expect(await storage.alerts.claimDue(NOW, 10, 1000)).toHaveLength(2)
+      } finally {
+        await storage.close()
+      }
+    })
+
+    it('refuses to read rows whose JSON or vocabulary was corrupted in the database (CORRUPT_ROW)', async () => {
+      const storage = openSqliteStorage({ path: dbPath })
+      const db = new Database(dbPath)
+      try {
+        const [id] = await seedOutbox(storage, 1)
+        const [sub] = await storage.alerts.listSubscriptions()
+        const [event] = await storage.alerts.listEvents({ limit: 1 })
+        const corruptions: [string, unknown[], () => Promise<unknown>][] = [
+          [
+            'UPDATE outbox SET payload = ? WHERE id = ?',
+            ['{not json', id],
+            () => storage.alerts.listOutbox({ limit: 1 }),
+          ],
+          ['UPDATE outbox SET status = ? WHERE id = ?', ['lost', id], () => storage.alerts.listOutbox({ limit: 1 })],
+          [
+            'UPDATE alert_events SET data = ? WHERE id = ?',
+            ['', event?.id],
+            () => storage.alerts.listEvents({ limit: 1 }),
+          ],
+          [
+            'UPDATE subscriptions SET quiet_hours = ? WHERE id = ?',
+            ['{"windows":[]}', sub?.id],
+            () => storage.alerts.listSubscriptions(),
+          ],
+        ]
+        for (const [sql, params, read] of corruptions) {
+          const before = await read()
+          const column = /SET (\w+)/.exec(sql)?.[1] ?? ''
+          const table = /UPDATE (\w+)/.exec(sql)?.[1] ?? ''
+          const original = db.prepare(`SELECT ${column} AS v FROM ${table} WHERE id = ?`).get(params[1])
+          db.prepare(sql).run(...params)
+          await expect(read(), sql).rejects.toMatchObject({ code: 'CORRUPT_ROW' })
+          db.prepare(`UPDATE ${table} SET ${column} = ? WHERE id = ?`).run(
+            z.object({ v: z.unknown() }).parse(original).v,
+            params[1],
+          )
+          expect(await read()).toEqual(before)
+        }
+      } finally {
+        db.close()
         await storage.close()
       }
     })

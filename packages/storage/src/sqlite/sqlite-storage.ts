@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import type { Storage } from '../types.ts'
 import { createSqliteAccessStore } from './access.ts'
+import { createSqliteAlertStore } from './alerts.ts'
 import { createSqliteBreachStore } from './breaches.ts'
 import { migrate } from './migrations.ts'
 import { createSqliteReadingStore } from './readings.ts'
@@ -48,6 +49,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): Storage {
       rejects: createSqliteRejectLog(db),
       access: createSqliteAccessStore(db),
       breaches: createSqliteBreachStore(db),
+      alerts: createSqliteAlertStore(db),
       async close() {
         if (!db.open) return
         // Writes still queued for the next group commit are committed, not dropped.
