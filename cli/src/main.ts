@@ -10,10 +10,11 @@ const people = () => import('./commands/people.ts')
 export const USAGE = `usage: skolluft <command> [options]
 
 Services (configuration from environment variables, see README):
-  start                         gateway, ingest, API and (unless SIM=off) the simulated fleet, in one process
+  start                         gateway, ingest, alerts, API and (unless SIM=off) the simulated fleet, in one process
   gateway                       the MQTT gateway alone
   ingest                        the ingest service alone (connects to MQTT_URL)
   api                           the HTTP API alone
+  alerts                        the alerts service alone: breach evaluation and delivery (connects to MQTT_URL)
   sim [--devices <file>] [--backfill <days>]
                                 the simulated fleet alone (connects to MQTT_URL)
 
@@ -66,6 +67,8 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
         return await (await services()).runIngest(env, io)
       case 'api':
         return await (await services()).runApi(env, io)
+      case 'alerts':
+        return await (await services()).runAlerts(env, io)
       case 'sim': {
         const { values } = parseArgs({
           args: [...rest],

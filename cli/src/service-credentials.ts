@@ -11,7 +11,7 @@ import type { RegistryStore, ServiceAccount } from '@skolluft/storage'
 import { z } from 'zod'
 
 /**
- * The platform's own services (ingest, api) log in to the broker with credentials of their own.
+ * The platform's own services (ingest, api, alerts) log in to the broker with credentials of their own.
  * Their secrets are generated on first start, stored hashed in the registry like device secrets,
  * and kept in plain text only in `DATA_DIR/service-credentials.json` (mode 0600), so processes that
  * share the data directory can log in. A deployment across machines passes MQTT_USERNAME and
@@ -20,7 +20,7 @@ import { z } from 'zod'
  * Service usernames contain a dot, which device ids never do (core ID_PATTERN), so a device can
  * never be registered under a service's name.
  */
-export const SERVICE_ROLES = ['ingest', 'api', 'admin'] as const
+export const SERVICE_ROLES = ['ingest', 'api', 'alerts', 'admin'] as const
 export type ServiceRole = (typeof SERVICE_ROLES)[number]
 export const CREDENTIALS_FILE = 'service-credentials.json'
 

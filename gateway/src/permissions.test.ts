@@ -6,6 +6,8 @@ const ingest: Principal = { kind: 'service', username: 'svc.ingest', role: 'inge
 const api: Principal = { kind: 'service', username: 'svc.api', role: 'api' }
 const admin: Principal = { kind: 'service', username: 'svc.admin', role: 'admin' }
 const sim: Principal = { kind: 'service', username: 'svc.sim', role: 'sim' }
+const alerts: Principal = { kind: 'service', username: 'svc.alerts', role: 'alerts' }
+const COMMITTED = 'aq/v1/events/readings-committed'
 const LEVELS = 5
 
 describe('checkPublish', () => {
@@ -27,6 +29,12 @@ describe('checkPublish', () => {
     [admin, 'aq/v1/devices/dev-1/config', null],
     [admin, 'aq/v1/devices/dev-1/status', 'not_permitted'],
     [sim, 'aq/v1/devices/dev-1/telemetry', 'not_permitted'],
+    [ingest, COMMITTED, null],
+    [alerts, COMMITTED, 'not_permitted'],
+    [device, COMMITTED, 'not_permitted'],
+    [api, COMMITTED, 'not_permitted'],
+    [ingest, 'aq/v1/events/something-else', 'not_a_device_topic'],
+    [alerts, 'aq/v1/devices/dev-1/config', 'not_permitted'],
   ] as const)('%o publishing %s → %s', (principal, topic, expected) => {
     expect(checkPublish(principal, topic, LEVELS)).toBe(expected)
   })
@@ -54,6 +62,12 @@ describe('checkSubscribe', () => {
     [admin, 'aq/v1/devices/+/telemetry', 'not_permitted'],
     [sim, 'aq/v1/devices/+/status', 'not_permitted'],
     [ingest, 'a/b/c/d/e/f', 'topic_too_deep'],
+    [alerts, COMMITTED, null],
+    [alerts, 'aq/v1/events/+', 'not_a_device_topic'],
+    [alerts, 'aq/v1/devices/+/telemetry', 'not_permitted'],
+    [ingest, COMMITTED, 'not_permitted'],
+    [device, COMMITTED, 'not_permitted'],
+    [api, COMMITTED, 'not_permitted'],
   ] as const)('%o subscribing %s → %s', (principal, filter, expected) => {
     expect(checkSubscribe(principal, filter, LEVELS)).toBe(expected)
   })
@@ -73,6 +87,10 @@ describe('mayReceive', () => {
     expect(mayReceive(api, 'aq/v1/devices/dev-2/config')).toBe(false)
     expect(mayReceive(admin, 'aq/v1/devices/dev-2/telemetry')).toBe(false)
     expect(mayReceive(ingest, '$SYS/x/heartbeat')).toBe(false)
+    expect(mayReceive(alerts, COMMITTED)).toBe(true)
+    expect(mayReceive(ingest, COMMITTED)).toBe(false)
+    expect(mayReceive(device, COMMITTED)).toBe(false)
+    expect(mayReceive(alerts, 'aq/v1/devices/dev-2/telemetry')).toBe(false)
   })
 })
 

@@ -1,4 +1,13 @@
-import { deviceTopic, isValidId, parseDeviceTopic, TOPIC_KINDS, TOPIC_PREFIX, type TopicKind } from '@skolluft/core'
+import {
+  deviceTopic,
+  type EventKind,
+  isValidId,
+  parseDeviceTopic,
+  parseEventTopic,
+  TOPIC_KINDS,
+  TOPIC_PREFIX,
+  type TopicKind,
+} from '@skolluft/core'
 import type { ServiceAccount } from '@skolluft/storage'
 
 /**
@@ -9,7 +18,8 @@ import type { ServiceAccount } from '@skolluft/storage'
  *                    subscribe aq/v1/devices/{id}/config
  *                    will      aq/v1/devices/{id}/status only
  *   service ingest   subscribe aq/v1/devices/{+|id}/telemetry, aq/v1/devices/{+|id}/status
- *                    publish   aq/v1/devices/{id}/config
+ *                    publish   aq/v1/devices/{id}/config, aq/v1/events/readings-committed
+ *   service alerts   subscribe aq/v1/events/readings-committed
  *   service api      subscribe aq/v1/devices/{+|id}/telemetry, aq/v1/devices/{+|id}/status (live updates)
  *   service admin    publish   aq/v1/devices/{id}/config
  *   service sim      nothing: the simulator logs in as each simulated device, like real hardware
@@ -27,17 +37,28 @@ export type Principal =
 interface Grants {
   readonly publish: readonly TopicKind[]
   readonly subscribe: readonly TopicKind[]
+  /** Platform event topics (core EVENT_KINDS); exact topics only, no wildcards. */
+  readonly publishEvents: readonly EventKind[]
+  readonly subscribeEvents: readonly EventKind[]
 }
 
+const NO_EVENTS = { publishEvents: [], subscribeEvents: [] } as const
+
 const ROLE_GRANTS: Readonly<Record<ServiceRole, Grants>> = {
-  ingest: { publish: ['config'], subscribe: ['telemetry', 'status'] },
-  api: { publish: [], subscribe: ['telemetry', 'status'] },
-  admin: { publish: ['config'], subscribe: [] },
-  sim: { publish: [], subscribe: [] },
+  ingest: {
+    publish: ['config'],
+    subscribe: ['telemetry', 'status'],
+    publishEvents: ['readings-committed'],
+    subscribeEvents: [],
+  },
+  api: { publish: [], subscribe: ['telemetry', 'status'], ...NO_EVENTS },
+  alerts: { publish: [], subscribe: [], publishEvents: [], subscribeEvents: ['readings-committed'] },
+  admin: { publish: ['config'], subscribe: [], ...NO_EVENTS },
+  sim: { publish: [], subscribe: [], ...NO_EVENTS },
 }
 
 /** A device acts on its own topics only. */
-const DEVICE_GRANTS: Grants = { publish: ['telemetry', 'status'], subscribe: ['config'] }
+const DEVICE_GRANTS: Grants = { publish: ['telemetry', 'status'], subscribe: ['config'], ...NO_EVENTS }
 
 export const DENY_REASONS = [
   /** `$SYS/…`, `$share/…` and every other `$` topic are the broker's. */
@@ -48,7 +69,7 @@ export const DENY_REASONS = [
   'topic_too_deep',
   /** `#` anywhere in a filter: nobody may subscribe to a whole subtree. */
   'multi_level_wildcard',
-  /** Not `aq/v1/devices/{id}/{telemetry|status|config}`. */
+  /** Neither `aq/v1/devices/{id}/{telemetry|status|config}` nor a platform event topic (`aq/v1/events/{kind}`). */
   'not_a_device_topic',
   /** A device acting on another device's topic, or a device using `+`. */
   'other_device',
@@ -88,6 +109,8 @@ export function checkPublish(principal: Principal, topic: string, maxTopicLevels
   // aedes refuses these before our hook runs [MQTT-3.3.2-2]; checked again so the rule holds on its own.
   if (topic.includes('+') || topic.includes('#')) return 'wildcard_in_topic'
   if (levels(topic) > maxTopicLevels) return 'topic_too_deep'
+  const event = parseEventTopic(topic)
+  if (event !== null) return grantsOf(principal).publishEvents.includes(event) ? null : 'not_permitted'
   const parsed = parseDeviceTopic(topic)
   if (parsed === null) return 'not_a_device_topic'
   if (principal.kind === 'device' && parsed.deviceId !== principal.id) return 'other_device'
@@ -99,6 +122,8 @@ export function checkSubscribe(principal: Principal, filter: string, maxTopicLev
   if (filter.startsWith('$')) return 'reserved_topic'
   if (levels(filter) > maxTopicLevels) return 'topic_too_deep'
   if (filter.includes('#')) return 'multi_level_wildcard'
+  const event = parseEventTopic(filter)
+  if (event !== null) return grantsOf(principal).subscribeEvents.includes(event) ? null : 'not_permitted'
   const parsed = parseDeviceFilter(filter)
   if (parsed === null) return 'not_a_device_topic'
   if (principal.kind === 'device' && parsed.deviceId !== principal.id) return 'other_device'
@@ -111,6 +136,8 @@ export function checkSubscribe(principal: Principal, filter: string, maxTopicLev
  * through a client id, the offline queue, retained messages).
  */
 export function mayReceive(principal: Principal, topic: string): boolean {
+  const event = parseEventTopic(topic)
+  if (event !== null) return grantsOf(principal).subscribeEvents.includes(event)
   const parsed = parseDeviceTopic(topic)
   if (parsed === null) return false
   if (principal.kind === 'device' && parsed.deviceId !== principal.id) return false

@@ -2,11 +2,14 @@ import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   ALL_TELEMETRY_FILTER,
+  eventTopic,
   expectedSamplesPerHour,
+  hourStart,
   parseDeviceTopic,
   parseTelemetry,
   placementAt,
   type RejectCode,
+  readingsCommittedEvents,
 } from '@skolluft/core'
 import type { Logger } from '@skolluft/runtime'
 import type { RejectRecord, Storage, StoredReading } from '@skolluft/storage'
@@ -39,6 +42,11 @@ export const MAX_IN_FLIGHT = 500
 const REJECT_LOG_INTERVAL_MS = 10_000
 /** Devices tracked for log throttling; beyond this the map is cleared (bounded memory under id floods). */
 const MAX_THROTTLED_DEVICES = 10_000
+/**
+ * Commits are announced on `aq/v1/events/readings-committed` at most this often: a fleet's commits within
+ * the window share one event. Small against the 5 s from reading to queued alert (issue 4).
+ */
+export const COMMITTED_EVENT_DELAY_MS = 200
 
 export interface IngestOptions {
   readonly log: Logger
@@ -61,6 +69,8 @@ export interface IngestStats {
   rejectedByCode: Partial<Record<RejectCode, number>>
   writeFailures: number
   internalErrors: number
+  /** `readings-committed` events published (each names the site-hours of one or more commits). */
+  eventsPublished: number
   connected: boolean
 }
 
@@ -82,6 +92,7 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     rejectedByCode: {},
     writeFailures: 0,
     internalErrors: 0,
+    eventsPublished: 0,
     connected: false,
   }
   const lastRejectLog = new Map<string, { at: number; suppressed: number }>()
@@ -154,6 +165,7 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
       expectedPerHour,
     }))
     const result = await withRetry(() => readings.writeReadings(batch))
+    if (result.inserted > 0) announceCommitted(batch)
     stats.stored += result.inserted
     stats.duplicates += result.duplicates
     if (parsed.ignoredFields.length > 0) {
@@ -164,6 +176,37 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
         deviceId,
         parsed.rejected.map((r) => reject(deviceId, r.code, r.message, r.index)),
       )
+    }
+  }
+
+  /**
+   * Site-hours with new readings, announced after the commit so that the alerts service re-evaluates them.
+   * At most once (QoS 1 to the broker, not held for the PUBACK): a lost event only delays evaluation until the
+   * alerts service's own sweep.
+   */
+  const touched = new Map<string, Set<number>>()
+  let announceTimer: NodeJS.Timeout | undefined
+  function announceCommitted(batch: readonly StoredReading[]): void {
+    for (const r of batch) {
+      if (r.siteId === null) continue
+      let hours = touched.get(r.siteId)
+      if (hours === undefined) {
+        hours = new Set()
+        touched.set(r.siteId, hours)
+      }
+      hours.add(hourStart(r.ts))
+    }
+    if (touched.size > 0) announceTimer ??= setTimeout(publishCommitted, COMMITTED_EVENT_DELAY_MS)
+  }
+  function publishCommitted(): void {
+    announceTimer = undefined
+    const events = readingsCommittedEvents(touched, clock())
+    touched.clear()
+    for (const event of events) {
+      client.publish(eventTopic('readings-committed'), JSON.stringify(event), { qos: 1 }, (error) => {
+        if (error) log.warn({ err: error }, 'readings-committed event not published; the alerts sweep will catch up')
+      })
+      stats.eventsPublished += 1
     }
   }
 
@@ -291,6 +334,7 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     stats: () => ({ ...stats, rejectedByCode: { ...stats.rejectedByCode } }),
     async close() {
       closing = true
+      clearTimeout(announceTimer)
       // force: do not wait for in-flight acks; anything unacknowledged is redelivered to the next session.
       await client.endAsync(true)
     },

@@ -7,6 +7,7 @@ import type { Gateway } from '@skolluft/gateway'
 import { createLogger, generateSecret, hashSecret, type Logger, loadConfig, unsetIfEmpty } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
 import { z } from 'zod'
+import { loadAlertsKey } from '../alerts-key.ts'
 import { CommonConfig, SimEnv } from '../config.ts'
 import { openDataDir, openGatewaySpool } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
@@ -25,6 +26,7 @@ const INGEST_SESSION = [{ clientId: serviceUsername('ingest'), filter: ALL_TELEM
  * Each command loads only the services it runs (a stand-alone ingest does not carry the HTTP server,
  * the broker and the simulator in its memory), hence the dynamic imports below.
  */
+const loadAlerts = () => import('@skolluft/alerts')
 const loadApi = () => import('@skolluft/api')
 const loadGateway = () => import('@skolluft/gateway')
 const loadIngest = () => import('@skolluft/ingest')
@@ -137,6 +139,63 @@ async function startPlatformGateway(
   }
 }
 
+/** nodemailer options from SMTP_URL: smtps:// is TLS from the start (465), smtp:// uses STARTTLS when offered. */
+function smtpOptions(url: string) {
+  const parsed = new URL(url)
+  const secure = parsed.protocol === 'smtps:'
+  const user = decodeURIComponent(parsed.username)
+  return {
+    host: parsed.hostname,
+    port: parsed.port === '' ? (secure ? 465 : 587) : Number(parsed.port),
+    secure,
+    // With credentials over smtp://, insist on STARTTLS: a password never crosses the network in clear text.
+    requireTls: !secure && user !== '',
+    ...(user === '' ? {} : { user, pass: decodeURIComponent(parsed.password) }),
+  }
+}
+
+/** The alerts service with its channels as the environment describes them (SMTP_URL, webhooks, PUBLIC_URL). */
+async function startPlatformAlerts(
+  log: Logger,
+  storage: Storage,
+  config: Omit<import('@skolluft/alerts').AlertsEnv, 'MQTT_URL' | 'MQTT_USERNAME' | 'MQTT_PASSWORD'> & {
+    DATA_DIR: string
+  },
+  mqtt: { url: string; username: string; password: string },
+) {
+  const { alertsSelection, createEmailChannel, createLinks, createWebhookChannel, startAlerts } = await loadAlerts()
+  const selection = alertsSelection(config)
+  const masterKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
+  const production = config.NODE_ENV === 'production'
+  const email =
+    config.SMTP_URL === undefined
+      ? undefined
+      : createEmailChannel({
+          ...smtpOptions(config.SMTP_URL),
+          from: config.MAIL_FROM,
+          timeoutMs: config.SMTP_TIMEOUT_MS,
+        })
+  if (email === undefined) log.warn('SMTP_URL is not set: e-mail alerts are recorded as failed deliveries')
+  const service = await startAlerts({
+    log,
+    storage,
+    mqtt,
+    selection,
+    channels: { ...(email ? { email } : {}), webhook: createWebhookChannel({ masterKey, production }) },
+    links: createLinks(config.PUBLIC_URL),
+    masterKey,
+    reminderIntervalMs: config.ALERT_REMINDER_HOURS * 3_600_000,
+    leaseMs: config.ALERTS_LEASE_MS,
+  })
+  return {
+    service,
+    close: async () => {
+      await service.close()
+      email?.close()
+    },
+  }
+}
+
 async function importDemoSitesIfEmpty(storage: Storage, log: Logger): Promise<void> {
   if ((await storage.registry.listSites()).length > 0) return
   const { sites, errors } = parseSitesFile(await readFile(DEMO_SITES_FILE, 'utf8'), 'geojson')
@@ -147,10 +206,13 @@ async function importDemoSitesIfEmpty(storage: Storage, log: Logger): Promise<vo
 
 /** Everything in one process: gateway, ingest, API and the simulated fleet. The composition root. */
 export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
-  const [{ ApiEnv, apiListenOptions, startApi }, { GatewayConfig }, { startIngest }, { createFleet }] =
-    await Promise.all([loadApi(), loadGateway(), loadIngest(), loadSim()])
+  const [{ ApiEnv, apiListenOptions, startApi }, { GatewayConfig }, { startIngest }, { createFleet }, { AlertsEnv }] =
+    await Promise.all([loadApi(), loadGateway(), loadIngest(), loadSim(), loadAlerts()])
   // Everything `skolluft start` reads from the environment, validated once.
-  const StartConfig = CommonConfig.extend(GatewayConfig.shape).extend(ApiEnv.shape).extend(SimEnv.shape)
+  const StartConfig = CommonConfig.extend(GatewayConfig.shape)
+    .extend(ApiEnv.shape)
+    .extend(SimEnv.shape)
+    .extend(AlertsEnv.omit({ MQTT_URL: true, MQTT_USERNAME: true, MQTT_PASSWORD: true }).shape)
   const config = loadConfig(StartConfig, env)
   const log = createLogger({ level: config.LOG_LEVEL })
   const storage = await openDataDir(config.DATA_DIR)
@@ -163,6 +225,8 @@ export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<numbe
     const mqttUrl = `mqtt://127.0.0.1:${gateway.port}`
     const ingest = await startIngest({ log, storage, mqtt: { url: mqttUrl, ...credentials.ingest } })
     closers.push(() => ingest.close())
+    const alerts = await startPlatformAlerts(log, storage, config, { url: mqttUrl, ...credentials.alerts })
+    closers.push(alerts.close)
     const listen = apiListenOptions(config, { publicMap: config.DEMO_SITES })
     let port = listen.port
     const setup = await firstAdminSetup(storage, log, io, () => port)
@@ -233,6 +297,21 @@ export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
   const storage = await openDataDir(config.DATA_DIR)
   const ingest = await startIngest({ log, storage, mqtt: { url: config.MQTT_URL, ...credential } })
   return runUntilSignal(log, [() => storage.close(), () => ingest.close()])
+}
+
+export async function runAlerts(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
+  const { AlertsEnv } = await loadAlerts()
+  const config = loadConfig(CommonConfig.extend(AlertsEnv.shape), env)
+  const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-alerts' })
+  const credential = await loadServiceCredential('alerts', config.DATA_DIR, config)
+  const storage = await openDataDir(config.DATA_DIR)
+  try {
+    const alerts = await startPlatformAlerts(log, storage, config, { url: config.MQTT_URL, ...credential })
+    return runUntilSignal(log, [() => storage.close(), alerts.close])
+  } catch (error) {
+    await storage.close()
+    throw error
+  }
 }
 
 /** Live map events come from the broker at LIVE_MQTT_URL (unset: the map updates on reload only). */

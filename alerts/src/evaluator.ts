@@ -1,0 +1,376 @@
+import { randomUUID } from 'node:crypto'
+import {
+  diffIncidents,
+  evaluateIncidents,
+  evaluationLookbackMs,
+  HOUR_MS,
+  type Incident,
+  type IncidentEvent,
+  liveCutoff,
+  METRICS,
+  type Metric,
+  PROFILES,
+  type ProfileSelection,
+  periodValues,
+  profileValidOn,
+  type QcHour,
+  type QualityIssue,
+  qualityIssues,
+  type RuleHour,
+  regulatoryDayStart,
+  type ThresholdProfile,
+  type ThresholdRule,
+} from '@skolluft/core'
+import type { Logger } from '@skolluft/runtime'
+import type { IncidentInput, IncidentRecord, NewAlertEvent, Storage } from '@skolluft/storage'
+import type { AlertEventData } from './event-data.ts'
+
+/**
+ * Re-evaluates one site after new readings: hourly aggregates → quality checks → period values per rule →
+ * incidents (core incidents.ts, recomputed over a window) → diff with the stored incidents → ONE storage
+ * transaction that saves the incidents and appends the alert events (deduplicated by key, so evaluating the same
+ * data twice, or two processes racing, never doubles an alert).
+ */
+
+/** A rule the deployment evaluates, with its profile and whether it raises alerts (ProfileSelection). */
+export interface ActiveRule {
+  readonly profile: ThresholdProfile
+  readonly rule: ThresholdRule & { readonly pollutant: Metric }
+  readonly alerts: boolean
+}
+
+const isMetric = (value: string): value is Metric => (METRICS as readonly string[]).includes(value)
+
+/**
+ * Rules of the selected profiles that apply on `day` (ISO date) and concern a pollutant the platform measures
+ * (O3 and SO2 index rules are skipped). Annual rules are left out: an annual mean is a report, not an incident.
+ */
+export function activeRules(
+  selection: ProfileSelection,
+  day: string,
+  profiles: readonly ThresholdProfile[] = PROFILES,
+): ActiveRule[] {
+  const rules: ActiveRule[] = []
+  for (const profile of profiles) {
+    if (!selection.evaluate.includes(profile.id) || !profileValidOn(profile, day)) continue
+    for (const rule of profile.rules) {
+      const { pollutant } = rule
+      if (rule.period === 'year' || !isMetric(pollutant)) continue
+      rules.push({ profile, rule: { ...rule, pollutant }, alerts: selection.alert.includes(profile.id) })
+    }
+  }
+  return rules
+}
+
+/** The metrics one evaluation reads: the rules' pollutants plus what the quality checks need. */
+const QC_METRICS: readonly Metric[] = ['pm1', 'pm25', 'pm10', 'no2', 'rh']
+
+/** Most hours read per metric in one evaluation (a year); an incident open longer is evaluated from its last year. */
+const MAX_WINDOW_HOURS = 366 * 24
+/** Stored incidents of one site read per evaluation. */
+const MAX_STORED_INCIDENTS = 1_000
+/** Quality issues raised as maintenance events: at most one per site, issue and day (dedupe key). */
+const MAINTENANCE_ISSUES: readonly QualityIssue[] = ['stuck', 'out_of_range', 'pm_order']
+
+export interface EvaluationResult {
+  readonly events: number
+  readonly incidentsSaved: number
+}
+
+export interface EvaluatorOptions {
+  readonly storage: Pick<Storage, 'readings' | 'breaches' | 'alerts' | 'registry'>
+  readonly rules: readonly ActiveRule[]
+  readonly log: Logger
+  readonly clock: () => number
+  readonly newIncidentId?: () => string
+}
+
+export interface Evaluator {
+  /** Re-evaluates every rule of one site around the hours that changed (hour starts, epoch ms). */
+  evaluateSite(siteId: string, changedHours: readonly number[]): Promise<EvaluationResult>
+}
+
+export function createEvaluator(options: EvaluatorOptions): Evaluator {
+  const { storage, rules, clock } = options
+  const log = options.log.child({ module: 'evaluator' })
+  const newIncidentId = options.newIncidentId ?? (() => `inc_${randomUUID()}`)
+
+  async function readHours(siteId: string, metric: Metric, from: number, to: number) {
+    const points = await storage.readings.aggregateSeries({
+      siteId,
+      metric,
+      every: '1h',
+      from,
+      to,
+      limit: MAX_WINDOW_HOURS,
+    })
+    return points.map((p) => ({ ...p, t: Date.parse(p.t) }))
+  }
+
+  return {
+    async evaluateSite(siteId, changedHours) {
+      if (changedHours.length === 0 || rules.length === 0) return { events: 0, incidentsSaved: 0 }
+      const now = clock()
+      const site = await storage.registry.getSite(siteId)
+      if (site === undefined) return { events: 0, incidentsSaved: 0 }
+      const firstChanged = Math.min(...changedHours)
+      const to = Math.floor(now / HOUR_MS) * HOUR_MS + HOUR_MS
+
+      // The window: far enough back for every rule's persistence, and back to the start of any stored incident
+      // that overlaps it (repeated, because an earlier start can bring in an earlier incident).
+      let from = Math.max(
+        to - MAX_WINDOW_HOURS * HOUR_MS,
+        regulatoryDayStart(
+          firstChanged - Math.max(...rules.map((r) => evaluationLookbackMs(r.rule.period, r.rule.persistence))),
+        ),
+      )
+      let stored: IncidentRecord[] = []
+      for (let i = 0; i < 4; i++) {
+        stored = await storage.breaches.listIncidents({ siteId, from, to, limit: MAX_STORED_INCIDENTS })
+        const earliest = Math.min(from, ...stored.map((s) => regulatoryDayStart(s.start)))
+        if (earliest >= from) break
+        from = Math.max(earliest, to - MAX_WINDOW_HOURS * HOUR_MS)
+      }
+
+      const series = new Map<Metric, Awaited<ReturnType<typeof readHours>>>()
+      for (const metric of new Set<Metric>([...QC_METRICS, ...rules.map((r) => r.rule.pollutant)])) {
+        series.set(metric, await readHours(siteId, metric, from, to))
+      }
+      const qcInput: Partial<Record<Metric, QcHour[]>> = {}
+      for (const [metric, points] of series) qcInput[metric] = points
+      const issues = qualityIssues(qcInput)
+
+      const saves: IncidentInput[] = []
+      const withdrawals: { id: string; at: number }[] = []
+      const events: NewAlertEvent[] = []
+      for (const active of rules) {
+        const { rule, profile } = active
+        const metricIssues = issues.get(rule.pollutant)
+        // Hours before the profile took effect (its validFrom, a UTC+1 calendar day) are not judged by it: the
+        // first evaluation under a new edition (EU 2024/2881 on 2030-01-01) must not open incidents for the days
+        // before, which the lookback window reaches into.
+        const validFrom =
+          profile.validFrom === null ? Number.NEGATIVE_INFINITY : regulatoryDayStart(Date.parse(profile.validFrom))
+        const inForce = (series.get(rule.pollutant) ?? []).filter((p) => p.t >= validFrom)
+        const hours: RuleHour[] = inForce.map((p) => ({
+          t: p.t,
+          mean: p.mean,
+          coverage: p.coverage,
+          valid: p.valid,
+          suspect: (metricIssues?.get(p.t)?.length ?? 0) > 0,
+        }))
+        const history = periodValues(hours, rule.period, now)
+        const after = evaluateIncidents(history, rule)
+        const mine = stored.filter(
+          (s) => s.ruleId === rule.id && s.profileVersion === profile.version && s.withdrawnAt === null,
+        )
+        const records = new Map<Incident, IncidentRecord>(mine.map((record) => [asIncident(record), record]))
+        const diff = diffIncidents([...records.keys()], after, { liveCutoff: liveCutoff(now, rule.period) })
+        const last = history.findLast((v) => v.value !== null)
+        const latest = last?.value == null ? null : { t: last.t, value: last.value }
+        collect(diff, records, active, siteId, site.name, latest, now, { saves, withdrawals, events }, newIncidentId)
+      }
+      events.push(...maintenanceEvents(siteId, site.name, issues, changedHours))
+
+      if (saves.length === 0 && withdrawals.length === 0 && events.length === 0) return { events: 0, incidentsSaved: 0 }
+      const result = await storage.alerts.commitEvaluation({ incidents: saves, withdrawals, events, now })
+      if (result.eventsInserted > 0) {
+        log.info(
+          { siteId, incidents: saves.length, events: result.eventsInserted },
+          'breach evaluation changed incidents',
+        )
+      }
+      return { events: result.eventsInserted, incidentsSaved: result.incidents.length }
+    },
+  }
+}
+
+function asIncident(record: IncidentRecord): Incident {
+  return {
+    ruleId: record.ruleId,
+    start: record.start,
+    openedAt: record.openedAt,
+    end: record.end,
+    closedAt: record.closedAt,
+    peak: record.peak,
+    peakAt: record.peakAt,
+    escalations: record.escalations,
+  }
+}
+
+interface Changes {
+  readonly saves: IncidentInput[]
+  readonly withdrawals: { id: string; at: number }[]
+  readonly events: NewAlertEvent[]
+}
+
+/** Turns the diff of one rule into incident saves, withdrawals and alert events. */
+function collect(
+  diff: readonly IncidentEvent[],
+  records: ReadonlyMap<Incident, IncidentRecord>,
+  active: ActiveRule,
+  siteId: string,
+  siteName: string,
+  latest: { t: number; value: number } | null,
+  now: number,
+  changes: Changes,
+  newIncidentId: () => string,
+): void {
+  const { rule, profile } = active
+  // One save per incident however many events it has; new incidents get their id here so events can name it.
+  const saved = new Map<Incident, IncidentInput>()
+  const idOf = new Map<Incident, string>()
+  const retrospectiveOf = new Map<Incident, boolean>()
+
+  for (const event of diff) {
+    const record = event.previous === undefined ? undefined : records.get(event.previous)
+    if (event.type === 'withdrawn') {
+      const withdrawn = records.get(event.incident)
+      if (withdrawn === undefined) continue
+      changes.withdrawals.push({ id: withdrawn.id, at: now })
+      changes.events.push(
+        breachEvent('withdrawn', withdrawn.id, event, active, siteId, siteName, latest, withdrawn.retrospective, false),
+      )
+      continue
+    }
+    let id = idOf.get(event.incident) ?? record?.id
+    if (id === undefined) id = newIncidentId()
+    idOf.set(event.incident, id)
+    // An incident first seen retrospectively stays retrospective: its later close is not news to anyone.
+    const retrospective = retrospectiveOf.get(event.incident) ?? record?.retrospective ?? event.retrospective
+    retrospectiveOf.set(event.incident, retrospective)
+    saved.set(event.incident, {
+      id,
+      siteId,
+      pollutant: rule.pollutant,
+      ruleId: rule.id,
+      profileId: profile.id,
+      profileVersion: profile.version,
+      severity: rule.severity,
+      threshold: rule.value,
+      start: event.incident.start,
+      end: event.incident.end,
+      openedAt: event.incident.openedAt,
+      closedAt: event.incident.closedAt,
+      peak: event.incident.peak,
+      peakAt: event.incident.peakAt,
+      escalations: event.incident.escalations,
+      retrospective,
+      updatedAt: now,
+    })
+    // Changes are recorded, never sent: a moved start or peak is not news. Live events of alerting profiles only.
+    const live = active.alerts && !event.retrospective && !retrospective && event.type !== 'changed'
+    changes.events.push(breachEvent(event.type, id, event, active, siteId, siteName, latest, retrospective, live))
+  }
+  changes.saves.push(...saved.values())
+}
+
+function breachEvent(
+  type: IncidentEvent['type'],
+  incidentId: string,
+  event: IncidentEvent,
+  active: ActiveRule,
+  siteId: string,
+  siteName: string,
+  latest: { t: number; value: number } | null,
+  retrospective: boolean,
+  live: boolean,
+): NewAlertEvent {
+  const { rule, profile } = active
+  const { incident } = event
+  const topLevel = rule.escalateAt.at(-1)
+  // Quiet hours yield only for the highest level: an 'alert' rule, or the last escalation step (issue 4).
+  const urgent =
+    (type === 'opened' && (rule.severity === 'alert' || (topLevel !== undefined && incident.peak > topLevel))) ||
+    (type === 'escalated' && (rule.severity === 'alert' || event.level === topLevel))
+  const key =
+    type === 'escalated'
+      ? `${incidentId}:escalated:${event.level}`
+      : type === 'closed'
+        ? `${incidentId}:closed:${incident.closedAt}`
+        : type === 'changed'
+          ? `${incidentId}:changed:${event.at}:${incident.peak}:${incident.end}`
+          : `${incidentId}:${type}`
+  // The template input (core AlertMessageData) for the kinds that can be sent; 'changed' and 'withdrawn' are only
+  // recorded, with the same fields under their own kind.
+  const data = {
+    kind: type,
+    siteId,
+    siteName,
+    pollutant: rule.pollutant,
+    ruleId: rule.id,
+    profileName: profile.name,
+    legal: profile.legal,
+    period: rule.period,
+    threshold: rule.value,
+    severity: rule.severity,
+    start: incident.start,
+    peak: incident.peak,
+    peakAt: incident.peakAt,
+    ...(incident.end === null ? {} : { end: incident.end }),
+    ...(event.level === undefined ? {} : { level: event.level }),
+    ...(latest === null ? {} : { value: latest.value, valueAt: latest.t }),
+    profileId: profile.id,
+    profileVersion: profile.version,
+    retrospective,
+  }
+  return {
+    key,
+    kind: type,
+    topic: 'breaches',
+    siteId,
+    deviceId: null,
+    incidentId,
+    severity: rule.severity,
+    urgent,
+    live,
+    at: event.at,
+    data,
+  }
+}
+
+/**
+ * Quality problems in the hours that changed become maintenance events for caretakers (topic device-health),
+ * at most one per site, issue and UTC+1 day. Breach subscribers never get them (subscriptions.ts).
+ */
+function maintenanceEvents(
+  siteId: string,
+  siteName: string,
+  issues: ReadonlyMap<Metric, ReadonlyMap<number, readonly QualityIssue[]>>,
+  changedHours: readonly number[],
+): NewAlertEvent[] {
+  const changed = new Set(changedHours)
+  const found = new Map<string, { issue: QualityIssue; metric: Metric; at: number }>()
+  for (const [metric, byHour] of issues) {
+    for (const [t, list] of byHour) {
+      if (!changed.has(t)) continue
+      for (const issue of list) {
+        if (!MAINTENANCE_ISSUES.includes(issue)) continue
+        const key = `${siteId}:quality:${issue}:${regulatoryDayStart(t)}`
+        const seen = found.get(key)
+        if (seen === undefined || t < seen.at) found.set(key, { issue, metric, at: t })
+      }
+    }
+  }
+  return [...found].map(([key, { issue, metric, at }]) => ({
+    key,
+    kind: 'device-quality',
+    topic: 'device-health',
+    siteId,
+    deviceId: null,
+    incidentId: null,
+    severity: 'warning',
+    urgent: false,
+    live: true,
+    at,
+    data: {
+      kind: 'device-quality',
+      siteId,
+      siteName,
+      pollutant: metric,
+      issue,
+      since: at,
+      severity: 'warning',
+    } satisfies AlertEventData,
+  }))
+}

@@ -1,0 +1,7 @@
+export * from './channels/email.ts'
+export * from './channels/types.ts'
+export * from './channels/webhook.ts'
+export * from './config.ts'
+export * from './evaluator.ts'
+export * from './links.ts'
+export * from './service.ts'
