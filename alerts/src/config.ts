@@ -41,8 +41,6 @@ export const AlertsEnv = z.object({
   /** smtp://user:pass@host:port (STARTTLS when offered) or smtps://… (TLS); unset: e-mail subscriptions fail visibly. */
   SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'SMTP_URL must be an smtp:// or smtps:// URL' }).optional(),
   MAIL_FROM: z.string().min(3).default('skolluft <noreply@localhost>'),
-  /** base64url key (≥ 32 bytes) for webhook signatures and unsubscribe links; unset: a key file in DATA_DIR. */
-  ALERTS_KEY: z.string().min(43).optional(),
   ALERT_REMINDER_HOURS: z.coerce
     .number()
     .min(1)

@@ -69,8 +69,14 @@ const QC_METRICS: readonly Metric[] = ['pm1', 'pm25', 'pm10', 'no2', 'rh']
 const MAX_WINDOW_HOURS = 366 * 24
 /** Stored incidents of one site read per evaluation. */
 const MAX_STORED_INCIDENTS = 1_000
-/** Quality issues raised as maintenance events: at most one per site, issue and day (dedupe key). */
+/**
+ * Quality issues that are device faults, raised as maintenance events whenever they appear: at most one per site,
+ * issue and day (dedupe key). High humidity is weather, not a fault: it becomes a maintenance event only when it
+ * held back a breach (`suppressedEvents`), or fog would page the caretaker every autumn night.
+ */
 const MAINTENANCE_ISSUES: readonly QualityIssue[] = ['stuck', 'out_of_range', 'pm_order']
+/** A maintenance event about hours older than this is recorded, not sent (late data about a past fault). */
+const MAINTENANCE_LIVE_MS = 3 * HOUR_MS
 
 export interface EvaluationResult {
   readonly events: number
@@ -161,16 +167,31 @@ export function createEvaluator(options: EvaluatorOptions): Evaluator {
         }))
         const history = periodValues(hours, rule.period, now)
         const after = evaluateIncidents(history, rule)
-        const mine = stored.filter(
-          (s) => s.ruleId === rule.id && s.profileVersion === profile.version && s.withdrawnAt === null,
-        )
+        // Incidents of an earlier profile version (a deploy bumped PROFILES_VERSION) are matched too and keep the
+        // version that opened them: ignoring them would leave an open one open forever, make every later opening
+        // of this rule at this site a CONFLICT (one open incident per site and rule) that fails the whole
+        // evaluation, and duplicate the closed ones in the window as new retrospective incidents.
+        const mine = stored.filter((s) => s.ruleId === rule.id && s.withdrawnAt === null)
         const records = new Map<Incident, IncidentRecord>(mine.map((record) => [asIncident(record), record]))
         const diff = diffIncidents([...records.keys()], after, { liveCutoff: liveCutoff(now, rule.period) })
         const last = history.findLast((v) => v.value !== null)
         const latest = last?.value == null ? null : { t: last.t, value: last.value }
         collect(diff, records, active, siteId, site.name, latest, now, { saves, withdrawals, events }, newIncidentId)
+        // Reference §5.2: "suppress alerts when the sensor's QC state is suspect … and instead raise a maintenance
+        // ticket". The same rule on the data with the suspect hours kept shows which incidents the checks held back.
+        if (metricIssues !== undefined && metricIssues.size > 0) {
+          const unchecked = evaluateIncidents(
+            periodValues(
+              hours.map((h) => ({ ...h, suspect: false })),
+              rule.period,
+              now,
+            ),
+            rule,
+          )
+          events.push(...suppressedEvents(unchecked, after, metricIssues, active, siteId, site.name, changedHours, now))
+        }
       }
-      events.push(...maintenanceEvents(siteId, site.name, issues, changedHours))
+      events.push(...maintenanceEvents(siteId, site.name, issues, changedHours, now))
 
       if (saves.length === 0 && withdrawals.length === 0 && events.length === 0) return { events: 0, incidentsSaved: 0 }
       const result = await storage.alerts.commitEvaluation({ incidents: saves, withdrawals, events, now })
@@ -221,6 +242,9 @@ function collect(
   const saved = new Map<Incident, IncidentInput>()
   const idOf = new Map<Incident, string>()
   const retrospectiveOf = new Map<Incident, boolean>()
+  // A new incident is as live as its opening: an escalation passed during the persistence run is dated before
+  // openedAt (so before the live cutoff) and comes first in the diff, but must not make the incident retrospective.
+  for (const event of diff) if (event.type === 'opened') retrospectiveOf.set(event.incident, event.retrospective)
 
   for (const event of diff) {
     const record = event.previous === undefined ? undefined : records.get(event.previous)
@@ -245,7 +269,7 @@ function collect(
       pollutant: rule.pollutant,
       ruleId: rule.id,
       profileId: profile.id,
-      profileVersion: profile.version,
+      profileVersion: record?.profileVersion ?? profile.version,
       severity: rule.severity,
       threshold: rule.value,
       start: event.incident.start,
@@ -338,6 +362,7 @@ function maintenanceEvents(
   siteName: string,
   issues: ReadonlyMap<Metric, ReadonlyMap<number, readonly QualityIssue[]>>,
   changedHours: readonly number[],
+  now: number,
 ): NewAlertEvent[] {
   const changed = new Set(changedHours)
   const found = new Map<string, { issue: QualityIssue; metric: Metric; at: number }>()
@@ -361,7 +386,7 @@ function maintenanceEvents(
     incidentId: null,
     severity: 'warning',
     urgent: false,
-    live: true,
+    live: at >= now - MAINTENANCE_LIVE_MS,
     at,
     data: {
       kind: 'device-quality',
@@ -373,4 +398,60 @@ function maintenanceEvents(
       severity: 'warning',
     } satisfies AlertEventData,
   }))
+}
+
+/**
+ * Incidents that the rule opens on the unchecked data (suspect hours kept) where the checked data has none: a
+ * breach the quality checks held back. Each becomes one maintenance event for caretakers naming the issue that
+ * covered most of its hours, so a sensor reading high in fog is looked at instead of alarming a school.
+ */
+function suppressedEvents(
+  unchecked: readonly Incident[],
+  checked: readonly Incident[],
+  issues: ReadonlyMap<number, readonly QualityIssue[]>,
+  active: ActiveRule,
+  siteId: string,
+  siteName: string,
+  changedHours: readonly number[],
+  now: number,
+): NewAlertEvent[] {
+  const { rule } = active
+  const firstChanged = Math.min(...changedHours)
+  const events: NewAlertEvent[] = []
+  for (const incident of unchecked) {
+    // Only what this evaluation's new data completed; older ones were judged when their data came.
+    if (incident.openedAt + HOUR_MS < firstChanged) continue
+    const end = incident.end ?? Number.POSITIVE_INFINITY
+    if (checked.some((c) => c.start < end && incident.start < (c.end ?? Number.POSITIVE_INFINITY))) continue
+    const counts = new Map<QualityIssue, number>()
+    for (const [t, list] of issues) {
+      if (t < incident.start || t >= end) continue
+      for (const issue of list) counts.set(issue, (counts.get(issue) ?? 0) + 1)
+    }
+    const issue = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0]
+    // Device faults are reported on their own (maintenanceEvents); one message per fault is enough.
+    if (issue === undefined || MAINTENANCE_ISSUES.includes(issue)) continue
+    events.push({
+      key: `${siteId}:suppressed:${issue}:${incident.start}`,
+      kind: 'device-quality',
+      topic: 'device-health',
+      siteId,
+      deviceId: null,
+      incidentId: null,
+      severity: 'warning',
+      urgent: false,
+      live: incident.openedAt >= liveCutoff(now, rule.period),
+      at: incident.openedAt,
+      data: {
+        kind: 'device-quality',
+        siteId,
+        siteName,
+        pollutant: rule.pollutant,
+        issue,
+        since: incident.start,
+        severity: 'warning',
+      } satisfies AlertEventData,
+    })
+  }
+  return events
 }
