@@ -7,6 +7,7 @@ import { createMapSnapshots, type MapSnapshots } from './map-snapshot.ts'
 import { type ApiContext, type ApiDeps, DEFAULT_API_OPTIONS } from './options.ts'
 import { problemHandler, unmatchedRoute } from './problem.ts'
 import { createRateLimits } from './rate-limit.ts'
+import { alertsRouter, unsubscribeRouter } from './routes/alerts.ts'
 import { auditRouter } from './routes/audit.ts'
 import { authRouter } from './routes/auth.ts'
 import { breachesRouter } from './routes/breaches.ts'
@@ -32,8 +33,8 @@ export interface Api {
 /**
  * Builds the HTTP API as an express app (no listening; see server.ts). Layout:
  * request log → security headers → compression → dashboard (its own CSP) → /api/v1: rate limit →
- * body limit → authentication → CSRF check → routes per domain (routes/*.ts) → 404 → the one
- * problem+json error handler.
+ * body limit → the unsubscribe link (its token is the credential) → authentication → CSRF check → routes per
+ * domain (routes/*.ts) → 404 → the one problem+json error handler.
  */
 export function createApi(deps: ApiDeps): Api {
   const ctx: ApiContext = {
@@ -41,6 +42,7 @@ export function createApi(deps: ApiDeps): Api {
     storage: deps.storage,
     clock: deps.clock ?? Date.now,
     options: { ...DEFAULT_API_OPTIONS, ...deps.options },
+    alertsKey: deps.alertsKey ?? null,
   }
   const auth = createAuthenticator(ctx)
   const limits = createRateLimits(ctx.clock, ctx.options.rateLimit)
@@ -69,12 +71,16 @@ export function createApi(deps: ApiDeps): Api {
   v1.use(limits.api)
   v1.use(express.json({ limit: ctx.options.jsonBodyLimit }))
   v1.use(openApiRouter())
+  // Before authentication: the link's token is its credential, and a browser posting the page's form sends the
+  // session cookie, which the CSRF check would otherwise refuse (routes/alerts.ts).
+  v1.use(unsubscribeRouter(ctx))
   v1.use(auth.middleware)
   v1.use(auth.csrf)
   v1.use(authRouter(ctx, limits))
   v1.use(publicInfoRouter(ctx))
   v1.use(sitesRouter(ctx, snapshots))
   v1.use(breachesRouter(ctx))
+  v1.use(alertsRouter(ctx))
   v1.use(usersRouter(ctx))
   v1.use(tokensRouter(ctx))
   v1.use(auditRouter(ctx))

@@ -22,6 +22,7 @@ describe('ApiEnv', () => {
       TILE_ATTRIBUTION: '',
       SECURE_COOKIES: '',
       TRUST_PROXY: '',
+      NODE_ENV: '',
     })
     expect(env).toEqual({
       PORT: 8080,
@@ -32,6 +33,7 @@ describe('ApiEnv', () => {
       TILE_ATTRIBUTION: DEFAULT_TILE_ATTRIBUTION,
       SECURE_COOKIES: false,
       TRUST_PROXY: undefined,
+      NODE_ENV: 'development',
     })
     expect(apiListenOptions(env)).toEqual({
       host: '0.0.0.0',
@@ -44,6 +46,7 @@ describe('ApiEnv', () => {
         tileAttribution: '© OpenStreetMap contributors',
         secureCookies: false,
         trustProxy: false,
+        production: false,
       },
     })
   })
@@ -74,18 +77,20 @@ describe('ApiEnv', () => {
     expect(problemsOf({ PUBLIC_MAP: 'maybe', SECURE_COOKIES: 'TRUE!' })).toEqual(['PUBLIC_MAP', 'SECURE_COOKIES'])
   })
 
-  it('turns TILE_URL=none into no tiles, passes other settings on, and refuses a non-http tile URL', () => {
+  it('turns TILE_URL=none into no tiles, passes other settings on (NODE_ENV=production too), and refuses a non-http tile URL', () => {
     const env = loadConfig(ApiEnv, {
       TILE_URL: 'none',
       TILE_ATTRIBUTION: '© Lantmäteriet',
       SECURE_COOKIES: 'on',
       TRUST_PROXY: 'loopback',
+      NODE_ENV: 'production',
     })
     expect(apiListenOptions(env).options).toMatchObject({
       tileUrl: null,
       tileAttribution: '© Lantmäteriet',
       secureCookies: true,
       trustProxy: 'loopback',
+      production: true,
     })
     const tiles = 'https://{s}.tiles.example.org/{z}/{x}/{y}.png'
     expect(apiListenOptions(loadConfig(ApiEnv, { TILE_URL: tiles })).options.tileUrl).toBe(tiles)

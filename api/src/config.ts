@@ -31,6 +31,8 @@ export const ApiEnv = z.object({
   SECURE_COOKIES: z.preprocess(unsetIfEmpty, flag.default(false)),
   /** express `trust proxy` (e.g. `loopback`), so rate limits see client addresses behind a proxy. */
   TRUST_PROXY: z.preprocess(unsetIfEmpty, z.string().max(200).optional()),
+  /** `production` makes alert webhooks https-only (the alerts service reads the same variable). */
+  NODE_ENV: z.preprocess(unsetIfEmpty, z.string().max(100).default('development')),
 })
 export type ApiEnv = z.infer<typeof ApiEnv>
 
@@ -52,6 +54,7 @@ export function apiListenOptions(
       tileAttribution: env.TILE_ATTRIBUTION,
       secureCookies: env.SECURE_COOKIES,
       trustProxy: env.TRUST_PROXY ?? false,
+      production: env.NODE_ENV === 'production',
     },
   }
 }

@@ -32,6 +32,8 @@ export interface ApiOptions {
   readonly rateLimit: { readonly ratePerS: number; readonly burst: number }
   /** How often live sockets' credentials are checked again (live/hub.ts). */
   readonly liveRevalidateMs: number
+  /** NODE_ENV=production: alert webhooks must be https, even to localhost (core subscriptions.ts). */
+  readonly production: boolean
 }
 
 export const DEFAULT_API_OPTIONS: ApiOptions = {
@@ -55,6 +57,7 @@ export const DEFAULT_API_OPTIONS: ApiOptions = {
   trustProxy: false,
   rateLimit: { ratePerS: API_RATE_PER_S, burst: API_BURST },
   liveRevalidateMs: REVALIDATE_MS,
+  production: false,
 }
 
 /** One file the API serves as it is (the dashboard's bundle). */
@@ -72,6 +75,11 @@ export interface ApiDeps {
   readonly options?: Partial<ApiOptions>
   /** The dashboard, by URL path; served at `/` with its own content security policy. */
   readonly dashboard?: ReadonlyMap<string, StaticFile>
+  /**
+   * The deployment's alerts key (runtime derived-keys.ts, the same one the alerts service holds): webhook signing
+   * secrets and unsubscribe links are derived from it. Without it, new subscriptions and unsubscribe links answer 503.
+   */
+  readonly alertsKey?: Buffer
 }
 
 /** What every route module receives: the dependencies with defaults filled in. */
@@ -80,4 +88,5 @@ export interface ApiContext {
   readonly storage: Storage
   readonly clock: () => number
   readonly options: ApiOptions
+  readonly alertsKey: Buffer | null
 }

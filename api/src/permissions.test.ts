@@ -13,7 +13,8 @@ import { type RunningApi, startApi } from './server.ts'
  * map switched off and on. The expected tables are written out by hand from the issue's permission model
  * (core access.ts: admin everything; staff all sites, raw, devices, acknowledging and commenting on breaches;
  * principal own sites; caretaker devices and rejects; researcher series without devices; public map = map,
- * breaches and hourly values for everyone).
+ * breaches and hourly values for everyone; issue 4: alert subscriptions and in-app notifications for people of
+ * every role but researcher, never tokens; the delivery log for admin and staff).
  */
 const NOW = Date.parse('2026-11-30T12:00:00Z')
 const STARTED = Date.now()
@@ -27,6 +28,8 @@ const ALL = [A, B, C]
 const DEVICES_AT: Readonly<Record<string, readonly string[]>> = { [A]: ['dev-a1', 'dev-a2'], [B]: ['dev-b'], [C]: [] }
 /** One breach incident at A and one at B (issue 4); C has none. */
 const INCIDENT_AT = { [A]: 'inc_perm-a', [B]: 'inc_perm-b' } as const
+/** The deployment's alerts key (runtime derived-keys.ts), so that subscribing works. */
+const ALERTS_KEY = Buffer.alloc(32, 7)
 
 /** Columns of every table below, in this order. */
 const WHO = [
@@ -85,6 +88,16 @@ const ENDPOINTS = {
     path: `/breaches/${INCIDENT_AT[A]}/comments`,
     body: (who, mode) => ({ text: `seen by ${who} (${mode})` }),
   },
+  'GET /subscriptions': { method: 'GET', path: '/subscriptions' },
+  'POST /subscriptions': {
+    method: 'POST',
+    path: '/subscriptions',
+    // Each role's own topic (core subscriptions.ts mayUseTopic); a principal's 'all' is their own sites.
+    body: (who) => ({ topic: who === 'caretaker' ? 'device-health' : 'breaches', channel: 'in_app', sites: 'all' }),
+  },
+  'GET /notifications': { method: 'GET', path: '/notifications' },
+  'POST /notifications/read': { method: 'POST', path: '/notifications/read', body: () => ({ ids: [1] }) },
+  'GET /deliveries': { method: 'GET', path: '/deliveries' },
 } as const satisfies Record<string, Endpoint>
 type EndpointName = keyof typeof ENDPOINTS
 
@@ -110,6 +123,11 @@ const STATUS_PUBLIC_MAP_OFF: Record<EndpointName, Row<number>> = {
   'GET /breaches/B':          [ 401, 200,  200,  404,  200,  200,  200,  404,  200 ],
   'POST /breaches/A/ack':     [ 401, 200,  200,  403,  403,  403,  403,  403,  403 ],
   'POST /breaches/A/comments':[ 401, 201,  201,  403,  403,  403,  403,  403,  403 ],
+  'GET /subscriptions':       [ 401, 200,  200,  200,  200,  403,  403,  403,  403 ],
+  'POST /subscriptions':      [ 401, 201,  201,  201,  201,  403,  403,  403,  403 ],
+  'GET /notifications':       [ 401, 200,  200,  200,  200,  403,  403,  403,  403 ],
+  'POST /notifications/read': [ 401, 200,  200,  200,  200,  403,  403,  403,  403 ],
+  'GET /deliveries':          [ 401, 200,  200,  403,  403,  403,  403,  403,  403 ],
 }
 
 // biome-ignore format: the tables are read as tables
@@ -134,6 +152,11 @@ const STATUS_PUBLIC_MAP_ON: Record<EndpointName, Row<number>> = {
   'GET /breaches/B':          [ 200, 200,  200,  200,  200,  200,  200,  200,  200 ],
   'POST /breaches/A/ack':     [ 401, 200,  200,  403,  403,  403,  403,  403,  403 ],
   'POST /breaches/A/comments':[ 401, 201,  201,  403,  403,  403,  403,  403,  403 ],
+  'GET /subscriptions':       [ 401, 200,  200,  200,  200,  403,  403,  403,  403 ],
+  'POST /subscriptions':      [ 401, 201,  201,  201,  201,  403,  403,  403,  403 ],
+  'GET /notifications':       [ 401, 200,  200,  200,  200,  403,  403,  403,  403 ],
+  'POST /notifications/read': [ 401, 200,  200,  200,  200,  403,  403,  403,  403 ],
+  'GET /deliveries':          [ 401, 200,  200,  403,  403,  403,  403,  403,  403 ],
 }
 
 /** '-': no 200, nothing to see. */
@@ -336,8 +359,8 @@ beforeAll(async () => {
     )
   }
   const base = { log: silentLogger(), storage, clock, host: '127.0.0.1', port: 0 }
-  publicOff = await startApi({ ...base, options: { publicMap: false, mapSnapshotMaxAgeMs: 0 } })
-  publicOn = await startApi({ ...base, options: { publicMap: true, mapSnapshotMaxAgeMs: 0 } })
+  publicOff = await startApi({ ...base, alertsKey: ALERTS_KEY, options: { publicMap: false, mapSnapshotMaxAgeMs: 0 } })
+  publicOn = await startApi({ ...base, alertsKey: ALERTS_KEY, options: { publicMap: true, mapSnapshotMaxAgeMs: 0 } })
 
   callers.set('anonymous', { headers: {}, csrf: null })
   for (const user of USERS) {

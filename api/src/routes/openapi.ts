@@ -3,6 +3,21 @@ import { Router } from 'express'
 import { z } from 'zod'
 import { methodNotAllowed } from '../problem.ts'
 import { MAX_SERIES_POINTS, MAX_SERIES_SPAN, SeriesQueryParams } from '../series-query.ts'
+import {
+  CreatedSubscriptionResponse,
+  DeliveriesQuery,
+  DeliveryAttemptsResponse,
+  DeliveryListResponse,
+  MAX_DELIVERIES_LIMIT,
+  MAX_SUBSCRIPTIONS_PER_USER,
+  MarkReadBody,
+  MarkReadResponse,
+  NotificationListResponse,
+  NotificationsQuery,
+  SubscriptionBody,
+  SubscriptionListResponse,
+  UnsubscribeQuery,
+} from './alerts.ts'
 import { AuditQuery } from './audit.ts'
 import { LoginBody, SessionResponse, SetupBody } from './auth.ts'
 import {
@@ -59,6 +74,8 @@ interface Operation {
   readonly method: 'get' | 'post' | 'patch' | 'delete'
   readonly path: string
   readonly summary: string
+  /** Longer text (CommonMark) where the summary cannot say everything a client must know. */
+  readonly description?: string
   readonly tag: string
   /** Permission needed (core access.ts), 'public' when none, 'session' for the auth endpoints. */
   readonly access: Permission | 'public' | 'session'
@@ -142,6 +159,97 @@ const OPERATIONS: readonly Operation[] = [
     body: CommentBody,
     response: BreachComment,
     status: 201,
+  },
+  {
+    method: 'get',
+    path: '/subscriptions',
+    tag: 'alerts',
+    access: 'alerts:subscribe',
+    summary: "The caller's active alert subscriptions (user sessions only)",
+    response: SubscriptionListResponse,
+  },
+  {
+    method: 'post',
+    path: '/subscriptions',
+    tag: 'alerts',
+    access: 'alerts:subscribe',
+    summary: 'Subscribe to alerts by e-mail, webhook or in-app notification (user sessions only); audited',
+    description: [
+      'Principals subscribe to breaches of their own sites (`sites: "all"` is stored as their bound sites), caretakers to device health, staff and admins to both.',
+      'Refused with 400: an unknown site (each named), an e-mail address that cannot be valid, a webhook URL that is not https in production (plain http only to localhost outside production), overlapping quiet hours, unknown fields.',
+      "Refused with 403: a topic the role may not use (`topic_not_allowed`), another school's site (`site_not_allowed`), an API token (`user_session_required`: a token has no user to alert).",
+      `409 \`too_many_subscriptions\` past ${MAX_SUBSCRIPTIONS_PER_USER} active subscriptions; 503 \`alerts_not_configured\` when the API runs without the alerts key.`,
+      '**For a webhook, `signing_secret` is in this response only and is never shown again**: every delivery carries `X-Skolluft-Signature: v1=<hex HMAC-SHA256(signing_secret, "<X-Skolluft-Timestamp>.<body>")>`. To get a new secret, delete the subscription and create another.',
+    ].join('\n\n'),
+    body: SubscriptionBody,
+    response: CreatedSubscriptionResponse,
+    status: 201,
+  },
+  {
+    method: 'delete',
+    path: '/subscriptions/{id}',
+    tag: 'alerts',
+    access: 'alerts:subscribe',
+    summary: "Unsubscribe; the caller's own subscriptions only (404 otherwise); audited",
+    status: 204,
+  },
+  {
+    method: 'get',
+    path: '/notifications',
+    tag: 'alerts',
+    access: 'alerts:subscribe',
+    summary: "The caller's in-app notifications, newest first, and how many are unread (user sessions only)",
+    query: NotificationsQuery,
+    response: NotificationListResponse,
+  },
+  {
+    method: 'post',
+    path: '/notifications/read',
+    tag: 'alerts',
+    access: 'alerts:subscribe',
+    summary: "Mark the caller's notifications read; ids of other users' notifications change nothing",
+    body: MarkReadBody,
+    response: MarkReadResponse,
+  },
+  {
+    method: 'get',
+    path: '/deliveries',
+    tag: 'alerts',
+    access: 'deliveries:read',
+    summary: `The alert outbox, newest first (at most ${MAX_DELIVERIES_LIMIT}): status, attempts and last error of every message; webhook URLs shown as their origin only`,
+    query: DeliveriesQuery,
+    response: DeliveryListResponse,
+  },
+  {
+    method: 'get',
+    path: '/deliveries/{id}/attempts',
+    tag: 'alerts',
+    access: 'deliveries:read',
+    summary: 'One outbox message and each delivery attempt (time, outcome, error, duration)',
+    response: DeliveryAttemptsResponse,
+  },
+  {
+    method: 'get',
+    path: '/unsubscribe/{id}',
+    tag: 'alerts',
+    access: 'public',
+    summary: 'The unsubscribe link of an alert: an HTML page (Swedish and English) whose button posts to the same URL',
+    description:
+      'The `token` in the link is the credential; no log-in. A wrong token and an unknown id answer the same 404 (an HTML page for browsers).',
+    query: UnsubscribeQuery,
+    responseType: 'text/html',
+  },
+  {
+    method: 'post',
+    path: '/unsubscribe/{id}',
+    tag: 'alerts',
+    access: 'public',
+    summary:
+      "Unsubscribe by link: the page's button, or a mail client's RFC 8058 one-click POST (List-Unsubscribe=One-Click)",
+    description:
+      'No session or CSRF token: the `token` query parameter is the credential (compared in constant time). Answers an HTML confirmation; a second POST changes nothing.',
+    query: UnsubscribeQuery,
+    responseType: 'text/html',
   },
   {
     method: 'get',
@@ -281,6 +389,7 @@ export function openApiDocument(): Record<string, unknown> {
     const ok = String(op.status ?? 200)
     const entry = {
       summary: op.summary,
+      ...(op.description === undefined ? {} : { description: op.description }),
       tags: [op.tag],
       'x-permission': op.access,
       ...(op.access === 'public' || op.access === 'session' ? { security: [] } : {}),

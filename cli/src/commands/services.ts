@@ -7,7 +7,7 @@ import type { Gateway } from '@skolluft/gateway'
 import { createLogger, generateSecret, hashSecret, type Logger, loadConfig, unsetIfEmpty } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
 import { z } from 'zod'
-import { loadAlertsKey } from '../alerts-key.ts'
+import { AlertsKeyEnv, loadAlertsKey } from '../alerts-key.ts'
 import { CommonConfig, SimEnv } from '../config.ts'
 import { openDataDir, openGatewaySpool } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
@@ -162,10 +162,10 @@ async function startPlatformAlerts(
     DATA_DIR: string
   },
   mqtt: { url: string; username: string; password: string },
+  masterKey: Buffer,
 ) {
   const { alertsSelection, createEmailChannel, createLinks, createWebhookChannel, startAlerts } = await loadAlerts()
   const selection = alertsSelection(config)
-  const masterKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
   const production = config.NODE_ENV === 'production'
   const email =
     config.SMTP_URL === undefined
@@ -213,6 +213,7 @@ export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<numbe
     .extend(ApiEnv.shape)
     .extend(SimEnv.shape)
     .extend(AlertsEnv.omit({ MQTT_URL: true, MQTT_USERNAME: true, MQTT_PASSWORD: true }).shape)
+    .extend(AlertsKeyEnv.shape)
   const config = loadConfig(StartConfig, env)
   const log = createLogger({ level: config.LOG_LEVEL })
   const storage = await openDataDir(config.DATA_DIR)
@@ -225,7 +226,8 @@ export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<numbe
     const mqttUrl = `mqtt://127.0.0.1:${gateway.port}`
     const ingest = await startIngest({ log, storage, mqtt: { url: mqttUrl, ...credentials.ingest } })
     closers.push(() => ingest.close())
-    const alerts = await startPlatformAlerts(log, storage, config, { url: mqttUrl, ...credentials.alerts })
+    const alertsKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
+    const alerts = await startPlatformAlerts(log, storage, config, { url: mqttUrl, ...credentials.alerts }, alertsKey)
     closers.push(alerts.close)
     const listen = apiListenOptions(config, { publicMap: config.DEMO_SITES })
     let port = listen.port
@@ -237,6 +239,7 @@ export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<numbe
       options: { ...listen.options, setupTokenHash: setup.hash },
       dashboard: await dashboardFiles(log),
       live: { url: mqttUrl, ...credentials.api },
+      alertsKey,
     })
     port = api.port
     closers.push(() => api.close())
@@ -301,12 +304,13 @@ export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
 
 export async function runAlerts(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
   const { AlertsEnv } = await loadAlerts()
-  const config = loadConfig(CommonConfig.extend(AlertsEnv.shape), env)
+  const config = loadConfig(CommonConfig.extend(AlertsEnv.shape).extend(AlertsKeyEnv.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-alerts' })
   const credential = await loadServiceCredential('alerts', config.DATA_DIR, config)
   const storage = await openDataDir(config.DATA_DIR)
   try {
-    const alerts = await startPlatformAlerts(log, storage, config, { url: config.MQTT_URL, ...credential })
+    const alertsKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
+    const alerts = await startPlatformAlerts(log, storage, config, { url: config.MQTT_URL, ...credential }, alertsKey)
     return runUntilSignal(log, [() => storage.close(), alerts.close])
   } catch (error) {
     await storage.close()
@@ -326,11 +330,12 @@ const LiveEnv = z.object({
 
 export async function runApi(env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const { ApiEnv, apiListenOptions, startApi } = await loadApi()
-  const config = loadConfig(CommonConfig.extend(ApiEnv.shape).extend(LiveEnv.shape), env)
+  const config = loadConfig(CommonConfig.extend(ApiEnv.shape).extend(LiveEnv.shape).extend(AlertsKeyEnv.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-api' })
   const storage = await openDataDir(config.DATA_DIR)
   const closers: Closer[] = [() => storage.close()]
   try {
+    const alertsKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
     const live =
       config.LIVE_MQTT_URL === undefined
         ? undefined
@@ -345,6 +350,7 @@ export async function runApi(env: NodeJS.ProcessEnv, io: CliIo): Promise<number>
       options: { ...listen.options, setupTokenHash: setup.hash },
       dashboard: await dashboardFiles(log),
       ...(live === undefined ? {} : { live }),
+      alertsKey,
     })
     port = api.port
     closers.push(() => api.close())
