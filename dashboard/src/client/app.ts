@@ -2,6 +2,9 @@
 import { EAQI_POLLUTANTS, type EaqiPollutant, METRIC_INFO } from '@skolluft/core'
 import { type Api, ApiError } from './api.ts'
 import { createLoginForm, type LoginForm, roleLabel, userName } from './auth.ts'
+import { type Bell, createBell } from './bell.ts'
+import { mayManageBreaches } from './breaches.ts'
+import { type BreachesView, createBreachesView } from './breaches-view.ts'
 import { h, uid } from './dom.ts'
 import { formatAge, formatHour, formatNumber } from './format.ts'
 import { createI18n, DEFAULT_LANG, type I18n, isLang } from './i18n.ts'
@@ -31,7 +34,9 @@ import {
   sortSites,
   valueTime,
 } from './model.ts'
+import { createNotificationFeed, type NotificationFeed } from './notifications.ts'
 import { createPanel, type Panel } from './panel.ts'
+import type { BreachAccess } from './panel-breaches.ts'
 import { createReplayBar, type ReplayBar, type ReplayPeriod } from './replay-bar.ts'
 import {
   type ConfigData,
@@ -215,6 +220,8 @@ function showLoginOnly(shared: Shared, session: SessionData): void {
   form.focus()
 }
 
+type View = 'map' | 'list' | 'breaches'
+
 interface ReplayState {
   period: ReplayPeriod
   data: ReplayData | null
@@ -234,7 +241,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
 
   // ---- state -------------------------------------------------------------------------------------
   let pollutant: EaqiPollutant = 'pm25'
-  let view: 'map' | 'list' = 'map'
+  let view: View = 'map'
   let filters: Filters = NO_FILTERS
   let sites: SiteState[] = []
   const byId = new Map<string, SiteState>()
@@ -294,6 +301,28 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     }
   }
 
+  /** "Breaches (3)": the open incidents over the sites on the map (the GeoJSON's counts). */
+  function breachesLabel(): string {
+    const n = sites.reduce((sum, site) => sum + site.openBreaches, 0)
+    return n > 0 ? t('viewBreachesCount', { n }) : t('viewBreaches')
+  }
+
+  function breachAccess(): BreachAccess {
+    const user = session.user
+    return {
+      loggedIn: user !== null,
+      manage: mayManageBreaches(user?.role),
+      csrf: session.csrfToken,
+      me: user === null ? null : { id: user.id, name: userName(user) },
+    }
+  }
+
+  /** The breaches view is out of date: refetched now if shown, otherwise when it is next shown. */
+  function breachesChanged(): void {
+    if (view === 'breaches') breachesView.load()
+    else breachesDirty = true
+  }
+
   // ---- shell -------------------------------------------------------------------------------------
   const pollutantId = uid('pollutant')
   const pollutantSelect = h('select', { id: pollutantId, 'data-testid': 'pollutant-select' })
@@ -308,11 +337,16 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     h('button', { type: 'button', 'data-testid': 'view-list', 'aria-pressed': 'false' }),
     () => t('viewList'),
   )
+  const viewBreachesButton = texts.bind(
+    h('button', { type: 'button', 'data-testid': 'view-breaches', 'aria-pressed': 'false' }),
+    () => breachesLabel(),
+  )
   const viewToggle = h(
     'div',
     { class: 'segmented', role: 'group', 'data-testid': 'view-toggle' },
     viewMapButton,
     viewListButton,
+    viewBreachesButton,
   )
   texts.bind(viewToggle, () => t('view'), 'aria-label')
   const filtersToggle = texts.bind(
@@ -417,6 +451,8 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     lang: () => i18n.lang(),
     now,
     loggedIn: () => session.user !== null,
+    breachAccess,
+    onBreachesChanged: () => breachesChanged(),
     onClose: () => closePanel(),
     onDetails: (site) => {
       list.update(site, rowContext())
@@ -430,6 +466,27 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     onPeriod: (p) => setReplayPeriod(p),
     onPlayPause: () => playPause(),
     onSeek: (i) => seek(i),
+  })
+  const breachesView: BreachesView = createBreachesView({
+    api: env.api,
+    t,
+    lang: () => i18n.lang(),
+    siteName: (id) => byId.get(id)?.name ?? null,
+    me: () => breachAccess().me,
+    onOpen: (id) => openSite(id),
+  })
+  breachesView.element.hidden = true
+  let breachesDirty = true
+  const feed: NotificationFeed = createNotificationFeed({
+    api: env.api,
+    csrf: () => session.csrfToken,
+    onChange: (state) => bell.show(state),
+  })
+  const bell: Bell = createBell({
+    t,
+    lang: () => i18n.lang(),
+    feed,
+    onOpenSite: (id) => openSite(id),
   })
   const skipLink = texts.bind(h('a', { class: 'skip-link', href: '#site-list' }), () => t('skipToList'))
   const loginPopover = h('div', { class: 'popover', 'data-testid': 'login-popover', hidden: true })
@@ -453,6 +510,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
         viewToggle,
         filtersToggle,
         languageSwitch(i18n, texts, env.storage),
+        bell.element,
         authBox,
       ),
     ),
@@ -460,7 +518,12 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     setupPopover,
     h('div', { class: 'banners' }, connectionBanner, loadError, demoBanner, tilesBanner),
     filtersSection,
-    h('main', { class: 'content', id: 'main' }, h('div', { class: 'views' }, mapEl, list.element), panel.element),
+    h(
+      'main',
+      { class: 'content', id: 'main' },
+      h('div', { class: 'views' }, mapEl, list.element, breachesView.element),
+      panel.element,
+    ),
     replayBar.element,
   )
 
@@ -651,6 +714,8 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
       demoBanner.hidden = !allDemo(sites)
       renderFilterOptions()
       applyFilters()
+      viewBreachesButton.textContent = breachesLabel()
+      breachesChanged()
       const open = panel.currentId()
       if (open !== null) {
         const site = byId.get(open)
@@ -659,6 +724,9 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
       }
       if (!ready) {
         mapView.fitAll(sites)
+        // Alert messages link to `/?site=<id>`: open that site's panel once the map has loaded.
+        const linked = new URLSearchParams(window.location.search).get('site')
+        if (linked !== null) openSite(linked)
         requestAnimationFrame(() => {
           ready = true
           document.body.dataset.ready = 'true'
@@ -731,6 +799,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     returnFocus = null
     if (target?.isConnected) target.focus()
     else if (id !== null && view === 'list' && list.focusRow(id)) return
+    else if (id !== null && view === 'breaches' && breachesView.focusRow(id)) return
     else mapEl.focus()
   }
 
@@ -914,6 +983,8 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
 
   function accessChanged(): void {
     renderAuth()
+    if (session.user === null) feed.stop()
+    else feed.start()
     void loadSites()
     const open = panel.currentId()
     const site = open === null ? undefined : byId.get(open)
@@ -939,15 +1010,21 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
   }
 
   // ---- input -------------------------------------------------------------------------------------
-  function setView(next: 'map' | 'list'): void {
+  function setView(next: View): void {
     view = next
     viewMapButton.setAttribute('aria-pressed', String(next === 'map'))
     viewListButton.setAttribute('aria-pressed', String(next === 'list'))
+    viewBreachesButton.setAttribute('aria-pressed', String(next === 'breaches'))
     mapEl.hidden = next !== 'map'
     list.element.hidden = next !== 'list'
+    breachesView.element.hidden = next !== 'breaches'
     document.body.dataset.view = next
     if (next === 'map') mapView.invalidateSize()
-    else if (listDirty) renderList()
+    else if (next === 'list' && listDirty) renderList()
+    else if (next === 'breaches' && breachesDirty) {
+      breachesDirty = false
+      breachesView.load()
+    }
   }
 
   function setSort(key: SortKey): void {
@@ -967,6 +1044,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
   })
   viewMapButton.addEventListener('click', () => setView('map'))
   viewListButton.addEventListener('click', () => setView('list'))
+  viewBreachesButton.addEventListener('click', () => setView('breaches'))
   filtersToggle.addEventListener('click', () => {
     const expanded = filtersToggle.getAttribute('aria-expanded') !== 'true'
     filtersToggle.setAttribute('aria-expanded', String(expanded))
@@ -1058,6 +1136,8 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     renderReplayBar()
     listDirty = true
     renderList()
+    breachesView.render()
+    bell.relabel()
     panel.relabel()
     scheduleMarkers()
   })
@@ -1098,6 +1178,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
   // ---- start -------------------------------------------------------------------------------------
   let live: Live | null = null
   renderAuth()
+  if (session.user !== null) feed.start()
   renderReplayBar()
   setView('map')
   void loadSites().then(() => {
@@ -1106,7 +1187,10 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
       onDeviceStatus: scheduleStatusRefetch,
       onConnection: (connected, reconnected) => {
         connectionBanner.hidden = connected
-        if (connected && reconnected) void loadSites()
+        if (connected && reconnected) {
+          void loadSites()
+          feed.refresh()
+        }
       },
     })
     const open = panel.currentId()

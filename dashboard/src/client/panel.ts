@@ -26,6 +26,7 @@ import type { Translate } from './i18n.ts'
 import { bandChip, bandLabel } from './list-view.ts'
 import type { Lang } from './messages.ts'
 import { INDEX_MAX_AGE_MS, latestFrom, type SiteState } from './model.ts'
+import { type BreachAccess, createPanelBreaches } from './panel-breaches.ts'
 import { type DeviceData, SeriesSchema, SiteFeatureSchema } from './schemas.ts'
 
 /**
@@ -41,6 +42,10 @@ export interface PanelDeps {
   /** Server-adjusted now, epoch ms. */
   readonly now: () => number
   readonly loggedIn: () => boolean
+  /** Who may do what with breach incidents (acknowledge, comment), and the CSRF token for it. */
+  readonly breachAccess: () => BreachAccess
+  /** An incident was acknowledged in the panel. */
+  readonly onBreachesChanged: () => void
   readonly onClose: () => void
   /** Called when GET /sites/:id brought newer details for the site (devices, latest). */
   readonly onDetails: (site: SiteState) => void
@@ -81,6 +86,14 @@ export function createPanel(deps: PanelDeps): Panel {
     body,
   )
   closeButton.addEventListener('click', () => deps.onClose())
+  const breaches = createPanelBreaches({
+    api: deps.api,
+    t,
+    lang: () => deps.lang(),
+    now: () => deps.now(),
+    access: () => deps.breachAccess(),
+    onChanged: () => deps.onBreachesChanged(),
+  })
 
   let site: SiteState | null = null
   let metric: Metric = 'pm25'
@@ -372,11 +385,13 @@ export function createPanel(deps: PanelDeps): Panel {
           )
         : null,
       latestBox,
+      breaches.element,
       devicesBox,
       renderChartSection(),
     )
     renderLatest()
     renderDevices()
+    breaches.render()
   }
 
   return {
@@ -390,6 +405,7 @@ export function createPanel(deps: PanelDeps): Panel {
       }
       element.hidden = false
       if (!same) element.scrollTop = 0
+      breaches.load(next.id, next.openBreaches)
       render()
       void loadChart()
       void loadDetails(next)
@@ -397,9 +413,11 @@ export function createPanel(deps: PanelDeps): Panel {
     refresh(next) {
       if (site === null || next.id !== site.id) return
       renderLatest()
+      breaches.sync(next.id, next.openBreaches)
     },
     close() {
       site = null
+      breaches.clear()
       chartSeq += 1
       detailsSeq += 1
       chart?.destroy()

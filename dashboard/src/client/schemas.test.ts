@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { FeatureCollectionSchema, parseFeatures, parseReadings, problemIssues, SessionSchema } from './schemas.ts'
+import {
+  BreachDetailSchema,
+  FeatureCollectionSchema,
+  parseFeatures,
+  parseIncidents,
+  parseReadings,
+  problemIssues,
+  SessionSchema,
+} from './schemas.ts'
 
 describe('API responses', () => {
   it('keeps valid sites and leaves out the ones it cannot draw', () => {
@@ -52,5 +60,40 @@ describe('API responses', () => {
       { path: 'email', message: 'Invalid email address' },
     ])
     expect(problemIssues(undefined)).toEqual([])
+  })
+
+  it('keeps the breach incidents it can show and leaves out the rest', () => {
+    // The shape of api/src/routes/breaches.ts publicIncident.
+    const ok = {
+      id: 'inc_a',
+      site: 'site-a',
+      pollutant: 'pm25',
+      rule: 'who2021-aqg-pm25-day',
+      profile: { id: 'who2021-aqg', version: '2026-11-30' },
+      severity: 'info',
+      threshold: 15,
+      start: '2026-11-28T23:00:00.000Z',
+      end: null,
+      opened_at: '2026-11-28T23:00:00.000Z',
+      closed_at: null,
+      peak: 31.5,
+      peak_at: '2026-11-29T23:00:00.000Z',
+      escalations: [],
+      retrospective: false,
+      acknowledged: null,
+      withdrawn_at: null,
+    }
+    const anonymousAck = { ...ok, id: 'inc_b', acknowledged: { at: '2026-11-30T08:00:00.000Z', by: null } }
+    const badTime = { ...ok, id: 'inc_c', start: 'yesterday' }
+    const noPeak = { ...ok, id: 'inc_d', peak: null }
+    const { incidents, invalid } = parseIncidents([ok, anonymousAck, badTime, noPeak, 'junk'])
+    expect(incidents.map((i) => i.id)).toEqual(['inc_a', 'inc_b'])
+    expect(invalid).toBe(3)
+    const detail = BreachDetailSchema.safeParse({
+      ...ok,
+      comments: [{ at: ok.start, actor: 'user:u1', text: 'Vädrat' }],
+    })
+    expect(detail.success && detail.data.comments).toEqual([{ at: ok.start, actor: 'user:u1', text: 'Vädrat' }])
+    expect(BreachDetailSchema.safeParse(ok).success).toBe(true)
   })
 })

@@ -143,6 +143,57 @@ export const ReadingSchema = z.object({
 export type ReadingData = z.infer<typeof ReadingSchema>
 export const ReadingBatchSchema = z.array(z.unknown())
 
+/**
+ * One breach incident (api/src/routes/breaches.ts BreachResponse). Strict where the page computes with a
+ * value (times, numbers); `acknowledged.by` is null for anonymous callers. A list item that fails is left
+ * out (parseIncidents), not the whole list.
+ */
+export const BreachSchema = z.object({
+  id: z.string(),
+  site: z.string(),
+  pollutant: z.string(),
+  rule: z.string(),
+  profile: z.object({ id: z.string(), version: z.string() }),
+  severity: z.string(),
+  threshold: z.number(),
+  start: z.string(),
+  end: z.nullable(z.string()),
+  opened_at: z.optional(z.string()),
+  closed_at: z.optional(z.nullable(z.string())),
+  peak: z.number(),
+  peak_at: z.string(),
+  retrospective: z.optional(z.boolean()),
+  acknowledged: z.nullable(z.object({ at: z.string(), by: z.nullable(z.string()) })),
+  withdrawn_at: z.optional(z.nullable(z.string())),
+})
+export type BreachData = z.infer<typeof BreachSchema>
+
+/** `GET /breaches`: the outer shape; each incident is checked on its own (parseIncidents). */
+export const BreachListSchema = z.object({ incidents: z.array(z.unknown()) })
+
+export const BreachCommentSchema = z.object({ at: z.string(), actor: z.string(), text: z.string() })
+export type BreachCommentData = z.infer<typeof BreachCommentSchema>
+
+/** `GET /breaches/:id`: the incident and, for a logged-in caller, its comments (oldest first). */
+export const BreachDetailSchema = z.extend(BreachSchema, { comments: z.optional(z.array(BreachCommentSchema)) })
+
+/**
+ * One in-app notification (`GET /notifications?unread=true` items, issue 4 plan section D). `siteId` links
+ * it to a site on the map when set.
+ */
+export const NotificationSchema = z.object({
+  id: z.number(),
+  at: z.string(),
+  subject: z.string(),
+  text: z.string(),
+  siteId: z.nullable(z.string()),
+  read: z.boolean(),
+})
+export type NotificationData = z.infer<typeof NotificationSchema>
+
+/** The outer shape; each item is checked on its own (parseNotifications). */
+export const NotificationListSchema = z.object({ items: z.array(z.unknown()) })
+
 /** One invalid parameter of a 400 problem (api/src/problem.ts validationProblem). */
 export const ProblemIssueSchema = z.object({ path: z.string(), message: z.string() })
 export type ProblemIssue = z.infer<typeof ProblemIssueSchema>
@@ -190,4 +241,35 @@ export function parseReadings(batch: unknown): ReadingData[] {
     if (parsed.success) out.push(parsed.data)
   }
   return out
+}
+
+/** Items that pass `schema`, and how many did not. */
+function parseEach<T>(items: readonly unknown[], schema: z.ZodMiniType<T>): { valid: T[]; invalid: number } {
+  const valid: T[] = []
+  let invalid = 0
+  for (const item of items) {
+    const parsed = schema.safeParse(item)
+    if (parsed.success) valid.push(parsed.data)
+    else invalid += 1
+  }
+  return { valid, invalid }
+}
+
+/** Incidents of a `GET /breaches` response that pass BreachSchema (with parseable times), and how many did not. */
+export function parseIncidents(items: readonly unknown[]): { incidents: BreachData[]; invalid: number } {
+  const { valid, invalid } = parseEach(items, BreachSchema)
+  const incidents = valid.filter(hasTimes)
+  return { incidents, invalid: invalid + valid.length - incidents.length }
+}
+
+function hasTimes(b: BreachData): boolean {
+  const times = [b.start, b.end, b.peak_at, b.acknowledged?.at ?? null]
+  return times.every((t) => t === null || !Number.isNaN(Date.parse(t)))
+}
+
+/** Notifications that pass NotificationSchema with a parseable time, and how many did not. */
+export function parseNotifications(items: readonly unknown[]): { items: NotificationData[]; invalid: number } {
+  const { valid, invalid } = parseEach(items, NotificationSchema)
+  const ok = valid.filter((n) => !Number.isNaN(Date.parse(n.at)))
+  return { items: ok, invalid: invalid + valid.length - ok.length }
 }
