@@ -13,11 +13,9 @@ import {
   type ProfileSelection,
   periodValues,
   profileValidOn,
-  type QcHour,
   type QualityIssue,
-  qualityIssues,
-  type RuleHour,
   regulatoryDayStart,
+  siteRuleHours,
   type ThresholdProfile,
   type ThresholdRule,
 } from '@skolluft/core'
@@ -142,9 +140,7 @@ export function createEvaluator(options: EvaluatorOptions): Evaluator {
       for (const metric of new Set<Metric>([...QC_METRICS, ...rules.map((r) => r.rule.pollutant)])) {
         series.set(metric, await readHours(siteId, metric, from, to))
       }
-      const qcInput: Partial<Record<Metric, QcHour[]>> = {}
-      for (const [metric, points] of series) qcInput[metric] = points
-      const issues = qualityIssues(qcInput)
+      const { hours: ruleHours, issues } = siteRuleHours(Object.fromEntries(series))
 
       const saves: IncidentInput[] = []
       const withdrawals: { id: string; at: number }[] = []
@@ -157,14 +153,7 @@ export function createEvaluator(options: EvaluatorOptions): Evaluator {
         // before, which the lookback window reaches into.
         const validFrom =
           profile.validFrom === null ? Number.NEGATIVE_INFINITY : regulatoryDayStart(Date.parse(profile.validFrom))
-        const inForce = (series.get(rule.pollutant) ?? []).filter((p) => p.t >= validFrom)
-        const hours: RuleHour[] = inForce.map((p) => ({
-          t: p.t,
-          mean: p.mean,
-          coverage: p.coverage,
-          valid: p.valid,
-          suspect: (metricIssues?.get(p.t)?.length ?? 0) > 0,
-        }))
+        const hours = (ruleHours.get(rule.pollutant) ?? []).filter((h) => h.t >= validFrom)
         const history = periodValues(hours, rule.period, now)
         const after = evaluateIncidents(history, rule)
         // Incidents of an earlier profile version (a deploy bumped PROFILES_VERSION) are matched too and keep the

@@ -1,5 +1,7 @@
 import { DAILY_MIN_VALID_HOURS, HOUR_MS, REGULATORY_DAY_OFFSET_MS, regulatoryDayStart } from './aggregation.ts'
 import type { PeriodValue } from './incidents.ts'
+import { METRICS, type Metric } from './metrics.ts'
+import { type QcHour, type QualityIssue, qualityIssues } from './quality.ts'
 import type { ThresholdPeriod } from './thresholds.ts'
 
 /**
@@ -28,6 +30,44 @@ export interface RuleHour {
   readonly valid: boolean
   /** Quality issues of this hour (quality.ts); an hour with any is not counted. */
   readonly suspect: boolean
+}
+
+/** One hourly aggregate of a site as storage gives it, with its start as epoch ms. */
+export interface SiteHourAggregate extends QcHour {
+  readonly coverage: number
+  readonly valid: boolean
+}
+
+export interface SiteRuleHours {
+  /** Per metric, the hours as rules see them: suspect when quality.ts finds any issue in them. */
+  readonly hours: ReadonlyMap<Metric, readonly RuleHour[]>
+  /** quality.ts issues per metric and hour (pm1, pm25, pm10, no2). */
+  readonly issues: ReadonlyMap<Metric, ReadonlyMap<number, readonly QualityIssue[]>>
+}
+
+/**
+ * One site's hourly aggregates (every metric the checks need: PM, NO2 and RH) with the quality checks applied.
+ * The one place where "which hours count" is decided, for live evaluation and for the yearly exceedance counts.
+ */
+export function siteRuleHours(series: Partial<Record<Metric, readonly SiteHourAggregate[]>>): SiteRuleHours {
+  const issues = qualityIssues(series)
+  const hours = new Map<Metric, RuleHour[]>()
+  for (const metric of METRICS) {
+    const points = series[metric]
+    if (points === undefined) continue
+    const flagged = issues.get(metric)
+    hours.set(
+      metric,
+      points.map((p) => ({
+        t: p.t,
+        mean: p.mean,
+        coverage: p.coverage,
+        valid: p.valid,
+        suspect: (flagged?.get(p.t)?.length ?? 0) > 0,
+      })),
+    )
+  }
+  return { hours, issues }
 }
 
 /** Whether an hour can no longer change in normal operation (late data may still change it, as late data). */
