@@ -168,7 +168,17 @@ export async function startAlerts(options: AlertsServiceOptions): Promise<Alerts
     const work = [...dirty]
     dirty.clear()
     for (const [siteId, hours] of work) {
-      const result = await evaluator.evaluateSite(siteId, [...hours])
+      let result: Awaited<ReturnType<typeof evaluator.evaluateSite>>
+      try {
+        result = await evaluator.evaluateSite(siteId, [...hours])
+      } catch (error) {
+        // One site's failure (a storage error, a conflict with another instance) must not drop the others'
+        // work: this site is tried again at the next sweep.
+        stats.errors += 1
+        log.error({ err: error, siteId }, 'breach evaluation failed; retrying at the next sweep')
+        if (awaitingFinal.size < MAX_AWAITING_FINAL) mark(awaitingFinal, siteId, hours)
+        continue
+      }
       stats.evaluations += 1
       stats.alertEvents += result.events
       const now = clock()
