@@ -29,6 +29,7 @@ import {
   CommentBody,
   MAX_BREACHES_LIMIT,
 } from './breaches.ts'
+import { ExceedancesQuery, ExceedancesResponse, FIRST_EXCEEDANCE_YEAR } from './exceedances.ts'
 import { ReplayQuery } from './public-info.ts'
 import { RejectsQuery } from './rejects.ts'
 import { CreateTokenBody } from './tokens.ts'
@@ -115,6 +116,23 @@ const OPERATIONS: readonly Operation[] = [
     summary: `Series of one metric: raw (needs series:raw), hourly or daily with n, coverage and validity. At most ${MAX_SERIES_POINTS} points and ${MAX_SERIES_SPAN.raw.label} raw / ${MAX_SERIES_SPAN['1h'].label} hourly / ${MAX_SERIES_SPAN['1d'].label} daily per request; larger requests get 400 series_too_large or span_too_long`,
     query: SeriesQueryParams,
     response: SeriesResponse,
+  },
+  {
+    method: 'get',
+    path: '/sites/{id}/exceedances',
+    tag: 'sites',
+    access: 'series:hourly',
+    summary:
+      "Exceedances per calendar year of each threshold profile's rules against the number allowed, with data coverage beside each count",
+    description: [
+      `\`year\` from ${FIRST_EXCEEDANCE_YEAR} to the current year; every profile in force on some day of that year, or only \`profile\` (400 \`profile_not_in_force\` when it applies on no day of the year). A profile that takes effect or ends within the year is counted over the days it applies. Years are calendar years in fixed UTC+1 (Swedish normal time, no DST), as the daily means: \`from\`/\`to\` give the instants.`,
+      'Counted: every valid period whose mean is strictly above `value` (hourly means with ≥ 75 % of their samples; daily means with ≥ 18 such hours). Hours with a quality issue (stuck, out of range, PM at relative humidity above 90 %, a finer PM fraction above a coarser one) are left out, as they are from breach alerts. `exceeded`: `count` above `allowed_per_year` (above zero when `allowed_per_year` is null).',
+      '`year` rules: one period, the annual mean (`annual_mean`, µg/m³) of the counted hourly means; `count` is 1 when it is above `value`, and `valid_periods`/`expected_periods` are the counted and expected HOURS behind the mean.',
+      '`coverage` = valid_periods / expected_periods. Expected periods are those of the whole year, also for the current year, where the coverage therefore says how much of the year is in. `sufficient_coverage` is false below 85 % (2024/2881): the count or mean is then indicative only; counts can only rise as gaps are filled, annual means can move either way. The 2024/2881 requirement that data be spread over quarters, months and weekdays is not checked.',
+      'Rules on running 24-hour means are left out: those means are for display only, never counted. Low-cost sensor data are indicative measurements: these are screening results, not a legal compliance assessment.',
+    ].join('\n\n'),
+    query: ExceedancesQuery,
+    response: ExceedancesResponse,
   },
   {
     method: 'get',
