@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HOUR_MS } from '@skolluft/core'
-import { ALERTS_KEY_BYTES, deriveSecret } from '@skolluft/runtime'
+import { ALERTS_KEY_BYTES } from '@skolluft/runtime'
 import type { NewAlertEvent, OutboxRecord } from '@skolluft/storage'
 import { startSmtpServer, type TestSmtpServer, waitFor } from '@skolluft/testkit'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ensureServiceCredentials } from '../../cli/src/service-credentials.ts'
+import { subscribeByEmail } from '../support/alerts.ts'
 import { type HoldingSmtpServer, startHoldingSmtpServer } from '../support/holding-smtp.ts'
 import { spawnCli, startTestPlatform, type TestPlatform, waitForExit } from '../support/platform.ts'
 
@@ -78,34 +78,8 @@ describe('alerts service crash (SIGKILL) with alerts pending', () => {
     }
   }
 
-  async function subscribe(role: 'principal' | 'staff' | 'caretaker', sites: string[] | 'all', mail: string) {
-    const user = await platform.storage.access.addUser(
-      {
-        email: mail,
-        name: null,
-        role,
-        passwordHash: null,
-        sites: role === 'principal' && sites !== 'all' ? sites : [],
-      },
-      Date.now(),
-    )
-    const id = `sub_${user.id.replace(/[^A-Za-z0-9]/g, '')}`
-    await platform.storage.alerts.addSubscription({
-      id,
-      userId: user.id,
-      topic: role === 'caretaker' ? 'device-health' : 'breaches',
-      channel: 'email',
-      target: mail,
-      sites,
-      minSeverity: 'warning',
-      language: 'sv',
-      quietHours: null,
-      unsubscribeHash: createHash('sha256')
-        .update(deriveSecret(KEY, 'unsubscribe', id))
-        .digest('hex'),
-      createdAt: Date.now(),
-    })
-  }
+  const subscribe = (role: 'principal' | 'staff' | 'caretaker', sites: string[] | 'all', mail: string) =>
+    subscribeByEmail(platform.storage, KEY, role, sites, mail)
 
   /** `count` live, urgent 'opened' events of an alert-severity NO2 rule at site-a, one per hour before now. */
   function alertEvents(count: number): NewAlertEvent[] {

@@ -1,15 +1,15 @@
-import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type AlertsService, createEmailChannel, createLinks, startAlerts } from '@skolluft/alerts'
 import { deviceTopic, type ThresholdProfile } from '@skolluft/core'
 import { type Ingest, startIngest } from '@skolluft/ingest'
-import { ALERTS_KEY_BYTES, deriveSecret, generateSecret, hashSecret, silentLogger } from '@skolluft/runtime'
+import { ALERTS_KEY_BYTES, generateSecret, hashSecret, silentLogger } from '@skolluft/runtime'
 import { startSmtpServer, type TestSmtpServer, waitFor } from '@skolluft/testkit'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import { subscribeByEmail } from '../support/alerts.ts'
 import { addTestDevice, startTestPlatform, type TestPlatform } from '../support/platform.ts'
 
 /**
@@ -392,34 +392,8 @@ describe('replay of real Sensor.Community data through MQTT, ingest, alerts and 
     await platform?.close()
   })
 
-  async function subscribe(role: 'principal' | 'staff' | 'caretaker', sites: string[] | 'all', mail: string) {
-    const user = await platform.storage.access.addUser(
-      {
-        email: mail,
-        name: null,
-        role,
-        passwordHash: null,
-        sites: role === 'principal' && sites !== 'all' ? sites : [],
-      },
-      Date.now(),
-    )
-    const id = `sub_${user.id.replace(/[^A-Za-z0-9]/g, '')}`
-    await platform.storage.alerts.addSubscription({
-      id,
-      userId: user.id,
-      topic: role === 'caretaker' ? 'device-health' : 'breaches',
-      channel: 'email',
-      target: mail,
-      sites,
-      minSeverity: 'warning',
-      language: 'sv',
-      quietHours: null,
-      unsubscribeHash: createHash('sha256')
-        .update(deriveSecret(KEY, 'unsubscribe', id))
-        .digest('hex'),
-      createdAt: Date.now(),
-    })
-  }
+  const subscribe = (role: 'principal' | 'staff' | 'caretaker', sites: string[] | 'all', mail: string) =>
+    subscribeByEmail(platform.storage, KEY, role, sites, mail)
 
   it('stores the incidents and sends the e-mails computed independently from the CSV files', {
     timeout: 120_000,

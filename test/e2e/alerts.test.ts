@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto'
 import { type AlertsService, createEmailChannel, createLinks, startAlerts } from '@skolluft/alerts'
 import { deviceTopic, HOUR_MS } from '@skolluft/core'
 import { type Ingest, startIngest } from '@skolluft/ingest'
-import { ALERTS_KEY_BYTES, deriveSecret, generateSecret, hashSecret, silentLogger } from '@skolluft/runtime'
+import { ALERTS_KEY_BYTES, generateSecret, hashSecret, silentLogger } from '@skolluft/runtime'
 import { startSmtpServer, type TestSmtpServer, waitFor } from '@skolluft/testkit'
 import mqtt from 'mqtt'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { subscribeByEmail } from '../support/alerts.ts'
 import { addTestDevice, startTestPlatform, type TestPlatform } from '../support/platform.ts'
 
 /**
@@ -56,29 +56,8 @@ describe('alerts end to end', () => {
     await platform.close()
   })
 
-  async function subscribe(role: 'principal' | 'staff' | 'caretaker', sites: string[], mail: string) {
-    const user = await platform.storage.access.addUser(
-      { email: mail, name: null, role, passwordHash: null, sites: role === 'principal' ? sites : [] },
-      Date.now(),
-    )
-    const id = `sub_${user.id.replace(/[^A-Za-z0-9]/g, '')}`
-    await platform.storage.alerts.addSubscription({
-      id,
-      userId: user.id,
-      topic: role === 'caretaker' ? 'device-health' : 'breaches',
-      channel: 'email',
-      target: mail,
-      sites,
-      minSeverity: 'warning',
-      language: 'sv',
-      quietHours: null,
-      unsubscribeHash: createHash('sha256')
-        .update(deriveSecret(KEY, 'unsubscribe', id))
-        .digest('hex'),
-      createdAt: Date.now(),
-    })
-    return user
-  }
+  const subscribe = (role: 'principal' | 'staff' | 'caretaker', sites: string[] | 'all', mail: string) =>
+    subscribeByEmail(platform.storage, KEY, role, sites, mail)
 
   it('two poor hours of PM2.5 at a school open one incident and send one e-mail to its principal only', async () => {
     const device = await addTestDevice(platform.storage, 'dev-a', 'site-a')
