@@ -535,20 +535,11 @@ export function createSqliteAlertStore(db: Database.Database): AlertStore {
       if (!parsed.success) throw invalid('INVALID_QUERY', 'alert event query', parsed.error)
       const q = parsed.data
       if (q.limit <= 0) return []
-      const where: string[] = []
-      const params: unknown[] = []
-      if (q.incidentId !== undefined) {
-        where.push('incident_id = ?')
-        params.push(q.incidentId)
-      }
-      if (q.siteId !== undefined) {
-        where.push('site_id = ?')
-        params.push(q.siteId)
-      }
-      if (q.beforeId !== undefined) {
-        where.push('id < ?')
-        params.push(q.beforeId)
-      }
+      const { where, params } = conditions([
+        ['incident_id = ?', q.incidentId],
+        ['site_id = ?', q.siteId],
+        ['id < ?', q.beforeId],
+      ])
       const sql = `SELECT * FROM alert_events ${whereClause(where)} ORDER BY id DESC LIMIT ?`
       return cached(eventStatements, sql)
         .all(...params, q.limit)
@@ -693,20 +684,11 @@ export function createSqliteAlertStore(db: Database.Database): AlertStore {
       if (!parsed.success) throw invalid('INVALID_QUERY', 'outbox query', parsed.error)
       const q = parsed.data
       if (q.limit <= 0) return []
-      const where: string[] = []
-      const params: unknown[] = []
-      if (q.userId !== undefined) {
-        where.push('user_id = ?')
-        params.push(q.userId)
-      }
-      if (q.status !== undefined) {
-        where.push('status = ?')
-        params.push(q.status)
-      }
-      if (q.beforeId !== undefined) {
-        where.push('id < ?')
-        params.push(q.beforeId)
-      }
+      const { where, params } = conditions([
+        ['user_id = ?', q.userId],
+        ['status = ?', q.status],
+        ['id < ?', q.beforeId],
+      ])
       const sql = `SELECT * FROM outbox ${whereClause(where)} ORDER BY id DESC LIMIT ?`
       return cached(outboxStatements, sql)
         .all(...params, q.limit)
@@ -769,6 +751,12 @@ export function createSqliteAlertStore(db: Database.Database): AlertStore {
       upsertHealth.run(deviceId, parsed.data.state, parsed.data.since)
     },
   }
+}
+
+/** The conditions (SQL with one `?`) whose value is set, and their values in the same order. */
+function conditions(filters: readonly (readonly [string, unknown])[]): { where: string[]; params: unknown[] } {
+  const set = filters.filter(([, value]) => value !== undefined)
+  return { where: set.map(([sql]) => sql), params: set.map(([, value]) => value) }
 }
 
 function whereClause(where: readonly string[]): string {
