@@ -36,6 +36,8 @@ export interface Api {
   get<T>(path: string, schema: z.ZodMiniType<T>): Promise<T>
   /** POST with a JSON body; `csrf` goes in X-CSRF-Token. A 204 (or a null schema) gives null. */
   post<T>(path: string, body: unknown, schema: z.ZodMiniType<T> | null, csrf: string | null): Promise<T | null>
+  /** DELETE; `csrf` goes in X-CSRF-Token. Resolves on any 2xx (the API answers 204). */
+  delete(path: string, csrf: string | null): Promise<void>
 }
 
 async function problemOf(
@@ -101,6 +103,11 @@ export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input
       const res = await request(path, { method: 'POST', headers, body: JSON.stringify(body) })
       if (schema === null || res.status === 204) return null
       return decode(res, schema, path)
+    },
+    async delete(path, csrf) {
+      const headers: Record<string, string> = { Accept: 'application/json' }
+      if (csrf !== null) headers['X-CSRF-Token'] = csrf
+      await request(path, { method: 'DELETE', headers })
     },
   }
 }

@@ -1,10 +1,12 @@
 /// <reference lib="dom" />
 import { EAQI_POLLUTANTS, type EaqiPollutant, METRIC_INFO } from '@skolluft/core'
+import { type AlertsDialog, createAlertsDialog } from './alerts-dialog.ts'
 import { type Api, ApiError } from './api.ts'
 import { createLoginForm, type LoginForm, roleLabel, userName } from './auth.ts'
 import { type Bell, createBell } from './bell.ts'
 import { mayManageBreaches } from './breaches.ts'
 import { type BreachesView, createBreachesView } from './breaches-view.ts'
+import { createDeliveriesView, type DeliveriesView } from './deliveries-view.ts'
 import { h, uid } from './dom.ts'
 import { formatAge, formatHour, formatNumber } from './format.ts'
 import { createI18n, DEFAULT_LANG, type I18n, isLang } from './i18n.ts'
@@ -50,6 +52,7 @@ import {
   SessionSchema,
 } from './schemas.ts'
 import { createSetupForm, type SetupForm } from './setup.ts'
+import { mayReadDeliveries, maySubscribe } from './subscriptions.ts'
 import { createTexts, type Texts } from './texts.ts'
 
 /**
@@ -220,7 +223,7 @@ function showLoginOnly(shared: Shared, session: SessionData): void {
   form.focus()
 }
 
-type View = 'map' | 'list' | 'breaches'
+type View = 'map' | 'list' | 'breaches' | 'deliveries'
 
 interface ReplayState {
   period: ReplayPeriod
@@ -341,12 +344,18 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     h('button', { type: 'button', 'data-testid': 'view-breaches', 'aria-pressed': 'false' }),
     () => breachesLabel(),
   )
+  /** Staff and admins only (deliveries:read): the alert outbox. */
+  const viewDeliveriesButton = texts.bind(
+    h('button', { type: 'button', 'data-testid': 'view-deliveries', 'aria-pressed': 'false', hidden: true }),
+    () => t('viewDeliveries'),
+  )
   const viewToggle = h(
     'div',
     { class: 'segmented', role: 'group', 'data-testid': 'view-toggle' },
     viewMapButton,
     viewListButton,
     viewBreachesButton,
+    viewDeliveriesButton,
   )
   texts.bind(viewToggle, () => t('view'), 'aria-label')
   const filtersToggle = texts.bind(
@@ -477,6 +486,20 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
   })
   breachesView.element.hidden = true
   let breachesDirty = true
+  const deliveriesView: DeliveriesView = createDeliveriesView({ api: env.api, t, lang: () => i18n.lang() })
+  deliveriesView.element.hidden = true
+  const alertsDialog: AlertsDialog = createAlertsDialog({
+    api: env.api,
+    t,
+    lang: () => i18n.lang(),
+    user: () => session.user,
+    csrf: () => session.csrfToken,
+    sites: () => {
+      const c = collator()
+      return [...sites].sort((a, b) => c.compare(a.name, b.name)).map((site) => ({ id: site.id, name: site.name }))
+    },
+    siteName: (id) => byId.get(id)?.name ?? null,
+  })
   const feed: NotificationFeed = createNotificationFeed({
     api: env.api,
     csrf: () => session.csrfToken,
@@ -516,12 +539,13 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     ),
     loginPopover,
     setupPopover,
+    alertsDialog.element,
     h('div', { class: 'banners' }, connectionBanner, loadError, demoBanner, tilesBanner),
     filtersSection,
     h(
       'main',
       { class: 'content', id: 'main' },
-      h('div', { class: 'views' }, mapEl, list.element, breachesView.element),
+      h('div', { class: 'views' }, mapEl, list.element, breachesView.element, deliveriesView.element),
       panel.element,
     ),
     replayBar.element,
@@ -661,12 +685,23 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     }
     const logout = h('button', { type: 'button', 'data-testid': 'logout' }, t('logout'))
     logout.addEventListener('click', () => doLogout())
+    let alerts: HTMLButtonElement | null = null
+    if (maySubscribe(user.role)) {
+      const button = h(
+        'button',
+        { type: 'button', 'data-testid': 'alerts-open', 'aria-haspopup': 'dialog' },
+        t('alertsOpen'),
+      )
+      button.addEventListener('click', () => alertsDialog.open(button))
+      alerts = button
+    }
     authBox.append(
       h(
         'span',
         { class: 'user', 'data-testid': 'user-name' },
         t('loggedInAs', { name: userName(user), role: roleLabel(t, user.role) }),
       ),
+      alerts ?? '',
       logout,
     )
   }
@@ -983,6 +1018,10 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
 
   function accessChanged(): void {
     renderAuth()
+    alertsDialog.close()
+    viewDeliveriesButton.hidden = !mayReadDeliveries(session.user?.role)
+    deliveriesView.clear()
+    if (view === 'deliveries' && viewDeliveriesButton.hidden) setView('map')
     if (session.user === null) feed.stop()
     else feed.start()
     void loadSites()
@@ -1015,15 +1054,20 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     viewMapButton.setAttribute('aria-pressed', String(next === 'map'))
     viewListButton.setAttribute('aria-pressed', String(next === 'list'))
     viewBreachesButton.setAttribute('aria-pressed', String(next === 'breaches'))
+    viewDeliveriesButton.setAttribute('aria-pressed', String(next === 'deliveries'))
     mapEl.hidden = next !== 'map'
     list.element.hidden = next !== 'list'
     breachesView.element.hidden = next !== 'breaches'
+    deliveriesView.element.hidden = next !== 'deliveries'
     document.body.dataset.view = next
     if (next === 'map') mapView.invalidateSize()
     else if (next === 'list' && listDirty) renderList()
     else if (next === 'breaches' && breachesDirty) {
       breachesDirty = false
       breachesView.load()
+    } else if (next === 'deliveries') {
+      // The outbox changes all the time: fetched each time the view is shown.
+      deliveriesView.load()
     }
   }
 
@@ -1045,6 +1089,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
   viewMapButton.addEventListener('click', () => setView('map'))
   viewListButton.addEventListener('click', () => setView('list'))
   viewBreachesButton.addEventListener('click', () => setView('breaches'))
+  viewDeliveriesButton.addEventListener('click', () => setView('deliveries'))
   filtersToggle.addEventListener('click', () => {
     const expanded = filtersToggle.getAttribute('aria-expanded') !== 'true'
     filtersToggle.setAttribute('aria-expanded', String(expanded))
@@ -1137,6 +1182,8 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
     listDirty = true
     renderList()
     breachesView.render()
+    deliveriesView.render()
+    alertsDialog.relabel()
     bell.relabel()
     panel.relabel()
     scheduleMarkers()
@@ -1178,6 +1225,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
   // ---- start -------------------------------------------------------------------------------------
   let live: Live | null = null
   renderAuth()
+  viewDeliveriesButton.hidden = !mayReadDeliveries(session.user?.role)
   if (session.user !== null) feed.start()
   renderReplayBar()
   setView('map')

@@ -194,6 +194,70 @@ export type NotificationData = z.infer<typeof NotificationSchema>
 /** The outer shape; each item is checked on its own (parseNotifications). */
 export const NotificationListSchema = z.object({ items: z.array(z.unknown()) })
 
+/** Quiet hours of a subscription (core alert-policy.ts QuietHours): windows in Swedish local time, whole days off. */
+export const QuietHoursSchema = z.object({
+  windows: z.array(z.object({ from: z.string(), to: z.string() })),
+  weekends: z.boolean(),
+  holidays: z.boolean(),
+  extraDays: z.optional(z.array(z.string())),
+})
+export type QuietHoursData = z.infer<typeof QuietHoursSchema>
+
+/**
+ * One alert subscription of the logged-in user (api/src/routes/alerts.ts SubscriptionResponse). Topic, channel
+ * and severity stay strings: a newer API's values are shown as they come, not a reason to drop the list.
+ */
+export const SubscriptionSchema = z.object({
+  id: z.string(),
+  topic: z.string(),
+  channel: z.string(),
+  target: z.nullable(z.string()),
+  sites: z.union([z.literal('all'), z.array(z.string())]),
+  min_severity: z.string(),
+  language: z.string(),
+  quiet_hours: z.nullable(QuietHoursSchema),
+  created_at: z.string(),
+  disabled_at: z.optional(z.nullable(z.string())),
+})
+export type SubscriptionData = z.infer<typeof SubscriptionSchema>
+
+/** `GET /subscriptions`: the outer shape; each subscription is checked on its own (parseSubscriptions). */
+export const SubscriptionListSchema = z.object({ subscriptions: z.array(z.unknown()) })
+
+/** `POST /subscriptions` → 201: the new subscription and, for a webhook, its signing secret (shown once). */
+export const CreatedSubscriptionSchema = z.extend(SubscriptionSchema, { signing_secret: z.optional(z.string()) })
+export type CreatedSubscriptionData = z.infer<typeof CreatedSubscriptionSchema>
+
+/** One outbox row (api/src/routes/alerts.ts DeliveryResponse), as far as the deliveries view shows it. */
+export const DeliverySchema = z.object({
+  id: z.number(),
+  created_at: z.string(),
+  channel: z.string(),
+  target: z.nullable(z.string()),
+  status: z.string(),
+  subject: z.string(),
+  attempts: z.number(),
+  last_error: z.nullable(z.string()),
+  sent_at: z.optional(z.nullable(z.string())),
+  user: z.optional(z.string()),
+  site: z.optional(z.nullable(z.string())),
+})
+export type DeliveryData = z.infer<typeof DeliverySchema>
+
+/** `GET /deliveries`: the outer shape; each row is checked on its own (parseDeliveries). */
+export const DeliveryListSchema = z.object({ deliveries: z.array(z.unknown()) })
+
+export const AttemptSchema = z.object({
+  at: z.string(),
+  ok: z.boolean(),
+  error: z.nullable(z.string()),
+  duration_ms: z.number(),
+})
+export type AttemptData = z.infer<typeof AttemptSchema>
+
+/** `GET /deliveries/:id/attempts`: the attempts of one row, oldest first. */
+export const DeliveryAttemptsSchema = z.object({ attempts: z.array(AttemptSchema) })
+
 /** One invalid parameter of a 400 problem (api/src/problem.ts validationProblem). */
 export const ProblemIssueSchema = z.object({ path: z.string(), message: z.string() })
 export type ProblemIssue = z.infer<typeof ProblemIssueSchema>
@@ -272,4 +336,17 @@ export function parseNotifications(items: readonly unknown[]): { items: Notifica
   const { valid, invalid } = parseEach(items, NotificationSchema)
   const ok = valid.filter((n) => !Number.isNaN(Date.parse(n.at)))
   return { items: ok, invalid: invalid + valid.length - ok.length }
+}
+
+/** Subscriptions that pass SubscriptionSchema, and how many did not. */
+export function parseSubscriptions(items: readonly unknown[]): { subscriptions: SubscriptionData[]; invalid: number } {
+  const { valid, invalid } = parseEach(items, SubscriptionSchema)
+  return { subscriptions: valid, invalid }
+}
+
+/** Outbox rows that pass DeliverySchema with a parseable time, and how many did not. */
+export function parseDeliveries(items: readonly unknown[]): { deliveries: DeliveryData[]; invalid: number } {
+  const { valid, invalid } = parseEach(items, DeliverySchema)
+  const ok = valid.filter((d) => !Number.isNaN(Date.parse(d.created_at)))
+  return { deliveries: ok, invalid: invalid + valid.length - ok.length }
 }
