@@ -13,7 +13,7 @@ import { subscribeByEmail } from '../support/alerts.ts'
 import { addTestDevice, startTestPlatform, type TestPlatform } from '../support/platform.ts'
 
 /**
- * Issue 4 "Proof": the real Sensor.Community data in ../shared/data (Aberdeen, 5–11 November 2018: an SDS011
+ * Issue 4 "Proof": the real Sensor.Community data in test/fixtures/sensor-community (Aberdeen, 5–11 November 2018: an SDS011
  * particle sensor and a BME280 humidity sensor at one station, one reading each ~148 s, 7 days) replayed through
  * MQTT into the real gateway → ingest → alerts → SMTP, with the breaches and e-mails it must produce computed
  * HERE, independently, from the CSV files (own hourly means, own 75 % coverage rule, own humidity / stuck / range /
@@ -43,9 +43,7 @@ import { addTestDevice, startTestPlatform, type TestPlatform } from '../support/
  * incident was once stored as retrospective and never sent (fixed in alerts/src/evaluator.ts `collect`).
  */
 
-const DATA_DIR = fileURLToPath(
-  new URL('../../../shared/data/sensor-community/aberdeen-bme280-2018-11/', import.meta.url),
-)
+const DATA_DIR = fileURLToPath(new URL('../fixtures/sensor-community/aberdeen-bme280-2018-11/', import.meta.url))
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
 const WEEK = 7 * DAY
