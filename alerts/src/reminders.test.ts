@@ -83,6 +83,23 @@ describe('reminders', () => {
     expect(subjects.filter((s) => s.includes('fortfarande över'))).toHaveLength(2)
   })
 
+  it('does not remind of an incident whose rule is no longer evaluated (its profile expired or was deselected)', async () => {
+    await writeHours(storage, hourAt(0), [70, 70])
+    now = hourAt(2) + MINUTE_MS
+    await alerting().evaluateSite(SITE, [hourAt(0), hourAt(1)])
+    const [incident] = await storage.breaches.listIncidents({ siteId: SITE, limit: 10 })
+    expect(incident?.ruleId).toBe('eea-pm25-poor')
+    now += INTERVAL_MS
+    const otherRules = createReminders({
+      storage,
+      clock: () => now,
+      evaluatedRules: () => new Set(['se-mkn-pm10-day']),
+    })
+    expect(await otherRules.check()).toBe(0)
+    const sameRule = createReminders({ storage, clock: () => now, evaluatedRules: () => new Set(['eea-pm25-poor']) })
+    expect(await sameRule.check()).toBe(1)
+  })
+
   it('counts the interval from the last live message: an escalation postpones the next reminder', async () => {
     await writeHours(storage, hourAt(0), [70, 70])
     now = hourAt(2) + MINUTE_MS

@@ -20,6 +20,11 @@ export function createReminders(options: {
   readonly storage: Pick<Storage, 'breaches' | 'alerts'>
   readonly clock: () => number
   readonly intervalMs?: number
+  /**
+   * Rule ids evaluated today. An incident of a rule no longer evaluated (its profile expired, like EU 2008/50 after
+   * 2029, or was taken out of ALERT_PROFILES) can no longer close, so it is not reminded of either. Absent: all.
+   */
+  readonly evaluatedRules?: () => ReadonlySet<string>
 }): Reminders {
   const { storage, clock } = options
   const intervalMs = options.intervalMs ?? DEFAULT_REMINDER_INTERVAL_MS
@@ -28,8 +33,9 @@ export function createReminders(options: {
       const now = clock()
       const open = await storage.breaches.listIncidents({ state: 'open', limit: MAX_OPEN_INCIDENTS })
       const events: NewAlertEvent[] = []
+      const evaluated = options.evaluatedRules?.()
       for (const incident of open) {
-        if (incident.retrospective) continue
+        if (incident.retrospective || (evaluated !== undefined && !evaluated.has(incident.ruleId))) continue
         const history = await storage.alerts.listEvents({ incidentId: incident.id, limit: 100 })
         const live = history.filter((e) => e.live && NOTIFYING_KINDS.has(e.kind))
         const opened = live.find((e) => e.kind === 'opened')

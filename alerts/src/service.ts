@@ -87,12 +87,8 @@ export async function startAlerts(options: AlertsServiceOptions): Promise<Alerts
   }
   const today = () => new Date(clock()).toISOString().slice(0, 10)
   let rulesDay = today()
-  let evaluator = createEvaluator({
-    storage,
-    rules: activeRules(options.selection, rulesDay, options.profiles ?? PROFILES),
-    log,
-    clock,
-  })
+  let rules = activeRules(options.selection, rulesDay, options.profiles ?? PROFILES)
+  let evaluator = createEvaluator({ storage, rules, log, clock })
   const fanOut = createFanOut({
     storage,
     log,
@@ -115,6 +111,7 @@ export async function startAlerts(options: AlertsServiceOptions): Promise<Alerts
     storage,
     clock,
     ...(options.reminderIntervalMs ? { intervalMs: options.reminderIntervalMs } : {}),
+    evaluatedRules: () => new Set(rules.map((r) => r.rule.id)),
   })
 
   // Site → hours to evaluate; hours not yet final are remembered until they are final by time.
@@ -158,12 +155,8 @@ export async function startAlerts(options: AlertsServiceOptions): Promise<Alerts
     if (today() !== rulesDay) {
       // Profiles have validity dates (EU 2024/2881 from 2030): the rule set is re-derived each day.
       rulesDay = today()
-      evaluator = createEvaluator({
-        storage,
-        rules: activeRules(options.selection, rulesDay, options.profiles ?? PROFILES),
-        log,
-        clock,
-      })
+      rules = activeRules(options.selection, rulesDay, options.profiles ?? PROFILES)
+      evaluator = createEvaluator({ storage, rules, log, clock })
     }
     const work = [...dirty]
     dirty.clear()
@@ -261,10 +254,7 @@ export async function startAlerts(options: AlertsServiceOptions): Promise<Alerts
     await client.endAsync(true)
     throw new Error(`broker refused the subscription to ${eventTopic('readings-committed')}`)
   }
-  log.info(
-    { rules: activeRules(options.selection, rulesDay, options.profiles ?? PROFILES).length },
-    'alerts service started',
-  )
+  log.info({ rules: rules.length }, 'alerts service started')
 
   const guarded = (task: () => Promise<void>) => () => {
     void task().catch((error: unknown) => {
