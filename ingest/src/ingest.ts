@@ -47,6 +47,14 @@ const MAX_THROTTLED_DEVICES = 10_000
  * the window share one event. Small against the 5 s from reading to queued alert (issue 4).
  */
 export const COMMITTED_EVENT_DELAY_MS = 200
+/**
+ * After reconnecting to a session the broker kept, messages arriving this soon count as possible redeliveries
+ * (their rejections are not logged twice). The MQTT DUP flag would say so [MQTT-3.3.1-1], but aedes 1.2 resends
+ * the unacknowledged messages of a persistent session without it (aedes-packet copies `dup` from the original,
+ * which is false): `test/e2e/ingest-crash.test.ts` counted a rejection twice after a kill. The broker resends them
+ * first, right after CONNACK; a device that really sends the same bytes twice within the window is counted once.
+ */
+export const REDELIVERY_WINDOW_MS = 10_000
 
 export interface IngestOptions {
   readonly log: Logger
@@ -256,11 +264,16 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
   })
   // Acknowledge after commit, with many messages in flight (see ack-after-commit.ts).
   const gate = installAckGate(client)
+  let redeliveryUntil = 0
+  client.on('connect', (connack) => {
+    if (connack.sessionPresent) redeliveryUntil = clock() + REDELIVERY_WINDOW_MS
+  })
   let inFlight = 0
   client.handleMessage = (packet, callback) => {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     // DUP: the broker sent it before (to a session that may have handled it before a crash).
-    const outcome = handle(packet.topic, payload, packet.dup === true).then(
+    const redelivery = packet.dup === true || clock() < redeliveryUntil
+    const outcome = handle(packet.topic, payload, redelivery).then(
       () => true,
       (error: unknown) => {
         if (closing) {
