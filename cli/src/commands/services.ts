@@ -227,7 +227,15 @@ export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<numbe
     const ingest = await startIngest({ log, storage, mqtt: { url: mqttUrl, ...credentials.ingest } })
     closers.push(() => ingest.close())
     const alertsKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
-    const alerts = await startPlatformAlerts(log, storage, config, { url: mqttUrl, ...credentials.alerts }, alertsKey)
+    // Links in messages point at this process's own API unless PUBLIC_URL says where people reach it.
+    const publicUrl = env.PUBLIC_URL === undefined ? `http://localhost:${config.PORT}` : config.PUBLIC_URL
+    const alerts = await startPlatformAlerts(
+      log,
+      storage,
+      { ...config, PUBLIC_URL: publicUrl },
+      { url: mqttUrl, ...credentials.alerts },
+      alertsKey,
+    )
     closers.push(alerts.close)
     const listen = apiListenOptions(config, { publicMap: config.DEMO_SITES })
     let port = listen.port
