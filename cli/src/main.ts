@@ -6,6 +6,7 @@ import { ConfigError } from '@skolluft/runtime'
 const services = () => import('./commands/services.ts')
 const admin = () => import('./commands/admin.ts')
 const people = () => import('./commands/people.ts')
+const importer = () => import('./commands/import.ts')
 
 export const USAGE = `usage: skolluft <command> [options]
 
@@ -25,6 +26,9 @@ Administration (work on DATA_DIR):
   device config <deviceId> --interval <s>   send the device its configuration (needs a running gateway, MQTT_URL)
   sites import <file.csv|file.geojson> [--allow-partial]
   rejects [--limit <n>] [--device <id>] [--json]
+  import sensor-community <file.csv>... --site <siteId> [--device-prefix <p>] [--json]
+                                Sensor.Community archive CSV files: one device <p>-<sensor id> per sensor
+                                (default prefix sc) at the site; a file imported twice stores nothing twice
 
 People and access (work on DATA_DIR; every change is audited with the actor "cli"):
   user add --role <admin|staff|principal|caretaker|researcher> --email <e> [--site <siteId>]... [--name <n>]
@@ -99,6 +103,28 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
         const file = positionals[0]
         if (!file || positionals.length !== 1) throw new UsageError('sites import: give exactly one file')
         return await (await admin()).sitesImport(env, io, file, values['allow-partial'])
+      }
+      case 'import': {
+        const [format, ...args] = rest
+        if (format !== 'sensor-community') throw new UsageError('import: the only format is "sensor-community"')
+        const { values, positionals } = parseArgs({
+          args,
+          options: {
+            site: { type: 'string' },
+            'device-prefix': { type: 'string', default: 'sc' },
+            json: { type: 'boolean', default: false },
+          },
+          allowPositionals: true,
+          strict: true,
+        })
+        if (!values.site) throw new UsageError('import sensor-community: --site <siteId> is required')
+        if (positionals.length === 0) throw new UsageError('import sensor-community: give at least one file')
+        return await (await importer()).importSensorCommunity(env, io, {
+          files: positionals,
+          siteId: values.site,
+          devicePrefix: values['device-prefix'],
+          json: values.json,
+        })
       }
       case 'rejects': {
         const { values } = parseArgs({
