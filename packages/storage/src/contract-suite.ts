@@ -3,6 +3,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   type AlertEventQuery,
   type EvaluationCommit,
+  EXPORT_BATCH_ROWS,
+  type ExportQuery,
   type IncidentInput,
   type IncidentQuery,
   MAX_ALERT_DATA_CHARS,
@@ -597,6 +599,143 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
         const no2 = await storage.readings.hourlyBySite({ metric: 'no2', ...range })
         expect(no2).toEqual([{ siteId: 'school-a', t: T0 + HOUR_MS, mean: 99, n: 60, valid: true }])
         expect(await storage.readings.hourlyBySite({ metric: 'rh', ...range })).toEqual([])
+      })
+    })
+
+    describe('readings: export streams', () => {
+      async function collect<T>(stream: AsyncIterable<readonly T[]>): Promise<{ rows: T[]; batches: number[] }> {
+        const rows: T[] = []
+        const batches: number[] = []
+        for await (const batch of stream) {
+          batches.push(batch.length)
+          rows.push(...batch)
+        }
+        return { rows, batches }
+      }
+
+      it('streams readings by site (none first), device, time; in bounded batches; with filters', async () => {
+        const many = EXPORT_BATCH_ROWS + 7
+        await storage.readings.writeReadings([
+          ...minutes('dev-2', T0, many, (i) => i / 10),
+          ...minutes('dev-1', T0, 3, () => 1, 'no2'),
+          ...minutes('dev-1', T0 + 5 * MINUTE_MS, 2, () => 2, 'pm25', 'preschool-b'),
+          ...minutes('dev-9', T0, 2, () => 3, 'pm25', null),
+          reading('dev-1', T0 + 9 * MINUTE_MS, { rh: 50 }), // no asked metric: left out
+        ])
+        const query: ExportQuery = { metrics: ['pm25', 'no2'], from: T0, to: T0 + 30 * DAY_MS }
+        const { rows, batches } = await collect(storage.readings.streamReadings(query))
+        expect(Math.max(...batches)).toBeLessThanOrEqual(EXPORT_BATCH_ROWS)
+        expect(rows).toHaveLength(2 + 2 + 3 + many)
+        expect(rows.slice(0, 7).map((r) => [r.siteId, r.deviceId, r.ts - T0, r.values])).toEqual([
+          [null, 'dev-9', 0, { pm25: 3 }],
+          [null, 'dev-9', MINUTE_MS, { pm25: 3 }],
+          ['preschool-b', 'dev-1', 5 * MINUTE_MS, { pm25: 2 }],
+          ['preschool-b', 'dev-1', 6 * MINUTE_MS, { pm25: 2 }],
+          ['school-a', 'dev-1', 0, { no2: 1 }],
+          ['school-a', 'dev-1', MINUTE_MS, { no2: 1 }],
+          ['school-a', 'dev-1', 2 * MINUTE_MS, { no2: 1 }],
+        ])
+        const dev2 = rows.slice(7)
+        expect(dev2.every((r, i) => r.deviceId === 'dev-2' && r.ts === T0 + i * MINUTE_MS)).toBe(true)
+        expect(dev2.at(-1)?.values).toEqual({ pm25: (many - 1) / 10 })
+
+        // [from, to), sites, devices, metrics.
+        const window = await collect(
+          storage.readings.streamReadings({ ...query, from: T0 + MINUTE_MS, to: T0 + 3 * MINUTE_MS }),
+        )
+        expect(window.rows.map((r) => `${r.siteId}/${r.deviceId}@${(r.ts - T0) / MINUTE_MS}`)).toEqual([
+          'null/dev-9@1',
+          'school-a/dev-1@1',
+          'school-a/dev-1@2',
+          'school-a/dev-2@1',
+          'school-a/dev-2@2',
+        ])
+        const filtered = await collect(
+          storage.readings.streamReadings({ ...query, siteIds: ['school-a'], deviceIds: ['dev-1'] }),
+        )
+        expect(filtered.rows.map((r) => r.ts - T0)).toEqual([0, MINUTE_MS, 2 * MINUTE_MS])
+        const rh = await collect(storage.readings.streamReadings({ ...query, metrics: ['rh'] }))
+        expect(rh.rows).toEqual([{ siteId: 'school-a', deviceId: 'dev-1', ts: T0 + 9 * MINUTE_MS, values: { rh: 50 } }])
+        expect((await collect(storage.readings.streamReadings({ ...query, siteIds: [] }))).rows).toEqual([])
+      })
+
+      it('lets writes run between batches', async () => {
+        await storage.readings.writeReadings(minutes('dev-1', T0, 2 * EXPORT_BATCH_ROWS, () => 1))
+        let seen = 0
+        let written = 0
+        for await (const batch of storage.readings.streamReadings({
+          metrics: ['pm25'],
+          from: T0,
+          to: T0 + DAY_MS * 30,
+        })) {
+          seen += batch.length
+          // A later reading of another device, committed while the stream is open.
+          const result = await storage.readings.writeReadings([reading('dev-x', T0 + 20 * DAY_MS + seen, { pm25: 1 })])
+          written += result.inserted
+        }
+        expect(seen).toBe(2 * EXPORT_BATCH_ROWS)
+        expect(written).toBe(2)
+      })
+
+      it('streams site-hours per metric with the numbers of aggregateSeries, ordered by site, hour, metric', async () => {
+        await storage.readings.writeReadings([
+          ...minutes('dev-1', T0, 60, () => 10),
+          ...minutes('dev-2', T0, 30, () => 20),
+          ...minutes('dev-2', T0 + HOUR_MS, 30, () => 5),
+          ...minutes('dev-1', T0 + HOUR_MS, 60, () => 99, 'no2'),
+          ...minutes('dev-3', T0 + HOUR_MS, 60, (i) => i, 'pm25', 'preschool-b'),
+          ...minutes('dev-3', T0 + 2 * HOUR_MS, 60, () => 7, 'pm25', 'preschool-b'),
+          ...minutes('dev-4', T0, 60, () => 1000, 'pm25', null),
+        ])
+        const range = { from: T0 + 30 * MINUTE_MS, to: T0 + 2 * HOUR_MS }
+        const { rows } = await collect(storage.readings.streamHourly({ metrics: ['no2', 'pm25'], ...range }))
+        expect(rows.map((h) => [h.siteId, (h.t - T0) / HOUR_MS, h.metric, h.n, h.expected])).toEqual([
+          ['preschool-b', 1, 'pm25', 60, 60],
+          ['school-a', 0, 'pm25', 90, 120],
+          ['school-a', 1, 'pm25', 30, 60],
+          ['school-a', 1, 'no2', 60, 60],
+        ])
+        for (const siteId of ['school-a', 'preschool-b']) {
+          const series = await storage.readings.aggregateSeries({
+            siteId,
+            metric: 'pm25',
+            ...range,
+            limit: 9,
+            every: '1h',
+          })
+          const own = rows.filter((h) => h.siteId === siteId && h.metric === 'pm25')
+          expect(
+            own.map((h) => ({ t: new Date(h.t).toISOString(), mean: h.sum / h.n, min: h.min, max: h.max, n: h.n })),
+          ).toEqual(series.map((p) => ({ t: p.t, mean: p.mean, min: p.min, max: p.max, n: p.n })))
+        }
+        const dev2 = await collect(storage.readings.streamHourly({ metrics: ['pm25'], ...range, deviceIds: ['dev-2'] }))
+        expect(dev2.rows.map((h) => [h.t - T0, h.n, h.sum, h.expected])).toEqual([
+          [0, 30, 600, 60],
+          [HOUR_MS, 30, 150, 60],
+        ])
+        const siteB = await collect(
+          storage.readings.streamHourly({ metrics: ['pm25'], ...range, siteIds: ['preschool-b'] }),
+        )
+        expect(siteB.rows.map((h) => h.siteId)).toEqual(['preschool-b'])
+      })
+
+      it('pages site-hours over more than one batch without losing or repeating one', async () => {
+        const sites = Array.from({ length: 3 }, (_, i) => ({ ...SITES[0], id: `site-${i}` }) as SiteInput)
+        await storage.registry.upsertSites(sites)
+        const hours = Math.ceil(EXPORT_BATCH_ROWS / 2)
+        const readings: StoredReading[] = []
+        for (const site of sites) {
+          for (let h = 0; h < hours; h++)
+            readings.push(reading(`dev-${site.id}`, T0 + h * HOUR_MS, { pm25: h }, { siteId: site.id }))
+        }
+        await storage.readings.writeReadings(readings)
+        const { rows, batches } = await collect(
+          storage.readings.streamHourly({ metrics: ['pm25'], from: T0, to: T0 + hours * HOUR_MS }),
+        )
+        expect(batches.length).toBeGreaterThan(1)
+        expect(rows.map((h) => `${h.siteId}@${(h.t - T0) / HOUR_MS}`)).toEqual(
+          sites.flatMap((s) => Array.from({ length: hours }, (_, h) => `${s.id}@${h}`)),
+        )
       })
     })
 

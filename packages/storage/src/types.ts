@@ -1,6 +1,8 @@
 import type {
   AggregatePoint,
   Device,
+  ExportHourSums,
+  ExportReading,
   Metric,
   MetricValues,
   Permission,
@@ -129,7 +131,37 @@ export interface ReadingStore {
    * belong to no site are left out.
    */
   hourlyBySite(query: { readonly metric: Metric; readonly from: number; readonly to: number }): Promise<SiteHour[]>
+  /**
+   * Bulk export: every reading in [from, to) that carries one of `metrics`, in batches (at most
+   * EXPORT_BATCH_ROWS readings each), ordered by site (readings without a site first, siteId null), device, time.
+   * `siteIds`/`deviceIds` filter when given (undefined = all; an empty list = nothing, and `siteIds` given
+   * leaves out readings without a site). Memory stays flat whatever the range: each batch is its own query
+   * (keyset on the key), and the event loop gets a turn between batches. Writes may run between batches;
+   * a reading committed meanwhile shows or not, depending on where the stream is.
+   */
+  streamReadings(query: ExportQuery): AsyncIterable<readonly ExportReading[]>
+  /**
+   * Bulk export: each site's hourly sums per metric over the hours whose start lies in [hourStart(from), to),
+   * combined over the site's devices as `aggregateSeries` does, in batches ordered by site, hour, then metric
+   * (METRICS order). Hours without a sample of a metric are absent; readings without a site are left out.
+   * With `deviceIds` only those devices' readings count.
+   */
+  streamHourly(query: ExportQuery): AsyncIterable<readonly ExportHourSums[]>
 }
+
+/** Filters of a bulk export stream (see `ReadingStore.streamReadings`). */
+export interface ExportQuery {
+  readonly siteIds?: readonly string[]
+  readonly deviceIds?: readonly string[]
+  readonly metrics: readonly Metric[]
+  /** Inclusive, epoch ms. */
+  readonly from: number
+  /** Exclusive, epoch ms. */
+  readonly to: number
+}
+
+/** Most readings (or site-hours) per batch of an export stream: ~5 ms of work before the event loop runs again. */
+export const EXPORT_BATCH_ROWS = 5_000
 
 /** One site's hourly aggregate of one metric (see `ReadingStore.hourlyBySite`). */
 export interface SiteHour {

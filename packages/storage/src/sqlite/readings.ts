@@ -1,7 +1,10 @@
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import {
   type AggregatePoint,
   createHourIsoFormatter,
   dailyPoints,
+  type ExportHourSums,
+  type ExportReading,
   HOURLY_MIN_COVERAGE,
   type HourBucket,
   hourPoint,
@@ -13,14 +16,16 @@ import {
 } from '@skolluft/core'
 import type Database from 'better-sqlite3'
 import { StorageError } from '../errors.ts'
-import type {
-  LatestReading,
-  RawPoint,
-  ReadingStore,
-  SeriesQuery,
-  SiteHour,
-  StoredReading,
-  WriteResult,
+import {
+  EXPORT_BATCH_ROWS,
+  type ExportQuery,
+  type LatestReading,
+  type RawPoint,
+  type ReadingStore,
+  type SeriesQuery,
+  type SiteHour,
+  type StoredReading,
+  type WriteResult,
 } from '../types.ts'
 
 /** Stand-in for "no site" in key columns that cannot be NULL; ids never match it (ID_PATTERN needs 1+ chars). */
@@ -415,6 +420,14 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
       return hours
     },
 
+    streamReadings(query): AsyncIterable<readonly ExportReading[]> {
+      return streamReadings(db, query)
+    },
+
+    streamHourly(query): AsyncIterable<readonly ExportHourSums[]> {
+      return streamHourly(db, query)
+    },
+
     async countReadings(filter = {}): Promise<number> {
       const { siteId, deviceId } = filter
       let row: CountRow | undefined
@@ -457,4 +470,129 @@ function latestTimes(row: LatestRow): Partial<Record<Metric, number>> {
 function isLockError(error: unknown): boolean {
   if (!(error instanceof Error) || !('code' in error) || typeof error.code !== 'string') return false
   return error.code.startsWith('SQLITE_BUSY') || error.code.startsWith('SQLITE_LOCKED')
+}
+
+/** Columns of the asked metrics, in METRICS order (names from the constant, never from input). */
+function exportMetrics(query: ExportQuery): Metric[] {
+  for (const m of query.metrics) {
+    if (!METRICS.includes(m)) throw new StorageError('INVALID_QUERY', `unknown metric ${String(m)}`)
+  }
+  return METRICS.filter((m) => query.metrics.includes(m))
+}
+
+/** `AND column IN (list)` via json_each (one bound parameter whatever the list length), or nothing. */
+function inList(column: string, list: readonly string[] | undefined, params: unknown[]): string {
+  if (list === undefined) return ''
+  params.push(JSON.stringify(list))
+  return ` AND ${column} IN (SELECT value FROM json_each(?))`
+}
+
+/**
+ * Readings for export. The (site, device) pairs come from `hourly` (written in the same transaction as every
+ * reading, and indexed by device and by site), then each pair's readings from the key of `readings` in
+ * batches: `ts > last` (keyset), each batch a finished `.all()`, so no statement stays open across an await
+ * (better-sqlite3 forbids writes on a connection while one of its iterators is open).
+ */
+async function* streamReadings(db: Database.Database, query: ExportQuery): AsyncGenerator<readonly ExportReading[]> {
+  const metrics = exportMetrics(query)
+  if (metrics.length === 0 || query.from >= query.to) return
+  if (query.siteIds?.length === 0 || query.deviceIds?.length === 0) return
+  const params: unknown[] = [hourStart(query.from), query.to]
+  let sql = `SELECT DISTINCT site_id, device_id FROM hourly WHERE hour_start >= ? AND hour_start < ?
+    AND (${metrics.map((m) => `${m}_n > 0`).join(' OR ')})`
+  sql += inList('site_id', query.siteIds, params)
+  sql += inList('device_id', query.deviceIds, params)
+  sql += ' ORDER BY site_id, device_id'
+  const pairs = db.prepare<unknown[], { site_id: string; device_id: string }>(sql).all(...params)
+  // `site_id IS ?` matches NULL when bound to null: readings without a site are NO_SITE in hourly.
+  const batch = db
+    .prepare<[string, number, number, string | null, number], (number | null)[]>(
+      `SELECT ts, ${metrics.join(', ')} FROM readings
+       WHERE device_id = ? AND ts > ? AND ts < ? AND site_id IS ?
+         AND (${metrics.map((m) => `${m} IS NOT NULL`).join(' OR ')})
+       ORDER BY ts LIMIT ?`,
+    )
+    .raw()
+  for (const pair of pairs) {
+    const siteId = pair.site_id === NO_SITE ? null : pair.site_id
+    let after = query.from - 1
+    for (;;) {
+      const rows = batch.all(pair.device_id, after, query.to, siteId, EXPORT_BATCH_ROWS)
+      if (rows.length === 0) break
+      const out: ExportReading[] = new Array(rows.length)
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i] ?? []
+        const values: Partial<Record<Metric, number>> = {}
+        for (let j = 0; j < metrics.length; j++) {
+          const v = row[j + 1]
+          const m = metrics[j]
+          if (v !== null && v !== undefined && m !== undefined) values[m] = v
+        }
+        out[i] = { siteId, deviceId: pair.device_id, ts: row[0] ?? 0, values }
+      }
+      after = out[out.length - 1]?.ts ?? query.to
+      yield out
+      await nextTurn()
+      if (rows.length < EXPORT_BATCH_ROWS) break
+    }
+  }
+}
+
+/**
+ * Site-hours for export, keyset-paged on (site_id, hour_start) over the hourly_by_site index. Per metric a
+ * site adds up n, sums and the expected samples of the devices that measured that metric (as aggregateSeries).
+ */
+async function* streamHourly(db: Database.Database, query: ExportQuery): AsyncGenerator<readonly ExportHourSums[]> {
+  const metrics = exportMetrics(query)
+  if (metrics.length === 0 || query.from >= query.to) return
+  if (query.siteIds?.length === 0 || query.deviceIds?.length === 0) return
+  const params: unknown[] = []
+  let filter = ''
+  filter += inList('site_id', query.siteIds, params)
+  filter += inList('device_id', query.deviceIds, params)
+  const columns = metrics
+    .map(
+      (m) =>
+        `sum(${m}_n), sum(${m}_sum), min(${m}_min), max(${m}_max), sum(CASE WHEN ${m}_n > 0 THEN expected ELSE 0 END)`,
+    )
+    .join(', ')
+  const statement = db
+    .prepare<unknown[], (string | number | null)[]>(
+      `SELECT site_id, hour_start, ${columns} FROM hourly
+       WHERE site_id <> '${NO_SITE}' AND (site_id, hour_start) > (?, ?) AND hour_start >= ? AND hour_start < ?
+         AND (${metrics.map((m) => `${m}_n > 0`).join(' OR ')})${filter}
+       GROUP BY site_id, hour_start ORDER BY site_id, hour_start LIMIT ?`,
+    )
+    .raw()
+  let afterSite = ''
+  let afterHour = Number.NEGATIVE_INFINITY
+  for (;;) {
+    const rows = statement.all(afterSite, afterHour, hourStart(query.from), query.to, ...params, EXPORT_BATCH_ROWS)
+    if (rows.length === 0) return
+    const out: ExportHourSums[] = []
+    for (const row of rows) {
+      const siteId = String(row[0])
+      const t = Number(row[1])
+      for (let j = 0; j < metrics.length; j++) {
+        const m = metrics[j]
+        const n = Number(row[2 + j * 5] ?? 0)
+        if (m === undefined || n <= 0) continue
+        out.push({
+          siteId,
+          t,
+          metric: m,
+          n,
+          sum: Number(row[3 + j * 5]),
+          min: Number(row[4 + j * 5]),
+          max: Number(row[5 + j * 5]),
+          expected: Number(row[6 + j * 5]),
+        })
+      }
+      afterSite = siteId
+      afterHour = t
+    }
+    yield out
+    await nextTurn()
+    if (rows.length < EXPORT_BATCH_ROWS) return
+  }
 }
