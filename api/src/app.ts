@@ -12,6 +12,7 @@ import { auditRouter } from './routes/audit.ts'
 import { authRouter } from './routes/auth.ts'
 import { breachesRouter } from './routes/breaches.ts'
 import { exceedancesRouter } from './routes/exceedances.ts'
+import { exportRouter } from './routes/export.ts'
 import { healthRouter } from './routes/health.ts'
 import { openApiRouter } from './routes/openapi.ts'
 import { publicInfoRouter } from './routes/public-info.ts'
@@ -81,6 +82,7 @@ export function createApi(deps: ApiDeps): Api {
   v1.use(publicInfoRouter(ctx))
   v1.use(sitesRouter(ctx, snapshots))
   v1.use(exceedancesRouter(ctx))
+  v1.use(exportRouter(ctx))
   v1.use(breachesRouter(ctx))
   v1.use(alertsRouter(ctx))
   v1.use(usersRouter(ctx))

@@ -54,6 +54,9 @@ const USERS: readonly { who: Who; role: Role; sites: string[] }[] = [
   { who: 'researcher', role: 'researcher', sites: [] },
 ]
 
+/** The last 4 hours, where the readings are (issue 5's export needs a window). */
+const EXPORT_WINDOW = 'from=2026-11-30T08:00:00Z&to=2026-11-30T12:00:00Z'
+
 interface Endpoint {
   readonly method: 'GET' | 'POST'
   readonly path: string
@@ -70,6 +73,9 @@ const ENDPOINTS = {
   'GET /sites/A/exceedances': { method: 'GET', path: `/sites/${A}/exceedances?year=2026` },
   'GET /sites/B/exceedances': { method: 'GET', path: `/sites/${B}/exceedances?year=2026` },
   'GET /replay': { method: 'GET', path: '/replay?metric=pm25&hours=24' },
+  'GET /export raw': { method: 'GET', path: `/export?resolution=raw&${EXPORT_WINDOW}` },
+  'GET /export 1h A': { method: 'GET', path: `/export?resolution=hourly&sites=${A}&${EXPORT_WINDOW}` },
+  'GET /export 1h B': { method: 'GET', path: `/export?resolution=hourly&sites=${B}&${EXPORT_WINDOW}` },
   'GET /users': { method: 'GET', path: '/users' },
   'POST /users': {
     method: 'POST',
@@ -115,6 +121,9 @@ const STATUS_PUBLIC_MAP_OFF: Record<EndpointName, Row<number>> = {
   'GET /sites/A/exceedances':[ 401, 200,  200,  200,  200,  200,  200,  200,  403 ],
   'GET /sites/B/exceedances':[ 401, 200,  200,  403,  200,  200,  200,  403,  403 ],
   'GET /replay':             [ 401, 200,  200,  200,  200,  200,  200,  200,  403 ],
+  'GET /export raw':        [ 401, 200,  200,  403,  403,  200,  200,  403,  403 ],
+  'GET /export 1h A':        [ 401, 200,  200,  200,  200,  200,  200,  200,  403 ],
+  'GET /export 1h B':        [ 401, 200,  200,  403,  200,  200,  200,  403,  403 ],
   'GET /users':              [ 401, 200,  403,  403,  403,  403,  403,  403,  403 ],
   'POST /users':             [ 401, 201,  403,  403,  403,  403,  403,  403,  403 ],
   'GET /tokens':             [ 401, 200,  403,  403,  403,  403,  403,  403,  403 ],
@@ -146,6 +155,9 @@ const STATUS_PUBLIC_MAP_ON: Record<EndpointName, Row<number>> = {
   'GET /sites/A/exceedances':[ 200, 200,  200,  200,  200,  200,  200,  200,  200 ],
   'GET /sites/B/exceedances':[ 200, 200,  200,  200,  200,  200,  200,  200,  200 ],
   'GET /replay':             [ 200, 200,  200,  200,  200,  200,  200,  200,  200 ],
+  'GET /export raw':        [ 401, 200,  200,  403,  403,  200,  200,  403,  403 ],
+  'GET /export 1h A':        [ 200, 200,  200,  200,  200,  200,  200,  200,  200 ],
+  'GET /export 1h B':        [ 200, 200,  200,  200,  200,  200,  200,  200,  200 ],
   'GET /users':              [ 401, 200,  403,  403,  403,  403,  403,  403,  403 ],
   'POST /users':             [ 401, 201,  403,  403,  403,  403,  403,  403,  403 ],
   'GET /tokens':             [ 401, 200,  403,  403,  403,  403,  403,  403,  403 ],
@@ -260,7 +272,13 @@ async function call(
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   })
   const text = await res.text()
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers }
+  // JSON and problem documents are parsed; an export (CSV) is kept as text.
+  const isJson = /[/+]json\b/.test(res.headers.get('content-type') ?? '')
+  return {
+    status: res.status,
+    body: text === '' || !isJson ? text || undefined : JSON.parse(text),
+    headers: res.headers,
+  }
 }
 
 function sessionCookie(res: Response): string {
@@ -474,6 +492,14 @@ describe.each(MODES)('with the public map $mode', ({ mode, server, status, seen 
           )
           break
         default:
+          if (ok && name.startsWith('GET /export')) {
+            // CSV rows of the named site only (raw: every site with readings), never an empty file.
+            const rows = z.string().parse(res.body).trimEnd().split('\r\n').slice(1)
+            const sites = new Set(rows.map((r) => r.split(',')[1]))
+            if (rows.length === 0) problems.push(`${who}: empty export`)
+            const want = name.endsWith(' A') ? [A] : name.endsWith(' B') ? [B] : ALL
+            if ([...sites].sort().join() !== want.join()) problems.push(`${who}: export of ${[...sites].join()}`)
+          }
           if (ok && name.includes('/series')) {
             const series = Series.parse(res.body)
             // 24 raw readings per device over the last 4 h, or 4 valid hourly means.

@@ -1,4 +1,11 @@
-import { METRICS, type Permission, SiteFeature, SiteFeatureCollection } from '@skolluft/core'
+import {
+  EXPORT_CONTENT_TYPES,
+  EXPORT_SCHEMA_ID,
+  METRICS,
+  type Permission,
+  SiteFeature,
+  SiteFeatureCollection,
+} from '@skolluft/core'
 import { Router } from 'express'
 import { z } from 'zod'
 import { methodNotAllowed } from '../problem.ts'
@@ -30,6 +37,7 @@ import {
   MAX_BREACHES_LIMIT,
 } from './breaches.ts'
 import { ExceedancesQuery, ExceedancesResponse, FIRST_EXCEEDANCE_YEAR } from './exceedances.ts'
+import { ExportQueryParams, MAX_EXPORT_IDS, MAX_PUBLIC_EXPORT_SPAN } from './export.ts'
 import { ReplayQuery } from './public-info.ts'
 import { RejectsQuery } from './rejects.ts'
 import { CreateTokenBody } from './tokens.ts'
@@ -141,6 +149,21 @@ const OPERATIONS: readonly Operation[] = [
     access: 'series:hourly',
     summary: 'Hourly means of one index pollutant for every visible site, last 24 h or 7 days',
     query: ReplayQuery,
+  },
+  {
+    method: 'get',
+    path: '/export',
+    tag: 'export',
+    access: 'export',
+    summary: `Bulk export (schema ${EXPORT_SCHEMA_ID}) of raw readings or hourly/daily aggregates as CSV or NDJSON, streamed`,
+    description: [
+      `Columns, types and units: docs/export.md (data dictionary). Long format: one row per value; the column order never changes within ${EXPORT_SCHEMA_ID} (sent as the header \`X-Skolluft-Export-Schema\`). CSV is RFC 4180, UTF-8 without BOM, CRLF, with a header row (\`${EXPORT_CONTENT_TYPES.csv}\`); NDJSON has one object per line with the same keys (\`${EXPORT_CONTENT_TYPES.ndjson}\`). Times are ISO 8601 UTC.`,
+      'Rows come in a fixed order (raw: site, device, time, metric; hourly/daily: site, time, metric), so repeating a request over the same data returns identical bytes; to resume, request the rest of the window (`from` = the last complete time). Gzip (level 1) with `Accept-Encoding: gzip`.',
+      `Access: holders of \`export\` (admin, staff, researcher tokens) get every resolution with no limit on the window and no paging. Others get hourly and daily data of the sites they may read series of (with the public map on: every site), at most ${MAX_PUBLIC_EXPORT_SPAN.hourly.label} hourly / ${MAX_PUBLIC_EXPORT_SPAN.daily.label} daily per request (400 \`span_too_long\`); raw readings need \`export\`.`,
+      `\`from\` and \`to\` are required ([from, to)). \`sites\` and \`devices\` are comma-separated ids (at most ${MAX_EXPORT_IDS}; unknown site: 404); \`bbox\` = minLon,minLat,maxLon,maxLat selects sites by their coordinates; \`metrics\` defaults to all of ${METRICS.join(', ')}. Hourly: hours overlapping [from, to); daily: fixed UTC+1 days from the one containing \`from\`.`,
+    ].join('\n\n'),
+    query: ExportQueryParams,
+    responseType: EXPORT_CONTENT_TYPES.csv,
   },
   {
     method: 'get',
