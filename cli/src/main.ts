@@ -7,6 +7,7 @@ const services = () => import('./commands/services.ts')
 const admin = () => import('./commands/admin.ts')
 const people = () => import('./commands/people.ts')
 const importer = () => import('./commands/import.ts')
+const exporter = () => import('./commands/export.ts')
 
 export const USAGE = `usage: skolluft <command> [options]
 
@@ -42,6 +43,12 @@ People and access (work on DATA_DIR; every change is audited with the actor "cli
                                 90 days), printed once
   token list [--json]
   token revoke <tokenId>
+
+Data export (works on DATA_DIR; schema skolluft-export/1, see docs/export.md):
+  export --resolution <raw|hourly|daily> --from <ISO> --to <ISO> --out <file> [--format <csv|ndjson>]
+         [--sites <a,b>] [--devices <d1,d2>] [--bbox <minLon,minLat,maxLon,maxLat>] [--metrics <pm25,no2>]
+                                writes <file> and <file>.manifest.json (query, schema, software version,
+                                rows, sha256, licence: EXPORT_LICENCE, attribution: EXPORT_ATTRIBUTION)
 `
 
 export class UsageError extends Error {
@@ -139,6 +146,26 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
           deviceId: values.device,
           json: values.json ?? false,
         })
+      }
+      case 'export': {
+        const { values, positionals } = parseArgs({
+          args: [...rest],
+          options: Object.fromEntries(
+            ['resolution', 'format', 'from', 'to', 'sites', 'devices', 'bbox', 'metrics', 'out'].map((name) => [
+              name,
+              { type: 'string' as const },
+            ]),
+          ),
+          allowPositionals: true,
+          strict: true,
+        })
+        if (positionals.length > 0) throw new UsageError(`export: unexpected argument ${positionals[0]}`)
+        const { out, ...params } = values
+        if (typeof out !== 'string') throw new UsageError('export: --out <file> is required')
+        const strings = Object.fromEntries(
+          Object.entries(params).map(([k, v]) => [k, typeof v === 'string' ? v : undefined]),
+        )
+        return await (await exporter()).runExport(env, io, { out, params: strings })
       }
       case undefined:
       case 'help':
