@@ -6,6 +6,7 @@ import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from './server.ts'
+import { type Caller, call as httpCall, sessionCookie } from './test-http.ts'
 
 /**
  * Who may read and do what, over real HTTP against a real SQLite file: every kind of caller (anonymous,
@@ -224,12 +225,6 @@ const SEEN_PUBLIC_MAP_ON: Visibility = {
   breaches: [ AB,       AB,       AB,       AB,       AB,       AB,       AB,       AB,       AB       ],
 }
 
-interface Caller {
-  readonly headers: Record<string, string>
-  /** Sent as X-CSRF-Token on state changes (sessions only). */
-  readonly csrf: string | null
-}
-
 const LoginResponse = z.object({ csrfToken: z.string(), user: z.object({ id: z.string(), role: z.string() }) })
 const TokenResponse = z.object({ token: z.string().startsWith('skl_'), id: z.string() })
 const FeatureCollection = z.object({ features: z.array(z.object({ id: z.string() })) })
@@ -256,37 +251,9 @@ function callerOf(who: Who): Caller {
   return caller
 }
 
-async function call(
-  server: RunningApi,
-  caller: Caller,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: unknown; headers: Headers }> {
-  const headers: Record<string, string> = { ...caller.headers }
-  if (body !== undefined) headers['Content-Type'] = 'application/json'
-  if (method !== 'GET' && caller.csrf !== null) headers['X-CSRF-Token'] = caller.csrf
-  const res = await fetch(`http://127.0.0.1:${server.port}/api/v1${path}`, {
-    method,
-    headers,
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  })
-  const text = await res.text()
-  // JSON and problem documents are parsed; an export (CSV) is kept as text.
-  const isJson = /[/+]json\b/.test(res.headers.get('content-type') ?? '')
-  return {
-    status: res.status,
-    body: text === '' || !isJson ? text || undefined : JSON.parse(text),
-    headers: res.headers,
-  }
-}
-
-function sessionCookie(res: Response): string {
-  for (const cookie of res.headers.getSetCookie()) {
-    const match = /^skolluft_session=([^;]+)/.exec(cookie)
-    if (match?.[1]) return `skolluft_session=${match[1]}`
-  }
-  throw new Error('no session cookie in the log-in response')
+/** The shared test call, with the body as the last argument (as every row of the tables passes it). */
+function call(server: RunningApi, caller: Caller, method: 'GET' | 'POST', path: string, body?: unknown) {
+  return httpCall(server, caller, method, path, body === undefined ? {} : { body })
 }
 
 function reading(deviceId: string, siteId: string, ts: number, pm25: number): StoredReading {

@@ -7,6 +7,7 @@ import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
+import { ANONYMOUS_CALLER, type Caller, call, sessionCookie } from '../test-http.ts'
 
 /**
  * Alert subscriptions, in-app notifications, the delivery log and the unsubscribe link over real HTTP against a
@@ -29,12 +30,7 @@ const USERS: readonly { who: string; role: Role; sites: string[] }[] = [
   { who: 'researcher', role: 'researcher', sites: [] },
 ]
 
-interface Caller {
-  readonly headers: Record<string, string>
-  readonly csrf: string | null
-}
-
-const ANONYMOUS: Caller = { headers: {}, csrf: null }
+const ANONYMOUS = ANONYMOUS_CALLER
 const LoginResponse = z.object({ csrfToken: z.string() })
 const TokenResponse = z.object({ token: z.string(), id: z.string() })
 const Problem = z.object({
@@ -117,35 +113,8 @@ function userOf(who: string): string {
   return id
 }
 
-async function call(
-  server: RunningApi,
-  caller: Caller,
-  method: 'GET' | 'POST' | 'DELETE',
-  path: string,
-  options: { body?: unknown; csrf?: boolean } = {},
-): Promise<{ status: number; body: unknown }> {
-  const headers: Record<string, string> = { ...caller.headers }
-  if (options.body !== undefined) headers['Content-Type'] = 'application/json'
-  if (method !== 'GET' && caller.csrf !== null && options.csrf !== false) headers['X-CSRF-Token'] = caller.csrf
-  const res = await fetch(`http://127.0.0.1:${server.port}/api/v1${path}`, {
-    method,
-    headers,
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
-}
-
 function problemOf(res: { status: number; body: unknown }) {
   return Problem.parse(res.body)
-}
-
-function sessionCookie(res: Response): string {
-  for (const cookie of res.headers.getSetCookie()) {
-    const match = /^skolluft_session=([^;]+)/.exec(cookie)
-    if (match?.[1]) return `skolluft_session=${match[1]}`
-  }
-  throw new Error('no session cookie in the log-in response')
 }
 
 async function subscribe(who: string, body: unknown, server: RunningApi = api) {

@@ -6,6 +6,7 @@ import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
+import { ANONYMOUS_CALLER, type Caller, call, sessionCookie } from '../test-http.ts'
 
 /**
  * Breach incidents over real HTTP against a real SQLite file, seeded through BreachStore.saveIncident: the list
@@ -85,12 +86,7 @@ const B_OPEN: IncidentInput = {
 /** At C, withdrawn (late data showed it did not happen). */
 const C_WITHDRAWN: IncidentInput = { ...B_OPEN, id: 'inc_c-withdrawn', siteId: C }
 
-interface Caller {
-  readonly headers: Record<string, string>
-  readonly csrf: string | null
-}
-
-const ANONYMOUS: Caller = { headers: {}, csrf: null }
+const ANONYMOUS = ANONYMOUS_CALLER
 const LoginResponse = z.object({ csrfToken: z.string(), user: z.object({ id: z.string() }) })
 const TokenResponse = z.object({ token: z.string(), id: z.string() })
 const Problem = z.object({
@@ -120,25 +116,6 @@ function callerOf(who: string): Caller {
   return caller
 }
 
-async function call(
-  server: RunningApi,
-  caller: Caller,
-  method: 'GET' | 'POST',
-  path: string,
-  options: { body?: unknown; csrf?: boolean } = {},
-): Promise<{ status: number; body: unknown }> {
-  const headers: Record<string, string> = { ...caller.headers }
-  if (options.body !== undefined) headers['Content-Type'] = 'application/json'
-  if (method !== 'GET' && caller.csrf !== null && options.csrf !== false) headers['X-CSRF-Token'] = caller.csrf
-  const res = await fetch(`http://127.0.0.1:${server.port}/api/v1${path}`, {
-    method,
-    headers,
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
-}
-
 async function listIds(server: RunningApi, who: string, query = ''): Promise<string[]> {
   const res = await call(server, callerOf(who), 'GET', `/breaches${query}`)
   expect(res.status, JSON.stringify(res.body)).toBe(200)
@@ -147,14 +124,6 @@ async function listIds(server: RunningApi, who: string, query = ''): Promise<str
 
 function problemOf(res: { status: number; body: unknown }) {
   return Problem.parse(res.body)
-}
-
-function sessionCookie(res: Response): string {
-  for (const cookie of res.headers.getSetCookie()) {
-    const match = /^skolluft_session=([^;]+)/.exec(cookie)
-    if (match?.[1]) return `skolluft_session=${match[1]}`
-  }
-  throw new Error('no session cookie in the log-in response')
 }
 
 beforeAll(async () => {

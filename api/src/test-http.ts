@@ -1,0 +1,51 @@
+import type { RunningApi } from './server.ts'
+
+/**
+ * Test helpers for talking to a running API over real HTTP, shared by the route and permission tests (not a
+ * test file itself). A caller is a set of headers (a session cookie or a bearer token) and, for sessions, the CSRF
+ * token that state changes must send.
+ */
+export interface Caller {
+  readonly headers: Record<string, string>
+  /** Sent as X-CSRF-Token on state changes (sessions only). */
+  readonly csrf: string | null
+}
+
+export const ANONYMOUS_CALLER: Caller = { headers: {}, csrf: null }
+
+/**
+ * One request to `/api/v1{path}`. JSON and problem documents come back parsed; anything else (an export's CSV)
+ * as text; an empty body as undefined. `csrf: false` leaves the CSRF header out on purpose.
+ */
+export async function call(
+  server: RunningApi,
+  caller: Caller,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  options: { body?: unknown; csrf?: boolean } = {},
+): Promise<{ status: number; body: unknown; headers: Headers }> {
+  const headers: Record<string, string> = { ...caller.headers }
+  if (options.body !== undefined) headers['Content-Type'] = 'application/json'
+  if (method !== 'GET' && caller.csrf !== null && options.csrf !== false) headers['X-CSRF-Token'] = caller.csrf
+  const res = await fetch(`http://127.0.0.1:${server.port}/api/v1${path}`, {
+    method,
+    headers,
+    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+  })
+  const text = await res.text()
+  const isJson = /[/+]json\b/.test(res.headers.get('content-type') ?? '')
+  return {
+    status: res.status,
+    body: text === '' ? undefined : isJson ? JSON.parse(text) : text,
+    headers: res.headers,
+  }
+}
+
+/** The `Cookie` value of the session a log-in response set. */
+export function sessionCookie(res: Response): string {
+  for (const cookie of res.headers.getSetCookie()) {
+    const match = /^skolluft_session=([^;]+)/.exec(cookie)
+    if (match?.[1]) return `skolluft_session=${match[1]}`
+  }
+  throw new Error('no session cookie in the log-in response')
+}
