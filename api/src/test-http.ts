@@ -1,3 +1,4 @@
+import { z } from 'zod'
 import type { RunningApi } from './server.ts'
 
 /**
@@ -48,4 +49,32 @@ export function sessionCookie(res: Response): string {
     if (match?.[1]) return `skolluft_session=${match[1]}`
   }
   throw new Error('no session cookie in the log-in response')
+}
+
+const LoginBody = z.object({ csrfToken: z.string().min(1) })
+const TokenBody = z.object({ token: z.string().startsWith('skl_'), id: z.string().min(1) })
+
+/** Logs in with POST /auth/login and returns the session as a caller; throws when the API refuses. */
+export async function logIn(server: RunningApi, email: string, password: string): Promise<Caller> {
+  const res = await fetch(`http://127.0.0.1:${server.port}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  })
+  if (res.status !== 200) throw new Error(`log-in of ${email} answered ${res.status}`)
+  const { csrfToken } = LoginBody.parse(await res.json())
+  return { headers: { Cookie: sessionCookie(res) }, csrf: csrfToken }
+}
+
+/** Creates an API token with POST /tokens as `admin` and returns it as a caller, with the token's id. */
+export async function createToken(
+  server: RunningApi,
+  admin: Caller,
+  body: unknown,
+): Promise<{ caller: Caller; id: string }> {
+  const created = await call(server, admin, 'POST', '/tokens', { body })
+  if (created.status !== 201)
+    throw new Error(`POST /tokens answered ${created.status}: ${JSON.stringify(created.body)}`)
+  const { token, id } = TokenBody.parse(created.body)
+  return { caller: { headers: { Authorization: `Bearer ${token}` }, csrf: null }, id }
 }

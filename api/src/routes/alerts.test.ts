@@ -7,7 +7,7 @@ import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { ANONYMOUS_CALLER, type Caller, call, sessionCookie } from '../test-http.ts'
+import { ANONYMOUS_CALLER, type Caller, call, createToken, logIn } from '../test-http.ts'
 
 /**
  * Alert subscriptions, in-app notifications, the delivery log and the unsubscribe link over real HTTP against a
@@ -31,8 +31,6 @@ const USERS: readonly { who: string; role: Role; sites: string[] }[] = [
 ]
 
 const ANONYMOUS = ANONYMOUS_CALLER
-const LoginResponse = z.object({ csrfToken: z.string() })
-const TokenResponse = z.object({ token: z.string(), id: z.string() })
 const Problem = z.object({
   status: z.number(),
   code: z.string(),
@@ -221,14 +219,7 @@ beforeAll(async () => {
 
   callers.set('anonymous', ANONYMOUS)
   for (const user of USERS) {
-    const res = await fetch(`http://127.0.0.1:${api.port}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email: `${user.who}@example.org`, password: `password of ${user.who}` }),
-    })
-    expect(res.status).toBe(200)
-    const login = LoginResponse.parse(await res.json())
-    callers.set(user.who, { headers: { Cookie: sessionCookie(res) }, csrf: login.csrfToken })
+    callers.set(user.who, await logIn(api, `${user.who}@example.org`, `password of ${user.who}`))
   }
   const tokens = [
     // Holds alerts:subscribe (asked for by name), but a token has no user to alert.
@@ -238,10 +229,8 @@ beforeAll(async () => {
     ['deliveriesToken', { name: 'delivery monitor', role: 'staff', scopes: ['deliveries:read'] }],
   ] as const
   for (const [who, body] of tokens) {
-    const created = await call(api, callerOf('admin'), 'POST', '/tokens', { body })
-    expect(created.status).toBe(201)
-    const { token, id } = TokenResponse.parse(created.body)
-    callers.set(who, { headers: { Authorization: `Bearer ${token}` }, csrf: null })
+    const { caller, id } = await createToken(api, callerOf('admin'), body)
+    callers.set(who, caller)
     userIds.set(who, id)
   }
 })

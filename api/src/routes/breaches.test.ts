@@ -6,7 +6,7 @@ import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { ANONYMOUS_CALLER, type Caller, call, sessionCookie } from '../test-http.ts'
+import { ANONYMOUS_CALLER, type Caller, call, createToken, logIn } from '../test-http.ts'
 
 /**
  * Breach incidents over real HTTP against a real SQLite file, seeded through BreachStore.saveIncident: the list
@@ -87,8 +87,6 @@ const B_OPEN: IncidentInput = {
 const C_WITHDRAWN: IncidentInput = { ...B_OPEN, id: 'inc_c-withdrawn', siteId: C }
 
 const ANONYMOUS = ANONYMOUS_CALLER
-const LoginResponse = z.object({ csrfToken: z.string(), user: z.object({ id: z.string() }) })
-const TokenResponse = z.object({ token: z.string(), id: z.string() })
 const Problem = z.object({
   status: z.number(),
   code: z.string(),
@@ -160,24 +158,15 @@ beforeAll(async () => {
 
   callers.set('anonymous', ANONYMOUS)
   for (const user of USERS) {
-    const res = await fetch(`http://127.0.0.1:${publicOff.port}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email: `${user.who}@example.org`, password: `password of ${user.who}` }),
-    })
-    expect(res.status).toBe(200)
-    const login = LoginResponse.parse(await res.json())
-    callers.set(user.who, { headers: { Cookie: sessionCookie(res) }, csrf: login.csrfToken })
+    callers.set(user.who, await logIn(publicOff, `${user.who}@example.org`, `password of ${user.who}`))
   }
   const tokens = [
     ['staffToken', { name: 'staff, default scopes', role: 'staff' }],
     ['managerToken', { name: 'breach desk', role: 'staff', scopes: ['map:read', 'breaches:manage'] }],
   ] as const
   for (const [who, body] of tokens) {
-    const created = await call(publicOff, callerOf('admin'), 'POST', '/tokens', { body })
-    expect(created.status).toBe(201)
-    const { token, id } = TokenResponse.parse(created.body)
-    callers.set(who, { headers: { Authorization: `Bearer ${token}` }, csrf: null })
+    const { caller, id } = await createToken(publicOff, callerOf('admin'), body)
+    callers.set(who, caller)
     userIds.set(who, id)
   }
 })

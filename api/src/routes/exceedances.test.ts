@@ -15,6 +15,7 @@ import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
+import { ANONYMOUS_CALLER, type Caller, call, logIn } from '../test-http.ts'
 import { ExceedancesResponse, exceedanceProfiles } from './exceedances.ts'
 
 /**
@@ -192,13 +193,12 @@ const Problem = z.object({
   detail: z.string(),
   errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
 })
-const LoginResponse = z.object({ csrfToken: z.string() })
 
 let dir: Awaited<ReturnType<typeof tempDir>>
 let storage: Storage
 let publicOff: RunningApi
 let publicOn: RunningApi
-const cookies = new Map<string, string>()
+const callers = new Map<string, Caller>()
 
 const USERS: readonly { who: string; role: Role; sites: string[] }[] = [
   { who: 'staff', role: 'staff', sites: [] },
@@ -206,18 +206,10 @@ const USERS: readonly { who: string; role: Role; sites: string[] }[] = [
   { who: 'researcher', role: 'researcher', sites: [] },
 ]
 
-async function get(
-  server: RunningApi,
-  who: string | null,
-  path: string,
-): Promise<{ status: number; body: unknown; headers: Headers }> {
-  const cookie = who === null ? undefined : cookies.get(who)
-  if (who !== null && cookie === undefined) throw new Error(`no session for ${who}`)
-  const res = await fetch(`http://127.0.0.1:${server.port}/api/v1${path}`, {
-    headers: cookie === undefined ? {} : { Cookie: cookie },
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers }
+function get(server: RunningApi, who: string | null, path: string) {
+  const caller = who === null ? ANONYMOUS_CALLER : callers.get(who)
+  if (caller === undefined) throw new Error(`no session for ${who}`)
+  return call(server, caller, 'GET', path)
 }
 
 async function report(path: string, who: string | null = 'staff', server = publicOff): Promise<Report> {
@@ -261,19 +253,7 @@ beforeAll(async () => {
   publicOff = await startApi({ ...base, options: { publicMap: false } })
   publicOn = await startApi({ ...base, options: { publicMap: true } })
   for (const user of USERS) {
-    const res = await fetch(`http://127.0.0.1:${publicOff.port}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email: `${user.who}@example.org`, password: `password of ${user.who}` }),
-    })
-    expect(res.status).toBe(200)
-    LoginResponse.parse(await res.json())
-    const match = res.headers
-      .getSetCookie()
-      .map((c) => /^skolluft_session=([^;]+)/.exec(c)?.[1])
-      .find((v) => v !== undefined)
-    if (match === undefined) throw new Error('no session cookie')
-    cookies.set(user.who, `skolluft_session=${match}`)
+    callers.set(user.who, await logIn(publicOff, `${user.who}@example.org`, `password of ${user.who}`))
   }
 })
 
