@@ -12,7 +12,7 @@ import {
   severityKey,
   sortIncidents,
 } from './breaches.ts'
-import { h, replaceChildren } from './dom.ts'
+import { h, openSiteRows, replaceChildren } from './dom.ts'
 import { formatDateTime, formatNumber } from './format.ts'
 import type { Translate } from './i18n.ts'
 import type { Lang, MessageKey } from './messages.ts'
@@ -228,28 +228,11 @@ export function createBreachesView(deps: BreachesViewDeps): BreachesView {
     return active instanceof HTMLTableRowElement && tbody.contains(active) ? (active.dataset.incidentId ?? null) : null
   }
 
-  function rowSite(target: EventTarget | null): string | undefined {
-    if (!(target instanceof Element)) return undefined
-    return target.closest<HTMLTableRowElement>('tr[data-site-id]')?.dataset.siteId
-  }
-
-  tbody.addEventListener('click', (e) => {
-    const id = rowSite(e.target)
-    if (id !== undefined) deps.onOpen(id)
-  })
-  tbody.addEventListener('keydown', (e) => {
-    if (!(e.target instanceof HTMLTableRowElement)) return
-    const id = e.target.dataset.siteId
-    if (id === undefined) return
-    if (e.key === 'Enter' || e.key === ' ') {
-      e.preventDefault()
-      deps.onOpen(id)
-      return
-    }
+  openSiteRows(tbody, deps.onOpen, (e, row) => {
     const step = { ArrowDown: 1, ArrowUp: -1 }[e.key]
     if (step === undefined) return
     const rows = [...tbody.querySelectorAll<HTMLTableRowElement>('tr[data-incident-id]')]
-    const next = rows[rows.indexOf(e.target) + step]
+    const next = rows[rows.indexOf(row) + step]
     if (next !== undefined) {
       e.preventDefault()
       next.focus()

@@ -42,3 +42,30 @@ export function uid(prefix: string): string {
   nextId += 1
   return `${prefix}-${nextId}`
 }
+
+/**
+ * Site rows of a table (`tr[data-site-id]`) open their site on a click or on Enter/Space when focused; one
+ * listener per table, not per row (the list view has 10 000 rows). Other keys on a focused row go to `onKey`.
+ */
+export function openSiteRows(
+  tbody: HTMLElement,
+  onOpen: (siteId: string) => void,
+  onKey: (event: KeyboardEvent, row: HTMLTableRowElement, siteId: string) => void,
+): void {
+  tbody.addEventListener('click', (e) => {
+    if (!(e.target instanceof Element)) return
+    const id = e.target.closest<HTMLTableRowElement>('tr[data-site-id]')?.dataset.siteId
+    if (id !== undefined) onOpen(id)
+  })
+  tbody.addEventListener('keydown', (e) => {
+    if (!(e.target instanceof HTMLTableRowElement)) return
+    const id = e.target.dataset.siteId
+    if (id === undefined) return
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault()
+      onOpen(id)
+      return
+    }
+    onKey(e, e.target, id)
+  })
+}

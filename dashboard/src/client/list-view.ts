@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 import type { EaqiLevel } from '@skolluft/core'
 import { bandColour, bandSymbol, bandTextColour } from './bands.ts'
-import { h } from './dom.ts'
+import { h, openSiteRows } from './dom.ts'
 import type { MessageKey } from './messages.ts'
 import type { MarkerReading, SiteState, SortDir, SortKey } from './model.ts'
 
@@ -220,25 +220,8 @@ export function createListView(options: ListViewOptions): ListView {
     return cells
   }
 
-  function rowId(target: EventTarget | null): string | undefined {
-    if (!(target instanceof Element)) return undefined
-    return target.closest<HTMLTableRowElement>('tr[data-site-id]')?.dataset.siteId
-  }
-
   // One listener for all rows (10 000 rows, 2 listeners instead of 20 000).
-  tbody.addEventListener('click', (e) => {
-    const id = rowId(e.target)
-    if (id !== undefined) options.onOpen(id)
-  })
-  tbody.addEventListener('keydown', (e) => {
-    if (!(e.target instanceof HTMLTableRowElement)) return
-    const id = e.target.dataset.siteId
-    if (id === undefined) return
-    if (e.key === 'Enter' || e.key === ' ') {
-      e.preventDefault()
-      options.onOpen(id)
-      return
-    }
+  openSiteRows(tbody, options.onOpen, (e, _row, id) => {
     // Arrow keys move between rows (in a windowed table the next row may not exist yet for Tab).
     const step = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10 }[e.key]
     const jump = e.key === 'Home' ? 0 : e.key === 'End' ? shown.length - 1 : null
