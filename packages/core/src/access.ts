@@ -12,6 +12,9 @@ import { SiteId } from './ids.ts'
  *   caretaker   device health, raw readings (to diagnose a sensor) and the reject log, every site
  *   researcher  API tokens for reading and exporting series; no device or personal data
  *
+ * Calibrations (issue 5): everyone with `export` may read them (an export names the calibration it applied);
+ * creating and retiring them is calibrations:write, admin and staff only.
+ *
  * Breach incidents (issue 4) are part of the map (map:read on their site); acknowledging and commenting on
  * them ("staff can acknowledge and comment on an incident") is breaches:manage, admin and staff only.
  *
@@ -44,6 +47,11 @@ export const PERMISSIONS = [
   'alerts:subscribe',
   /** The alert outbox and its delivery attempts, for every recipient (issue 4: "visible to staff"). */
   'deliveries:read',
+  /**
+   * Create and retire per-device linear calibrations (issue 5, corrections.ts); reading them needs `export`.
+   * They change every corrected value an export carries, so only admin and staff.
+   */
+  'calibrations:write',
 ] as const
 export const Permission = z.enum(PERMISSIONS)
 export type Permission = z.infer<typeof Permission>
@@ -63,6 +71,7 @@ const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
     'breaches:manage',
     'alerts:subscribe',
     'deliveries:read',
+    'calibrations:write',
   ],
   principal: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'alerts:subscribe'],
   caretaker: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'rejects:read', 'alerts:subscribe'],
@@ -92,6 +101,7 @@ const EXPLICIT_SCOPES: ReadonlySet<Permission> = new Set<Permission>([
   'alerts:subscribe',
   // Recipients' addresses: personal data, so a token gets it only by name.
   'deliveries:read',
+  'calibrations:write',
 ])
 
 /** The scopes a new token of `role` gets when none are asked for: all the role's read and export permissions. */
