@@ -1,4 +1,13 @@
-import { DAY_MS, HOUR_MS, MAX_SUBSCRIPTION_SITES, type Metric, type MetricValues, type SiteInput } from '@skolluft/core'
+import {
+  DAY_MS,
+  FINAL_GRACE_MS,
+  HOUR_MS,
+  MAX_SUBSCRIPTION_SITES,
+  type Metric,
+  type MetricValues,
+  type NewCalibration,
+  type SiteInput,
+} from '@skolluft/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   type AlertEventQuery,
@@ -14,6 +23,7 @@ import {
   type NewAlertEvent,
   type NewOutboxMessage,
   type NewSubscription,
+  type QualityCheck,
   REJECT_LOG_CAPACITY,
   type RejectRecord,
   type Storage,
@@ -655,7 +665,9 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
         )
         expect(filtered.rows.map((r) => r.ts - T0)).toEqual([0, MINUTE_MS, 2 * MINUTE_MS])
         const rh = await collect(storage.readings.streamReadings({ ...query, metrics: ['rh'] }))
-        expect(rh.rows).toEqual([{ siteId: 'school-a', deviceId: 'dev-1', ts: T0 + 9 * MINUTE_MS, values: { rh: 50 } }])
+        expect(rh.rows).toEqual([
+          { siteId: 'school-a', deviceId: 'dev-1', ts: T0 + 9 * MINUTE_MS, values: { rh: 50 }, qc: null },
+        ])
         expect((await collect(storage.readings.streamReadings({ ...query, siteIds: [] }))).rows).toEqual([])
       })
 
@@ -736,6 +748,389 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
         expect(rows.map((h) => `${h.siteId}@${(h.t - T0) / HOUR_MS}`)).toEqual(
           sites.flatMap((s) => Array.from({ length: hours }, (_, h) => `${s.id}@${h}`)),
         )
+      })
+
+      it('resumes a stream at a reading or site-hour, inclusive, skipping everything before it', async () => {
+        await storage.readings.writeReadings([
+          ...minutes('dev-9', T0, 2, () => 3, 'pm25', null),
+          ...minutes('dev-1', T0, 3, () => 1),
+          ...minutes('dev-2', T0, 3, () => 2),
+          ...minutes('dev-3', T0, 2, () => 4, 'pm25', 'preschool-b'),
+          ...minutes('dev-1', T0 + HOUR_MS, 2, () => 5),
+        ])
+        const query: ExportQuery = { metrics: ['pm25'], from: T0, to: T0 + DAY_MS }
+        const keys = async (q: ExportQuery) =>
+          (await collect(storage.readings.streamReadings(q))).rows.map(
+            (r) => `${r.siteId}/${r.deviceId}@${(r.ts - T0) / MINUTE_MS}`,
+          )
+        const all = await keys(query)
+        expect(all).toEqual([
+          'null/dev-9@0',
+          'null/dev-9@1',
+          'preschool-b/dev-3@0',
+          'preschool-b/dev-3@1',
+          'school-a/dev-1@0',
+          'school-a/dev-1@1',
+          'school-a/dev-1@2',
+          'school-a/dev-1@60',
+          'school-a/dev-1@61',
+          'school-a/dev-2@0',
+          'school-a/dev-2@1',
+          'school-a/dev-2@2',
+        ])
+        // Every position resumes with the rest, that reading included.
+        for (let i = 0; i < all.length; i++) {
+          const [site = '', rest = ''] = (all[i] ?? '').split('/')
+          const [deviceId = '', minute = '0'] = rest.split('@')
+          const after = { siteId: site === 'null' ? null : site, deviceId, ts: T0 + Number(minute) * MINUTE_MS }
+          expect(await keys({ ...query, after })).toEqual(all.slice(i))
+        }
+        // A position between readings (a reading since deleted, or a device with nothing left) resumes at the next.
+        expect(
+          await keys({ ...query, after: { siteId: 'school-a', deviceId: 'dev-1', ts: T0 + 30 * MINUTE_MS } }),
+        ).toEqual(all.slice(7))
+        expect(await keys({ ...query, after: { siteId: 'school-a', deviceId: 'dev-15', ts: T0 } })).toEqual(
+          all.slice(9),
+        )
+
+        const hours = async (q: ExportQuery) =>
+          (await collect(storage.readings.streamHourly(q))).rows.map((h) => `${h.siteId}@${(h.t - T0) / HOUR_MS}`)
+        expect(await hours(query)).toEqual(['preschool-b@0', 'school-a@0', 'school-a@1'])
+        expect(await hours({ ...query, after: { siteId: 'school-a', deviceId: null, ts: T0 } })).toEqual([
+          'school-a@0',
+          'school-a@1',
+        ])
+        expect(await hours({ ...query, after: { siteId: 'school-a', deviceId: null, ts: T0 + HOUR_MS } })).toEqual([
+          'school-a@1',
+        ])
+      })
+
+      it("streams device-hours with each device's sums and mean RH when asked byDevice", async () => {
+        await storage.readings.writeReadings([
+          ...minutes('dev-2', T0, 30, (i) => i),
+          ...minutes('dev-1', T0, 60, () => 10),
+          ...minutes('dev-1', T0, 60, (i) => (i < 30 ? 80 : 90), 'rh').map((r) => ({ ...r, ts: r.ts + 1 })),
+          ...minutes('dev-3', T0 + HOUR_MS, 2, () => 4, 'pm25', 'preschool-b'),
+          ...minutes('dev-4', T0, 60, () => 1000, 'pm25', null),
+        ])
+        const { rows } = await collect(
+          storage.readings.streamHourly({ metrics: ['pm25', 'rh'], from: T0, to: T0 + DAY_MS, byDevice: true }),
+        )
+        expect(rows.map((h) => [h.siteId, h.deviceId, (h.t - T0) / HOUR_MS, h.metric, h.n, h.sum, h.rh])).toEqual([
+          ['preschool-b', 'dev-3', 1, 'pm25', 2, 8, undefined],
+          ['school-a', 'dev-1', 0, 'pm25', 60, 600, 85],
+          ['school-a', 'dev-1', 0, 'rh', 60, 60 * 85, 85],
+          ['school-a', 'dev-2', 0, 'pm25', 30, (29 * 30) / 2, undefined],
+        ])
+        expect(rows.find((h) => h.deviceId === 'dev-2')).toMatchObject({ min: 0, max: 29, expected: 60 })
+        // Resumed at a site-hour: from its first device on.
+        const resumed = await collect(
+          storage.readings.streamHourly({
+            metrics: ['pm25'],
+            from: T0,
+            to: T0 + DAY_MS,
+            byDevice: true,
+            after: { siteId: 'school-a', deviceId: null, ts: T0 },
+          }),
+        )
+        expect(resumed.rows.map((h) => h.deviceId)).toEqual(['dev-1', 'dev-2'])
+      })
+    })
+
+    describe('readings: quality flags', () => {
+      /** Reach of the test rules, like core's: 6 h back (NO2 stuck), 15 min ahead (spike). */
+      const BACK_MS = 6 * HOUR_MS
+      const AHEAD_MS = 15 * MINUTE_MS
+      const TEN_MIN_MS = 10 * MINUTE_MS
+      /** pm25 above `limit` (bit 0). */
+      const HIGH = 1
+      /** pm25 above 1000 somewhere in the 6 h up to and including the reading (bit 1: backward, like stuck). */
+      const AFTER_BURST = 2
+      /** The next reading, within 15 min, has pm25 above 1000 (bit 2: lookahead, like a spike's neighbours). */
+      const BEFORE_BURST = 4
+
+      /** Small deterministic rules standing in for core's checkReadings, with its reach. */
+      function rules(version = 1, limit = 100): QualityCheck {
+        return {
+          version,
+          contextBeforeMs: BACK_MS,
+          contextAfterMs: AHEAD_MS,
+          run(samples, range) {
+            const masks = new Map<number, number>()
+            const burst = samples.filter((o) => (o.values.pm25 ?? 0) > 1000).map((o) => o.ts)
+            samples.forEach((s, i) => {
+              if (s.ts < range.from || s.ts >= range.to) return
+              const next = samples[i + 1]
+              let mask = 0
+              if ((s.values.pm25 ?? 0) > limit) mask |= HIGH
+              if (burst.some((t) => t <= s.ts && t >= s.ts - BACK_MS)) mask |= AFTER_BURST
+              if (next !== undefined && next.ts - s.ts <= AHEAD_MS && (next.values.pm25 ?? 0) > 1000)
+                mask |= BEFORE_BURST
+              if (mask !== 0) masks.set(s.ts, mask)
+            })
+            return masks
+          },
+        }
+      }
+
+      /** Checks the whole backlog as the worker does; returns the device-hours marked checked. */
+      async function pass(check: QualityCheck, finalBefore: number): Promise<number> {
+        let hours = 0
+        for (const entry of await storage.readings.qualityBacklog(finalBefore, 10_000)) {
+          hours += (await storage.readings.checkQuality(entry.deviceId, entry.hourStart, check, finalBefore)).hours
+        }
+        return hours
+      }
+
+      /** ts - T0 (minutes) -> qc of every stored reading, in stream order. */
+      async function flags(deviceIds?: readonly string[]): Promise<Map<number, number | null | undefined>> {
+        const out = new Map<number, number | null | undefined>()
+        for await (const batch of storage.readings.streamReadings({
+          metrics: ['pm25', 'no2'],
+          from: T0 - DAY_MS,
+          to: T0 + 30 * DAY_MS,
+          ...(deviceIds ? { deviceIds } : {}),
+        })) {
+          for (const r of batch) out.set((r.ts - T0) / MINUTE_MS, r.qc)
+        }
+        return out
+      }
+
+      /** A day of pm25 = 10 every 10 minutes from T0, leaving out the readings at `skip` (ms after T0). */
+      function day(deviceId = 'dev-1', skip: readonly number[] = []): StoredReading[] {
+        return Array.from({ length: 144 }, (_, i) => i * TEN_MIN_MS)
+          .filter((offset) => !skip.includes(offset))
+          .map((offset) => reading(deviceId, T0 + offset, { pm25: 10 }, { expectedPerHour: 6 }))
+      }
+
+      it('stores flags beside the values, never changing them; null until the device-hour is checked', async () => {
+        await storage.readings.writeReadings([
+          reading('dev-1', T0, { pm25: 150, no2: 20 }),
+          reading('dev-1', T0 + 30 * MINUTE_MS, { pm25: 5 }),
+          reading('dev-1', T0 + HOUR_MS, { no2: 30 }),
+          reading('dev-1', T0 + 2 * HOUR_MS + MINUTE_MS, { pm25: 101 }),
+          reading('dev-2', T0 + HOUR_MS, { pm25: 500 }, { siteId: null }),
+        ])
+        const readAll = async () => {
+          const rows = []
+          for await (const batch of storage.readings.streamReadings({
+            metrics: ['pm25', 'no2'],
+            from: T0,
+            to: T0 + DAY_MS,
+          }))
+            rows.push(...batch)
+          return rows
+        }
+        const before = await readAll()
+        expect(before.map((r) => r.qc)).toEqual([null, null, null, null, null])
+        const finalBefore = T0 + 3 * HOUR_MS + FINAL_GRACE_MS
+        expect(await storage.readings.qualityBacklog(finalBefore, 10)).toEqual([
+          { deviceId: 'dev-1', hourStart: T0 },
+          { deviceId: 'dev-1', hourStart: T0 + HOUR_MS },
+          { deviceId: 'dev-2', hourStart: T0 + HOUR_MS },
+          { deviceId: 'dev-1', hourStart: T0 + 2 * HOUR_MS },
+        ])
+        const first = await storage.readings.checkQuality('dev-1', T0, rules(), finalBefore)
+        // [T0 - 1 h, T0 + 7 h) cut at the last final hour: dev-1's three hours, all four readings.
+        expect(first).toEqual({ hours: 3, checked: 4, flagged: 2, changed: 2 })
+        // The later entries of dev-1 were covered by that call.
+        expect(await storage.readings.checkQuality('dev-1', T0 + HOUR_MS, rules(), finalBefore)).toEqual({
+          hours: 0,
+          checked: 0,
+          flagged: 0,
+          changed: 0,
+        })
+        expect(await storage.readings.qualityBacklog(finalBefore, 10)).toEqual([
+          { deviceId: 'dev-2', hourStart: T0 + HOUR_MS },
+        ])
+        expect(await pass(rules(), finalBefore)).toBe(1)
+        expect(await storage.readings.qualityBacklog(finalBefore, 10)).toEqual([])
+        const after = await readAll()
+        expect(after.map((r) => [r.deviceId, (r.ts - T0) / MINUTE_MS, r.qc])).toEqual([
+          ['dev-2', 60, HIGH],
+          ['dev-1', 0, HIGH],
+          ['dev-1', 30, 0],
+          ['dev-1', 60, 0],
+          ['dev-1', 121, HIGH],
+        ])
+        expect(after.map(({ qc: _, ...rest }) => rest)).toEqual(before.map(({ qc: _, ...rest }) => rest))
+        expect(
+          await storage.readings.rawSeries({ deviceId: 'dev-1', metric: 'pm25', from: T0, to: T0 + DAY_MS, limit: 9 }),
+        ).toEqual([
+          { t: new Date(T0).toISOString(), value: 150, deviceId: 'dev-1' },
+          { t: new Date(T0 + 30 * MINUTE_MS).toISOString(), value: 5, deviceId: 'dev-1' },
+          { t: new Date(T0 + 121 * MINUTE_MS).toISOString(), value: 101, deviceId: 'dev-1' },
+        ])
+        // Durable: another handle sees the flags.
+        const other = await fixture.reopen()
+        extraHandles.push(other)
+        const seen = []
+        for await (const batch of other.readings.streamReadings({ metrics: ['pm25'], from: T0, to: T0 + DAY_MS }))
+          seen.push(...batch.map((r) => r.qc))
+        expect(seen).toEqual([HIGH, HIGH, 0, HIGH])
+      })
+
+      it('never marks an hour checked before it is final (its end plus the grace)', async () => {
+        await storage.readings.writeReadings(day())
+        const h2 = T0 + 2 * HOUR_MS
+        // Hour 1 ended at h2; hour 2 ends at h2 + 1 h.
+        const finalBefore = h2 + HOUR_MS - 1
+        expect((await storage.readings.qualityBacklog(finalBefore, 10)).map((e) => e.hourStart)).toEqual([
+          T0,
+          T0 + HOUR_MS,
+        ])
+        expect(await storage.readings.checkQuality('dev-1', h2, rules(), finalBefore)).toMatchObject({ hours: 0 })
+        expect(await storage.readings.checkQuality('dev-1', T0 + HOUR_MS, rules(), finalBefore)).toMatchObject({
+          hours: 2,
+          checked: 12,
+        })
+        const qc = await flags()
+        expect([0, 50, 60, 110].map((m) => qc.get(m))).toEqual([0, 0, 0, 0])
+        expect([120, 130, 23 * 60].map((m) => qc.get(m))).toEqual([null, null, null])
+        // Exactly at its end plus grace (finalBefore = end) it is final.
+        expect((await storage.readings.qualityBacklog(h2 + HOUR_MS, 10)).map((e) => e.hourStart)).toEqual([h2])
+        expect(await storage.readings.checkQuality('dev-1', h2, rules(), h2 + HOUR_MS)).toMatchObject({ hours: 1 })
+        expect((await flags()).get(120)).toBe(0)
+      })
+
+      it('re-dirties a checked hour on late data; the next pass recomputes 6 h later and the hour before', async () => {
+        const late = T0 + 10 * HOUR_MS
+        await storage.readings.writeReadings(day('dev-1', [late - T0]))
+        const end = T0 + DAY_MS
+        expect(await pass(rules(), end)).toBe(24)
+        const clean = await flags()
+        expect(clean.size).toBe(143)
+        expect([...clean.values()].every((q) => q === 0)).toBe(true)
+
+        await storage.readings.writeReadings([reading('dev-1', late, { pm25: 5000 }, { expectedPerHour: 6 })])
+        const dirty = await flags()
+        // Only the late reading's hour is unchecked; the rest keep their (now stale) flags until the pass.
+        for (const [minute, q] of dirty) expect(q, `minute ${minute}`).toBe(minute >= 600 && minute < 660 ? null : 0)
+        expect(await storage.readings.qualityBacklog(end, 10)).toEqual([{ deviceId: 'dev-1', hourStart: late }])
+        const result = await storage.readings.checkQuality('dev-1', late, rules(), end)
+        // [late - 1 h, late + 7 h): 8 hours of 6 readings (the late one among them).
+        expect(result).toEqual({ hours: 1, checked: 48, flagged: 38, changed: 38 })
+        const qc = await flags()
+        for (const [minute, q] of qc) {
+          let expected = 0
+          if (minute === 600) expected = HIGH | AFTER_BURST
+          else if (minute > 600 && minute <= 600 + 360) expected = AFTER_BURST
+          else if (minute === 590) expected = BEFORE_BURST
+          expect(q, `minute ${minute}`).toBe(expected)
+        }
+      })
+
+      it('is idempotent: a second pass or a reading that changes no flag leaves the same masks', async () => {
+        await storage.readings.writeReadings([
+          ...day('dev-1', [15 * HOUR_MS]),
+          reading('dev-1', T0 + 3 * HOUR_MS + 5 * MINUTE_MS, { pm25: 2000 }, { expectedPerHour: 6 }),
+        ])
+        const end = T0 + DAY_MS
+        await pass(rules(), end)
+        const first = await flags()
+        expect([...first.values()].filter((q) => q !== 0)).toHaveLength(1 + 1 + 36)
+        expect(await pass(rules(), end)).toBe(0)
+        for (let h = 0; h < 24; h++) {
+          expect(await storage.readings.checkQuality('dev-1', T0 + h * HOUR_MS, rules(), end)).toEqual({
+            hours: 0,
+            checked: 0,
+            flagged: 0,
+            changed: 0,
+          })
+        }
+        // A reading that changes no flag: its hour is rechecked, nothing is rewritten.
+        await storage.readings.writeReadings([
+          reading('dev-1', T0 + 15 * HOUR_MS, { pm25: 10 }, { expectedPerHour: 6 }),
+        ])
+        const again = await storage.readings.checkQuality('dev-1', T0 + 15 * HOUR_MS, rules(), end)
+        expect(again).toEqual({ hours: 1, checked: 48, flagged: 0, changed: 0 })
+        expect(await flags()).toEqual(new Map([...first, [15 * 60, 0]]))
+      })
+
+      it('rechecks everything once when the rules version goes up', async () => {
+        await storage.readings.writeReadings([...day('dev-1'), ...day('dev-2')])
+        await storage.readings.writeReadings([
+          reading('dev-1', T0 + 5 * MINUTE_MS, { pm25: 70 }, { expectedPerHour: 6 }),
+        ])
+        const end = T0 + DAY_MS
+        expect(await storage.readings.requireQualityVersion(1)).toBe(0)
+        expect(await pass(rules(1), end)).toBe(48)
+        expect((await flags(['dev-1'])).get(5)).toBe(0)
+        // Version 2 flags pm25 above 50.
+        expect(await storage.readings.requireQualityVersion(2)).toBe(48)
+        expect(await storage.readings.requireQualityVersion(2)).toBe(0)
+        expect(await storage.readings.requireQualityVersion(1)).toBe(0)
+        expect([...(await flags()).values()].every((q) => q === null)).toBe(true)
+        expect(await storage.readings.qualityBacklog(end, 100)).toHaveLength(48)
+        // Rules older than the version asked for are refused, so two program versions cannot undo each other.
+        await expect(storage.readings.checkQuality('dev-1', T0, rules(1), end)).rejects.toMatchObject({
+          code: 'CONFLICT',
+        })
+        expect(await pass(rules(2, 50), end)).toBe(48)
+        const v2 = await flags(['dev-1'])
+        expect(v2.get(5)).toBe(HIGH)
+        expect([...v2.values()].filter((q) => q !== 0)).toHaveLength(1)
+        // Checking a clean hour with newer rules (before requireQualityVersion) rechecks it too.
+        expect(await storage.readings.checkQuality('dev-2', T0, rules(3), end)).toMatchObject({ hours: 7 })
+      })
+
+      it('pages the backlog and treats a device-hour split over two sites as one', async () => {
+        await withDevice()
+        await storage.readings.writeReadings([
+          reading('dev-1', T0 + 10 * MINUTE_MS, { pm25: 200 }),
+          reading('dev-1', T0 + 40 * MINUTE_MS, { pm25: 20 }, { siteId: 'preschool-b' }),
+          reading('dev-2', T0, { pm25: 1 }),
+          reading('dev-3', T0, { pm25: 1 }),
+          reading('dev-1', T0 + HOUR_MS, { pm25: 1 }),
+        ])
+        const end = T0 + DAY_MS
+        const page1 = await storage.readings.qualityBacklog(end, 2)
+        expect(page1).toEqual([
+          { deviceId: 'dev-1', hourStart: T0 },
+          { deviceId: 'dev-2', hourStart: T0 },
+        ])
+        const page2 = await storage.readings.qualityBacklog(end, 2, page1[1])
+        expect(page2).toEqual([
+          { deviceId: 'dev-3', hourStart: T0 },
+          { deviceId: 'dev-1', hourStart: T0 + HOUR_MS },
+        ])
+        expect(await storage.readings.qualityBacklog(end, 2, page2[1])).toEqual([])
+        expect(await storage.readings.qualityBacklog(end, 0)).toEqual([])
+        expect(await storage.readings.checkQuality('dev-1', T0, rules(), end)).toMatchObject({ hours: 2, checked: 3 })
+        const qc = await flags(['dev-1'])
+        expect([...qc]).toEqual([
+          [40, 0],
+          [10, HIGH],
+          [60, 0],
+        ])
+        // A reading at one site re-dirties the device-hour for the other site's readings too.
+        await storage.readings.writeReadings([
+          reading('dev-1', T0 + 50 * MINUTE_MS, { pm25: 20 }, { siteId: 'preschool-b' }),
+        ])
+        expect((await flags(['dev-1'])).get(10)).toBeNull()
+      })
+
+      it('refuses bad masks and arguments, and rolls the check back', async () => {
+        await storage.readings.writeReadings(day())
+        const end = T0 + DAY_MS
+        for (const mask of [-1, 0.5, 2 ** 53, Number.NaN]) {
+          const bad: QualityCheck = { ...rules(), run: (samples) => new Map(samples.map((s) => [s.ts, mask])) }
+          await expect(storage.readings.checkQuality('dev-1', T0, bad, end)).rejects.toMatchObject({
+            code: 'INVALID_QUERY',
+          })
+        }
+        await expect(storage.readings.checkQuality('dev-1', T0 + 1, rules(), end)).rejects.toMatchObject({
+          code: 'INVALID_QUERY',
+        })
+        await expect(storage.readings.checkQuality('dev-1', T0, rules(0), end)).rejects.toMatchObject({
+          code: 'INVALID_QUERY',
+        })
+        await expect(
+          storage.readings.checkQuality('dev-1', T0, { ...rules(), contextBeforeMs: -1 }, end),
+        ).rejects.toMatchObject({ code: 'INVALID_QUERY' })
+        await expect(storage.readings.requireQualityVersion(0)).rejects.toMatchObject({ code: 'INVALID_QUERY' })
+        expect(await storage.readings.qualityBacklog(end, 100)).toHaveLength(24)
+        expect([...(await flags()).values()].every((q) => q === null)).toBe(true)
       })
     })
 
@@ -2428,6 +2823,109 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
         await other.registry.revokeDevice('dev-1', T0)
         expect(await storage.registry.revision()).toBeGreaterThan(before)
         expect((await storage.registry.getDevice('dev-1'))?.revokedAt).toBe(T0)
+      })
+    })
+
+    describe('calibrations', () => {
+      const manual = (overrides: Partial<NewCalibration> = {}): NewCalibration => ({
+        deviceId: 'dev-1',
+        metric: 'pm25',
+        slope: 0.8,
+        intercept: -1.5,
+        validFrom: T0,
+        basis: { kind: 'manual', after: null, note: 'vendor batch factor' },
+        createdAt: T0 + HOUR_MS,
+        createdBy: 'cli',
+        ...overrides,
+      })
+
+      it('adds calibrations with increasing versions per (device, metric) and ids of their own', async () => {
+        await withDevice('dev-1')
+        await withDevice('dev-2')
+        const a1 = await storage.calibrations.add(manual())
+        const a2 = await storage.calibrations.add(manual({ slope: 0.9, validFrom: T0 + DAY_MS }))
+        const n1 = await storage.calibrations.add(manual({ metric: 'no2' }))
+        const b1 = await storage.calibrations.add(manual({ deviceId: 'dev-2' }))
+        expect([a1.version, a2.version, n1.version, b1.version]).toEqual([1, 2, 1, 1])
+        expect(new Set([a1.id, a2.id, n1.id, b1.id]).size).toBe(4)
+        for (const c of [a1, a2, n1, b1]) expect(c.id).toMatch(/^cal-[0-9]+$/)
+        expect(a1).toEqual({ ...manual(), id: a1.id, version: 1, validTo: null })
+        expect(await storage.calibrations.get(a2.id)).toEqual(a2)
+        expect(await storage.calibrations.get('cal-999999')).toBeUndefined()
+        expect(await storage.calibrations.get('nonsense')).toBeUndefined()
+      })
+
+      it('keeps a colocation basis with its fit statistics', async () => {
+        await withDevice('dev-1')
+        await withDevice('ref-1')
+        const basis = {
+          kind: 'colocation',
+          after: 'rh-hackair@1',
+          reference: { deviceId: 'ref-1' },
+          period: { from: T0, to: T0 + 7 * DAY_MS },
+          n: 150,
+          r2: 0.87,
+          rmse: 2.25,
+        } as const
+        const c = await storage.calibrations.add(manual({ basis }))
+        expect((await storage.calibrations.get(c.id))?.basis).toEqual(basis)
+      })
+
+      it('lists by device and metric, ordered by device, metric, version', async () => {
+        await withDevice('dev-1')
+        await withDevice('dev-2')
+        const b1 = await storage.calibrations.add(manual({ deviceId: 'dev-2' }))
+        const a1 = await storage.calibrations.add(manual())
+        const n1 = await storage.calibrations.add(manual({ metric: 'no2' }))
+        const a2 = await storage.calibrations.add(manual())
+        const ids = (list: readonly { id: string }[]) => list.map((c) => c.id)
+        expect(ids(await storage.calibrations.list())).toEqual([n1.id, a1.id, a2.id, b1.id].map(String))
+        expect(ids(await storage.calibrations.list({ deviceId: 'dev-1' }))).toEqual([n1.id, a1.id, a2.id])
+        expect(ids(await storage.calibrations.list({ deviceId: 'dev-1', metric: 'pm25' }))).toEqual([a1.id, a2.id])
+        expect(ids(await storage.calibrations.list({ metric: 'pm25' }))).toEqual([a1.id, a2.id, b1.id])
+        expect(await storage.calibrations.list({ deviceId: 'nobody' })).toEqual([])
+      })
+
+      it('refuses invalid calibrations and unknown devices', async () => {
+        await withDevice('dev-1')
+        await expect(storage.calibrations.add(manual({ slope: -1 }))).rejects.toMatchObject({
+          code: 'INVALID_CALIBRATION',
+          message: expect.stringMatching(/slope/),
+        })
+        await expect(
+          storage.calibrations.add(
+            manual({ metric: 'no2', basis: { kind: 'manual', after: 'rh-hackair@1', note: null } }),
+          ),
+        ).rejects.toMatchObject({ code: 'INVALID_CALIBRATION', message: expect.stringMatching(/not defined for no2/) })
+        await expect(storage.calibrations.add(manual({ deviceId: 'ghost' }))).rejects.toMatchObject({
+          code: 'UNKNOWN_DEVICE',
+        })
+        expect(await storage.calibrations.list()).toEqual([])
+      })
+
+      it('retires once, never before validFrom, and changes nothing else', async () => {
+        await withDevice('dev-1')
+        const c = await storage.calibrations.add(manual())
+        await expect(storage.calibrations.retire(c.id, T0 - 1)).rejects.toMatchObject({ code: 'INVALID_CALIBRATION' })
+        expect(await storage.calibrations.retire(c.id, T0 + DAY_MS)).toEqual({ ...c, validTo: T0 + DAY_MS })
+        await expect(storage.calibrations.retire(c.id, T0 + 2 * DAY_MS)).rejects.toMatchObject({ code: 'CONFLICT' })
+        expect(await storage.calibrations.get(c.id)).toEqual({ ...c, validTo: T0 + DAY_MS })
+        expect(await storage.calibrations.retire('cal-424242', T0)).toBeUndefined()
+        // A new version after retirement continues the count.
+        expect((await storage.calibrations.add(manual())).version).toBe(2)
+      })
+
+      it('shares versions between handles (processes)', async () => {
+        await withDevice('dev-1')
+        const other = await fixture.reopen()
+        extraHandles.push(other)
+        const added = await Promise.all([
+          storage.calibrations.add(manual()),
+          other.calibrations.add(manual()),
+          storage.calibrations.add(manual()),
+        ])
+        expect(added.map((c) => c.version).sort()).toEqual([1, 2, 3])
+        expect(await other.calibrations.list()).toHaveLength(3)
       })
     })
   })

@@ -21,6 +21,8 @@ export const STORAGE_ERROR_CODES = [
   'UNKNOWN_SUBSCRIPTION',
   'UNKNOWN_ALERT_EVENT',
   'UNKNOWN_OUTBOX',
+  /** A linear calibration failed validation, or cannot be retired at that time (issue 5). */
+  'INVALID_CALIBRATION',
   /**
    * The record exists already (a user's email, a session or token id), or would break a uniqueness rule (a second
    * open incident for one site and rule; an incident moved to another site or rule).

@@ -1,12 +1,15 @@
 import type {
   AggregatePoint,
+  Calibration,
   Device,
   ExportHourSums,
   ExportReading,
   Metric,
   MetricValues,
+  NewCalibration,
   Permission,
   Placement,
+  QcSample,
   RejectCode,
   Role,
   Site,
@@ -37,7 +40,7 @@ import { z } from 'zod'
  * Contract (checked by the shared contract tests in contract-suite.ts):
  * - Readings are idempotent on (deviceId, ts): writing the same reading twice stores it once.
  *   The first stored values win; a later write with the same key is counted as a duplicate.
- * - Raw readings are stored unmodified and never rewritten.
+ * - Raw readings are stored unmodified and never rewritten (their quality flags, stored beside them, are).
  * - A write resolves only after the readings are durable (committed); until then the caller must
  *   not acknowledge them to the device.
  * - Hourly aggregates are updated in the same commit as the raw readings, including for late data.
@@ -138,6 +141,9 @@ export interface ReadingStore {
    * leaves out readings without a site). Memory stays flat whatever the range: each batch is its own query
    * (keyset on the key), and the event loop gets a turn between batches. Writes may run between batches;
    * a reading committed meanwhile shows or not, depending on where the stream is.
+   * Each reading carries `qc`: its flag mask (0 = none) once its device-hour is checked (see `checkQuality`), null
+   * while that hour is dirty or was never checked. Which hours are unchecked is read once per (site, device) at the
+   * start of its readings.
    */
   streamReadings(query: ExportQuery): AsyncIterable<readonly ExportReading[]>
   /**
@@ -147,6 +153,72 @@ export interface ReadingStore {
    * With `deviceIds` only those devices' readings count.
    */
   streamHourly(query: ExportQuery): AsyncIterable<readonly ExportHourSums[]>
+  /**
+   * Quality flags (issue 5): device-hours waiting for their check, oldest first (then by device): those marked dirty
+   * (a reading landed in them since their last check, or they were never checked) whose hour ended by
+   * `finalBefore` (hourStart + 1 h ≤ finalBefore), at most `limit`. `after` pages on past the last entry of the
+   * previous page (keyset on hourStart, deviceId), so an entry that keeps failing cannot block the ones behind it.
+   */
+  qualityBacklog(finalBefore: number, limit: number, after?: QualityBacklogEntry): Promise<QualityBacklogEntry[]>
+  /**
+   * Recomputes the quality flags around one device-hour in ONE (immediate) transaction, so a reading committed
+   * meanwhile re-dirties its hour after this commit and is never lost. Late data in hour H can change the flags of
+   * readings from H − `check.contextAfterMs` to H + 1 h + `check.contextBeforeMs` (the rules look that far around a
+   * reading); that span, widened to whole hours and cut at the last hour that is final (ended by `finalBefore`), is
+   * recomputed: the device's readings over it plus the context on both sides go to `check.run`, `qc` is written where
+   * it changes (the values never), and every final hour of the span is marked checked with `check.version`.
+   * Does nothing (zeros) when the device-hour is already checked with `check.version` (a backlog entry an earlier
+   * call covered), or is not final. StorageError CLOSED, INVALID_QUERY (a mask that is not a non-negative safe
+   * integer).
+   */
+  checkQuality(
+    deviceId: string,
+    hourStart: number,
+    check: QualityCheck,
+    finalBefore: number,
+  ): Promise<QualityCheckResult>
+  /**
+   * Makes every device-hour checked with a version below `version` dirty again, so new rules recheck the history.
+   * Remembers the highest version asked for: a repeat (every worker start) costs one key lookup, not a scan.
+   * Returns how many device-hour rows it marked.
+   */
+  requireQualityVersion(version: number): Promise<number>
+}
+
+/** A device-hour waiting for its quality check (see `ReadingStore.qualityBacklog`). */
+export interface QualityBacklogEntry {
+  readonly deviceId: string
+  /** Epoch ms, hour-aligned. */
+  readonly hourStart: number
+}
+
+/** The rules `checkQuality` applies: core's checkReadings bound to one device, with its version and reach. */
+export interface QualityCheck {
+  /** Stored with every device-hour checked (core READING_QC_VERSION). */
+  readonly version: number
+  /** How far back the rules look from a reading (core QC_CONTEXT_BEFORE_MS). */
+  readonly contextBeforeMs: number
+  /** How far ahead the rules look from a reading (core QC_CONTEXT_AFTER_MS). */
+  readonly contextAfterMs: number
+  /**
+   * Masks for the readings whose ts lies in [range.from, range.to), given the device's samples in time order over
+   * [from − contextBeforeMs, to + contextAfterMs); ts → mask, only masks ≠ 0. Must be deterministic.
+   */
+  readonly run: (
+    samples: readonly QcSample[],
+    range: { readonly from: number; readonly to: number },
+  ) => ReadonlyMap<number, number>
+}
+
+export interface QualityCheckResult {
+  /** Device-hours marked checked. */
+  readonly hours: number
+  /** Readings whose flags were recomputed. */
+  readonly checked: number
+  /** Of those, readings with at least one flag. */
+  readonly flagged: number
+  /** Of those recomputed, readings whose stored mask changed (the rows written). */
+  readonly changed: number
 }
 
 /** Filters of a bulk export stream (see `ReadingStore.streamReadings`). */
@@ -158,6 +230,18 @@ export interface ExportQuery {
   readonly from: number
   /** Exclusive, epoch ms. */
   readonly to: number
+  /**
+   * Resume: start at this position of the stream's order, inclusive (the caller drops what it already has).
+   * streamReadings: the reading of `deviceId` at `ts` at `siteId` (null = no site); streamHourly: the hour `ts`
+   * of `siteId` (`deviceId` ignored).
+   */
+  readonly after?: { readonly siteId: string | null; readonly deviceId: string | null; readonly ts: number }
+  /**
+   * streamHourly only: one entry per device-hour instead of per site-hour, ordered by site, hour, device, then
+   * metric, each with `deviceId` and the device-hour's mean RH (`rh`, when it measured RH), so corrections can
+   * be applied per device.
+   */
+  readonly byDevice?: boolean
 }
 
 /** Most readings (or site-hours) per batch of an export stream: ~5 ms of work before the event loop runs again. */
@@ -886,6 +970,32 @@ export interface AlertStore {
   setDeviceHealthState(deviceId: string, state: string, since: number): Promise<void>
 }
 
+export interface CalibrationQuery {
+  readonly deviceId?: string
+  readonly metric?: Metric
+}
+
+/**
+ * Per-device linear calibrations (issue 5; core corrections.ts, docs/corrections.md). Rows never change except
+ * that `retire` sets validTo once; raw readings are never touched (corrections are applied when data is read).
+ */
+export interface CalibrationStore {
+  /**
+   * Stores a calibration as the next version for its (device, metric): 1, 2, … in creation order, also across
+   * processes. The id (`cal-<n>`) is the store's. StorageError INVALID_CALIBRATION (fails core NewCalibration),
+   * UNKNOWN_DEVICE.
+   */
+  add(calibration: NewCalibration): Promise<Calibration>
+  /** Ordered by device, metric (by name), version. StorageError INVALID_QUERY for a malformed query. */
+  list(query?: CalibrationQuery): Promise<Calibration[]>
+  get(id: string): Promise<Calibration | undefined>
+  /**
+   * Ends the calibration's validity at `at` (readings with ts ≥ at no longer get it); undefined if unknown.
+   * StorageError CONFLICT if it was retired already, INVALID_CALIBRATION if `at` is before its validFrom.
+   */
+  retire(id: string, at: number): Promise<Calibration | undefined>
+}
+
 export interface Storage {
   readonly readings: ReadingStore
   readonly registry: RegistryStore
@@ -893,5 +1003,6 @@ export interface Storage {
   readonly access: AccessStore
   readonly breaches: BreachStore
   readonly alerts: AlertStore
+  readonly calibrations: CalibrationStore
   close(): Promise<void>
 }

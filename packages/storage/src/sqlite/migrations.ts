@@ -1,5 +1,7 @@
 import type Database from 'better-sqlite3'
 import { StorageError } from '../errors.ts'
+import { CALIBRATIONS_MIGRATION } from './calibrations.ts'
+import { QUALITY_MIGRATION } from './quality-schema.ts'
 
 /**
  * Schema history. Entry i brings the database from `PRAGMA user_version` i to i + 1. Never edit a step
@@ -35,6 +37,11 @@ import { StorageError } from '../errors.ts'
  *   deliver_after), so sent history never slows the dispatcher; `outbox_notifications` holds delivered in_app rows
  *   per user; `outbox_recent` (user_id, created_at) serves the rate limit. `delivery_attempts` is the attempt log
  *   per row. `device_health` remembers each device's health state for transition alerts.
+ * - (6) Per-reading quality flags (issue 5): `readings.qc` (bitmask, never touching the values), `hourly.qc_dirty`
+ *   and `hourly.qc_version` (which device-hours are checked, with which rule version), the partial index
+ *   `hourly_qc_dirty` (the worker's backlog). See quality-schema.ts.
+ * - (7) Per-device linear calibrations (issue 5): `calibrations`, one row per version, UNIQUE (device, metric,
+ *   version); rows never change except valid_to (retirement). See calibrations.ts.
  *
  * Wide rows (one per device-hour, columns per metric) instead of one row per metric: a reading then costs
  * three row writes instead of thirteen; measured about 4× faster per reading on the hot path.
@@ -344,6 +351,10 @@ export const MIGRATIONS: readonly string[] = [
     since INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 6: per-reading quality flags (issue 5).
+  QUALITY_MIGRATION,
+  // 7: per-device linear calibrations (issue 5).
+  CALIBRATIONS_MIGRATION,
 ]
 
 /**

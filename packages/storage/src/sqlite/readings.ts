@@ -5,6 +5,7 @@ import {
   dailyPoints,
   type ExportHourSums,
   type ExportReading,
+  HOUR_MS,
   HOURLY_MIN_COVERAGE,
   type HourBucket,
   hourPoint,
@@ -12,6 +13,7 @@ import {
   METRICS,
   type Metric,
   type MetricValues,
+  type QcSample,
   regulatoryDayStart,
 } from '@skolluft/core'
 import type Database from 'better-sqlite3'
@@ -20,6 +22,9 @@ import {
   EXPORT_BATCH_ROWS,
   type ExportQuery,
   type LatestReading,
+  type QualityBacklogEntry,
+  type QualityCheck,
+  type QualityCheckResult,
   type RawPoint,
   type ReadingStore,
   type SeriesQuery,
@@ -124,6 +129,7 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
      FROM ${params(['p_device', 'p_hour', 'p_site', 'p_expected', ...METRICS.map((m) => `p_${m}`)])}
      ON CONFLICT (device_id, hour_start, site_id) DO UPDATE SET
        expected = max(expected, excluded.expected),
+       qc_dirty = 1,
        ${METRICS.map(
          (m) => `${m}_n = ${m}_n + excluded.${m}_n,
        ${m}_sum = coalesce(${m}_sum + excluded.${m}_sum, ${m}_sum, excluded.${m}_sum),
@@ -296,6 +302,8 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
     return rows.map(([start, n, sum, min, max, expected]) => ({ start, n, sum, min, max, expected }))
   }
 
+  const quality = createQualityStatements(db)
+
   return {
     flush,
 
@@ -428,6 +436,33 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
       return streamHourly(db, query)
     },
 
+    async qualityBacklog(finalBefore, limit, after): Promise<QualityBacklogEntry[]> {
+      if (!Number.isSafeInteger(limit) || limit <= 0) return []
+      // Hours that ended by finalBefore: hour_start + 1 h <= finalBefore.
+      const lastHour = finalBefore - HOUR_MS
+      const rows =
+        after === undefined
+          ? quality.backlog.all(lastHour, limit)
+          : quality.backlogAfter.all(lastHour, after.hourStart, after.deviceId, limit)
+      return rows.map(([hour, deviceId]) => ({ deviceId, hourStart: hour }))
+    },
+
+    async checkQuality(deviceId, hour, check, finalBefore): Promise<QualityCheckResult> {
+      if (!db.open) throw new StorageError('CLOSED', 'the storage is closed')
+      checkQualityArgs(hour, check)
+      return quality.check(deviceId, hour, check, finalBefore)
+    },
+
+    async requireQualityVersion(version): Promise<number> {
+      if (!db.open) throw new StorageError('CLOSED', 'the storage is closed')
+      if (!Number.isSafeInteger(version) || version < 1) {
+        throw new StorageError('INVALID_QUERY', `a quality rules version is a positive integer, not ${version}`)
+      }
+      // Fast path without the write lock: the version was asked for before (every start after the first).
+      if ((quality.storedVersion.get() ?? 0) >= version) return 0
+      return quality.requireVersion.immediate(version)
+    },
+
     async countReadings(filter = {}): Promise<number> {
       const { siteId, deviceId } = filter
       let row: CountRow | undefined
@@ -437,6 +472,150 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
       else row = countAll.get()
       return row?.count ?? 0
     },
+  }
+}
+
+const NO_CHANGE: QualityCheckResult = { hours: 0, checked: 0, flagged: 0, changed: 0 }
+
+/** A flag mask of core reading-qc.ts: 48 bits used, so any non-negative safe integer is storable. */
+function isMask(mask: number): boolean {
+  return Number.isSafeInteger(mask) && mask >= 0
+}
+
+function checkQualityArgs(hour: number, check: QualityCheck): void {
+  const problem =
+    !Number.isSafeInteger(hour) || hour % HOUR_MS !== 0
+      ? `hourStart ${hour} is not an hour-aligned epoch ms`
+      : !Number.isSafeInteger(check.version) || check.version < 1
+        ? `a quality rules version is a positive integer, not ${check.version}`
+        : !(
+              check.contextBeforeMs >= 0 &&
+              check.contextAfterMs >= 0 &&
+              check.contextBeforeMs + check.contextAfterMs < 1e12
+            )
+          ? 'the quality context spans are finite, non-negative durations'
+          : undefined
+  if (problem !== undefined) throw new StorageError('INVALID_QUERY', problem)
+}
+
+/** `ms` rounded up to whole hours. */
+function wholeHours(ms: number): number {
+  return Math.ceil(ms / HOUR_MS) * HOUR_MS
+}
+
+/** Statements and transactions of the quality flags (issue 5; schema in quality-schema.ts). */
+function createQualityStatements(db: Database.Database) {
+  // Both walk the partial index hourly_qc_dirty, which orders by (hour_start, device_id, site_id): no sort, and the
+  // cost follows the backlog, not the history. The literal `qc_dirty = 1` lets SQLite use the partial index.
+  const backlog = db
+    .prepare<[lastHour: number, limit: number], [hourStart: number, deviceId: string]>(
+      `SELECT DISTINCT hour_start, device_id FROM hourly WHERE qc_dirty = 1 AND hour_start <= ?
+       ORDER BY hour_start, device_id LIMIT ?`,
+    )
+    .raw()
+  const backlogAfter = db
+    .prepare<[lastHour: number, hourStart: number, deviceId: string, limit: number], [number, string]>(
+      `SELECT DISTINCT hour_start, device_id FROM hourly WHERE qc_dirty = 1 AND hour_start <= ?
+         AND (hour_start, device_id) > (?, ?)
+       ORDER BY hour_start, device_id LIMIT ?`,
+    )
+    .raw()
+  const needsCheck = db
+    .prepare<[deviceId: string, hourStart: number, version: number], number>(
+      'SELECT 1 FROM hourly WHERE device_id = ? AND hour_start = ? AND (qc_dirty = 1 OR qc_version IS NOT ?) LIMIT 1',
+    )
+    .pluck()
+  const samples = db
+    .prepare<[deviceId: string, from: number, to: number], (number | null)[]>(
+      `SELECT ts, qc, ${METRICS.join(', ')} FROM readings WHERE device_id = ? AND ts >= ? AND ts < ? ORDER BY ts`,
+    )
+    .raw()
+  const setMask = db.prepare<[mask: number, deviceId: string, ts: number], never>(
+    'UPDATE readings SET qc = ? WHERE device_id = ? AND ts = ?',
+  )
+  // Hours already checked with this version are left alone: no page written for nothing.
+  // A device moved within an hour has a row per site: RETURNING lets the count be of device-hours, not rows.
+  const markChecked = db
+    .prepare<[version: number, deviceId: string, from: number, to: number, version: number], number>(
+      `UPDATE hourly SET qc_dirty = 0, qc_version = ?
+       WHERE device_id = ? AND hour_start >= ? AND hour_start < ? AND (qc_dirty = 1 OR qc_version IS NOT ?)
+       RETURNING hour_start`,
+    )
+    .pluck()
+  const storedVersion = db.prepare<[], number>("SELECT value FROM meta WHERE key = 'qc_version'").pluck()
+  const setStoredVersion = db.prepare<[version: number], never>(
+    "INSERT INTO meta (key, value) VALUES ('qc_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+  )
+  // One pass over hourly, once per new version (the meta key says it was done).
+  const redirty = db.prepare<[version: number], never>(
+    'UPDATE hourly SET qc_dirty = 1 WHERE qc_dirty = 0 AND qc_version < ?',
+  )
+
+  const check = db.transaction(
+    (deviceId: string, hour: number, rules: QualityCheck, finalBefore: number): QualityCheckResult => {
+      // Hours before hourStart(finalBefore) have ended by finalBefore.
+      const finalEnd = Math.floor(finalBefore / HOUR_MS) * HOUR_MS
+      if (hour + HOUR_MS > finalEnd) return NO_CHANGE
+      const asked = storedVersion.get() ?? 0
+      if (rules.version < asked) {
+        throw new StorageError(
+          'CONFLICT',
+          `quality rules version ${rules.version} is older than version ${asked} this database asks for`,
+        )
+      }
+      if (needsCheck.get(deviceId, hour, rules.version) === undefined) return NO_CHANGE
+      // The readings whose flags data in this hour can change, in whole hours, cut at the last final hour.
+      const from = hour - wholeHours(rules.contextAfterMs)
+      const to = Math.min(hour + HOUR_MS + wholeHours(rules.contextBeforeMs), finalEnd)
+      const rows = samples.all(deviceId, from - rules.contextBeforeMs, to + rules.contextAfterMs)
+      const input: QcSample[] = new Array(rows.length)
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i] ?? []
+        const values: Partial<Record<Metric, number>> = {}
+        for (let j = 0; j < METRICS.length; j++) {
+          const v = row[j + 2]
+          const m = METRICS[j]
+          if (v !== null && v !== undefined && m !== undefined) values[m] = v
+        }
+        input[i] = { ts: row[0] ?? 0, values }
+      }
+      const masks = rules.run(input, { from, to })
+      let checked = 0
+      let flagged = 0
+      let changed = 0
+      for (const row of rows) {
+        const ts = row[0] ?? 0
+        if (ts < from || ts >= to) continue
+        const mask = masks.get(ts) ?? 0
+        if (!isMask(mask)) {
+          throw new StorageError('INVALID_QUERY', `quality mask ${mask} for ${deviceId} at ${ts} is not a bitmask`)
+        }
+        checked++
+        if (mask !== 0) flagged++
+        if (mask === (row[1] ?? 0)) continue
+        setMask.run(mask, deviceId, ts)
+        changed++
+      }
+      const hours = new Set(markChecked.all(rules.version, deviceId, from, to, rules.version)).size
+      return { hours, checked, flagged, changed }
+    },
+  )
+
+  const requireVersion = db.transaction((version: number): number => {
+    if ((storedVersion.get() ?? 0) >= version) return 0
+    const marked = redirty.run(version).changes
+    setStoredVersion.run(version)
+    return marked
+  })
+
+  return {
+    backlog,
+    backlogAfter,
+    storedVersion,
+    requireVersion,
+    // IMMEDIATE: takes the write lock before reading, so no other process writes between the read and the marks.
+    check: (deviceId: string, hour: number, rules: QualityCheck, finalBefore: number) =>
+      check.immediate(deviceId, hour, rules, finalBefore),
   }
 }
 
@@ -504,18 +683,42 @@ async function* streamReadings(db: Database.Database, query: ExportQuery): Async
   sql += inList('device_id', query.deviceIds, params)
   sql += ' ORDER BY site_id, device_id'
   const pairs = db.prepare<unknown[], { site_id: string; device_id: string }>(sql).all(...params)
+  // A reading's flags count once its device-hour (every site's row of it) is checked: the unchecked hours of a
+  // device over the range, one small key-range read per (site, device) instead of a join per reading.
+  const uncheckedHours = db
+    .prepare<[string, number, number], number>(
+      `SELECT DISTINCT hour_start FROM hourly WHERE device_id = ? AND hour_start >= ? AND hour_start < ?
+         AND (qc_dirty = 1 OR qc_version IS NULL)`,
+    )
+    .pluck()
   // `site_id IS ?` matches NULL when bound to null: readings without a site are NO_SITE in hourly.
   const batch = db
     .prepare<[string, number, number, string | null, number], (number | null)[]>(
-      `SELECT ts, ${metrics.join(', ')} FROM readings
+      `SELECT ts, qc, ${metrics.join(', ')} FROM readings
        WHERE device_id = ? AND ts > ? AND ts < ? AND site_id IS ?
          AND (${metrics.map((m) => `${m} IS NOT NULL`).join(' OR ')})
        ORDER BY ts LIMIT ?`,
     )
     .raw()
+  // Resume: pairs before the `after` reading's pair are done; its own pair starts at its time (inclusive).
+  const resume = query.after
+  const resumeSite = resume === undefined ? '' : (resume.siteId ?? NO_SITE)
   for (const pair of pairs) {
+    if (resume !== undefined) {
+      const order = comparePair(pair.site_id, pair.device_id, resumeSite, resume.deviceId ?? '')
+      if (order < 0) continue
+    }
     const siteId = pair.site_id === NO_SITE ? null : pair.site_id
+    const unchecked = new Set(uncheckedHours.all(pair.device_id, hourStart(query.from), query.to))
     let after = query.from - 1
+    if (
+      resume !== undefined &&
+      pair.site_id === resumeSite &&
+      pair.device_id === resume.deviceId &&
+      resume.ts - 1 > after
+    ) {
+      after = resume.ts - 1
+    }
     for (;;) {
       const rows = batch.all(pair.device_id, after, query.to, siteId, EXPORT_BATCH_ROWS)
       if (rows.length === 0) break
@@ -524,11 +727,13 @@ async function* streamReadings(db: Database.Database, query: ExportQuery): Async
         const row = rows[i] ?? []
         const values: Partial<Record<Metric, number>> = {}
         for (let j = 0; j < metrics.length; j++) {
-          const v = row[j + 1]
+          const v = row[j + 2]
           const m = metrics[j]
           if (v !== null && v !== undefined && m !== undefined) values[m] = v
         }
-        out[i] = { siteId, deviceId: pair.device_id, ts: row[0] ?? 0, values }
+        const ts = row[0] ?? 0
+        const qc = unchecked.size > 0 && unchecked.has(hourStart(ts)) ? null : (row[1] ?? 0)
+        out[i] = { siteId, deviceId: pair.device_id, ts, values, qc }
       }
       after = out[out.length - 1]?.ts ?? query.to
       yield out
@@ -538,11 +743,23 @@ async function* streamReadings(db: Database.Database, query: ExportQuery): Async
   }
 }
 
+/** Byte order of (site, device) pairs, as SQLite's BINARY collation sorts them (ids are ASCII). */
+function comparePair(siteA: string, deviceA: string, siteB: string, deviceB: string): number {
+  if (siteA !== siteB) return siteA < siteB ? -1 : 1
+  if (deviceA !== deviceB) return deviceA < deviceB ? -1 : 1
+  return 0
+}
+
 /**
  * Site-hours for export, keyset-paged on (site_id, hour_start) over the hourly_by_site index. Per metric a
  * site adds up n, sums and the expected samples of the devices that measured that metric (as aggregateSeries).
+ * With `byDevice`, device-hours instead (streamDeviceHours).
  */
 async function* streamHourly(db: Database.Database, query: ExportQuery): AsyncGenerator<readonly ExportHourSums[]> {
+  if (query.byDevice === true) {
+    yield* streamDeviceHours(db, query)
+    return
+  }
   const metrics = exportMetrics(query)
   if (metrics.length === 0 || query.from >= query.to) return
   if (query.siteIds?.length === 0 || query.deviceIds?.length === 0) return
@@ -564,8 +781,9 @@ async function* streamHourly(db: Database.Database, query: ExportQuery): AsyncGe
        GROUP BY site_id, hour_start ORDER BY site_id, hour_start LIMIT ?`,
     )
     .raw()
-  let afterSite = ''
-  let afterHour = Number.NEGATIVE_INFINITY
+  // Resume: from the `after` site-hour, inclusive.
+  let afterSite = query.after?.siteId ?? ''
+  let afterHour = query.after === undefined ? Number.NEGATIVE_INFINITY : query.after.ts - 1
   for (;;) {
     const rows = statement.all(afterSite, afterHour, hourStart(query.from), query.to, ...params, EXPORT_BATCH_ROWS)
     if (rows.length === 0) return
@@ -590,6 +808,81 @@ async function* streamHourly(db: Database.Database, query: ExportQuery): AsyncGe
       }
       afterSite = siteId
       afterHour = t
+    }
+    yield out
+    await nextTurn()
+    if (rows.length < EXPORT_BATCH_ROWS) return
+  }
+}
+
+/**
+ * Device-hours for export (`byDevice`), keyset-paged on (site_id, hour_start, device_id): each with the device's
+ * own sums per metric and its mean RH in that hour, so corrections can be applied per device. A device has one
+ * hourly row per (hour, site), so nothing is added up here.
+ */
+async function* streamDeviceHours(
+  db: Database.Database,
+  query: ExportQuery,
+): AsyncGenerator<readonly ExportHourSums[]> {
+  const metrics = exportMetrics(query)
+  if (metrics.length === 0 || query.from >= query.to) return
+  if (query.siteIds?.length === 0 || query.deviceIds?.length === 0) return
+  const params: unknown[] = []
+  let filter = ''
+  filter += inList('site_id', query.siteIds, params)
+  filter += inList('device_id', query.deviceIds, params)
+  const columns = metrics.map((m) => `${m}_n, ${m}_sum, ${m}_min, ${m}_max`).join(', ')
+  const statement = db
+    .prepare<unknown[], (string | number | null)[]>(
+      `SELECT site_id, hour_start, device_id, expected, rh_n, rh_sum, ${columns} FROM hourly
+       WHERE site_id <> '${NO_SITE}' AND (site_id, hour_start, device_id) > (?, ?, ?)
+         AND hour_start >= ? AND hour_start < ?
+         AND (${metrics.map((m) => `${m}_n > 0`).join(' OR ')})${filter}
+       ORDER BY site_id, hour_start, device_id LIMIT ?`,
+    )
+    .raw()
+  let afterSite = query.after?.siteId ?? ''
+  let afterHour = query.after === undefined ? Number.NEGATIVE_INFINITY : query.after.ts - 1
+  let afterDevice = ''
+  for (;;) {
+    const rows = statement.all(
+      afterSite,
+      afterHour,
+      afterDevice,
+      hourStart(query.from),
+      query.to,
+      ...params,
+      EXPORT_BATCH_ROWS,
+    )
+    if (rows.length === 0) return
+    const out: ExportHourSums[] = []
+    for (const row of rows) {
+      const siteId = String(row[0])
+      const t = Number(row[1])
+      const deviceId = String(row[2])
+      const expected = Number(row[3])
+      const rhN = Number(row[4] ?? 0)
+      const rh = rhN > 0 ? Number(row[5]) / rhN : undefined
+      for (let j = 0; j < metrics.length; j++) {
+        const m = metrics[j]
+        const n = Number(row[6 + j * 4] ?? 0)
+        if (m === undefined || n <= 0) continue
+        out.push({
+          siteId,
+          deviceId,
+          t,
+          metric: m,
+          n,
+          sum: Number(row[7 + j * 4]),
+          min: Number(row[8 + j * 4]),
+          max: Number(row[9 + j * 4]),
+          expected,
+          ...(rh === undefined ? {} : { rh }),
+        })
+      }
+      afterSite = siteId
+      afterHour = t
+      afterDevice = deviceId
     }
     yield out
     await nextTurn()

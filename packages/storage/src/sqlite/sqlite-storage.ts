@@ -3,6 +3,7 @@ import type { Storage } from '../types.ts'
 import { createSqliteAccessStore } from './access.ts'
 import { createSqliteAlertStore } from './alerts.ts'
 import { createSqliteBreachStore } from './breaches.ts'
+import { createSqliteCalibrationStore } from './calibrations.ts'
 import { migrate } from './migrations.ts'
 import { createSqliteReadingStore } from './readings.ts'
 import { createSqliteRegistryStore } from './registry.ts'
@@ -50,6 +51,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): Storage {
       access: createSqliteAccessStore(db),
       breaches: createSqliteBreachStore(db),
       alerts: createSqliteAlertStore(db),
+      calibrations: createSqliteCalibrationStore(db),
       async close() {
         if (!db.open) return
         // Writes still queued for the next group commit are committed, not dropped.
