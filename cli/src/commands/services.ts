@@ -206,8 +206,13 @@ async function importDemoSitesIfEmpty(storage: Storage, log: Logger): Promise<vo
 
 /** Everything in one process: gateway, ingest, API and the simulated fleet. The composition root. */
 export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
-  const [{ ApiEnv, apiListenOptions, startApi }, { GatewayConfig }, { startIngest }, { createFleet }, { AlertsEnv }] =
-    await Promise.all([loadApi(), loadGateway(), loadIngest(), loadSim(), loadAlerts()])
+  const [
+    { ApiEnv, apiListenOptions, startApi },
+    { GatewayConfig },
+    { startIngest, startQualityChecks },
+    { createFleet },
+    { AlertsEnv },
+  ] = await Promise.all([loadApi(), loadGateway(), loadIngest(), loadSim(), loadAlerts()])
   // Everything `skolluft start` reads from the environment, validated once.
   const StartConfig = CommonConfig.extend(GatewayConfig.shape)
     .extend(ApiEnv.shape)
@@ -226,6 +231,9 @@ export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<numbe
     const mqttUrl = `mqtt://127.0.0.1:${gateway.port}`
     const ingest = await startIngest({ log, storage, mqtt: { url: mqttUrl, ...credentials.ingest } })
     closers.push(() => ingest.close())
+    // Per-reading quality flags (issue 5), off the ingest's hot path; stopped before storage closes.
+    const quality = startQualityChecks({ log, storage })
+    closers.push(() => quality.close())
     const alertsKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
     // Links in messages point at this process's own API unless PUBLIC_URL says where people reach it.
     const publicUrl = env.PUBLIC_URL === undefined ? `http://localhost:${config.PORT}` : config.PUBLIC_URL
@@ -301,13 +309,15 @@ export async function runGateway(env: NodeJS.ProcessEnv, _io: CliIo): Promise<nu
 }
 
 export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
-  const { IngestConfig, startIngest } = await loadIngest()
+  const { IngestConfig, startIngest, startQualityChecks } = await loadIngest()
   const config = loadConfig(CommonConfig.extend(IngestConfig.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-ingest' })
   const credential = await loadServiceCredential('ingest', config.DATA_DIR, config)
   const storage = await openDataDir(config.DATA_DIR)
   const ingest = await startIngest({ log, storage, mqtt: { url: config.MQTT_URL, ...credential } })
-  return runUntilSignal(log, [() => storage.close(), () => ingest.close()])
+  // Closed in reverse order: the quality worker stops before storage closes.
+  const quality = startQualityChecks({ log, storage })
+  return runUntilSignal(log, [() => storage.close(), () => ingest.close(), () => quality.close()])
 }
 
 export async function runAlerts(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
