@@ -11,6 +11,7 @@ import { alertsRouter, unsubscribeRouter } from './routes/alerts.ts'
 import { auditRouter } from './routes/audit.ts'
 import { authRouter } from './routes/auth.ts'
 import { breachesRouter } from './routes/breaches.ts'
+import { calibrationsRouter } from './routes/calibrations.ts'
 import { exceedancesRouter } from './routes/exceedances.ts'
 import { exportRouter } from './routes/export.ts'
 import { healthRouter } from './routes/health.ts'
@@ -83,6 +84,7 @@ export function createApi(deps: ApiDeps): Api {
   v1.use(sitesRouter(ctx, snapshots))
   v1.use(exceedancesRouter(ctx))
   v1.use(exportRouter(ctx))
+  v1.use(calibrationsRouter(ctx))
   v1.use(breachesRouter(ctx))
   v1.use(alertsRouter(ctx))
   v1.use(usersRouter(ctx))
