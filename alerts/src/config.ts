@@ -1,4 +1,10 @@
-import { PROFILES, type ProfileSelection, profileSelectionSchema } from '@skolluft/core'
+import {
+  DEFAULT_ALERTING_PROFILES,
+  DEFAULT_EVALUATED_PROFILES,
+  PROFILES,
+  type ProfileSelection,
+  profileSelectionSchema,
+} from '@skolluft/core'
 import { ConfigError } from '@skolluft/runtime'
 import { z } from 'zod'
 
@@ -10,22 +16,7 @@ const csv = (value: unknown) =>
         .filter((s) => s.length > 0)
     : value
 
-/**
- * Environment of the alerts service. Defaults suit a Swedish municipality: evaluate WHO 2021, the EU 2008/50 limit
- * values, the Swedish MKN and Frisk luft targets and the EEA index (2024/2881 joins by itself on 1 January 2030,
- * its validity date); alert only on the EEA index (hourly, what a school can act on today) and the MKN (the
- * Swedish legal standard), so one exceedance does not raise the same alarm from two transcriptions of one law.
- */
-export const DEFAULT_EVALUATED_PROFILES = [
-  'who2021-aqg',
-  'eu2008-50',
-  'eu2024-2881',
-  'se-mkn',
-  'se-frisk-luft',
-  'eea-index',
-]
-export const DEFAULT_ALERTING_PROFILES = ['eea-index', 'se-mkn']
-
+/** Environment of the alerts service (profile defaults: core thresholds.ts DEFAULT_EVALUATED_PROFILES). */
 export const AlertsEnv = z.object({
   MQTT_URL: z
     .url({ protocol: /^mqtts?$/, error: 'MQTT_URL must be an mqtt:// or mqtts:// URL' })

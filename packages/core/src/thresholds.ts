@@ -475,3 +475,20 @@ export function profileSelectionSchema(profiles: readonly ThresholdProfile[] = P
 
 export const ProfileSelection = profileSelectionSchema()
 export type ProfileSelection = z.infer<typeof ProfileSelection>
+
+/**
+ * Profiles the alerts service evaluates (ALERT_PROFILES) and alerts on (ALERT_PROFILES_NOTIFY) unless a
+ * deployment says otherwise; exports name them in their manifest. Defaults suit a Swedish municipality: evaluate WHO 2021, the EU 2008/50 limit
+ * values, the Swedish MKN and Frisk luft targets and the EEA index (2024/2881 joins by itself on 1 January 2030,
+ * its validity date); alert only on the EEA index (hourly, what a school can act on today) and the MKN (the
+ * Swedish legal standard), so one exceedance does not raise the same alarm from two transcriptions of one law.
+ */
+export const DEFAULT_EVALUATED_PROFILES = [
+  'who2021-aqg',
+  'eu2008-50',
+  'eu2024-2881',
+  'se-mkn',
+  'se-frisk-luft',
+  'eea-index',
+]
+export const DEFAULT_ALERTING_PROFILES = ['eea-index', 'se-mkn']
