@@ -1,3 +1,5 @@
+import { DEFAULT_EVALUATED_PROFILES } from '@skolluft/core'
+import { DEFAULT_EXPORT_ATTRIBUTION, DEFAULT_EXPORT_LICENCE } from '@skolluft/export'
 import { ConfigError, loadConfig } from '@skolluft/runtime'
 import { describe, expect, it } from 'vitest'
 import { ApiEnv, apiListenOptions, DEFAULT_TILE_ATTRIBUTION, DEFAULT_TILE_URL } from './config.ts'
@@ -23,6 +25,9 @@ describe('ApiEnv', () => {
       SECURE_COOKIES: '',
       TRUST_PROXY: '',
       NODE_ENV: '',
+      EXPORT_LICENCE: '',
+      EXPORT_ATTRIBUTION: '',
+      ALERT_PROFILES: '',
     })
     expect(env).toEqual({
       PORT: 8080,
@@ -34,6 +39,9 @@ describe('ApiEnv', () => {
       SECURE_COOKIES: false,
       TRUST_PROXY: undefined,
       NODE_ENV: 'development',
+      EXPORT_LICENCE: DEFAULT_EXPORT_LICENCE,
+      EXPORT_ATTRIBUTION: DEFAULT_EXPORT_ATTRIBUTION,
+      ALERT_PROFILES: [...DEFAULT_EVALUATED_PROFILES],
     })
     expect(apiListenOptions(env)).toEqual({
       host: '0.0.0.0',
@@ -47,6 +55,11 @@ describe('ApiEnv', () => {
         secureCookies: false,
         trustProxy: false,
         production: false,
+        exportEnv: {
+          EXPORT_LICENCE: DEFAULT_EXPORT_LICENCE,
+          EXPORT_ATTRIBUTION: DEFAULT_EXPORT_ATTRIBUTION,
+          ALERT_PROFILES: [...DEFAULT_EVALUATED_PROFILES],
+        },
       },
     })
   })

@@ -1,3 +1,4 @@
+import { ExportEnv } from '@skolluft/export'
 import { envFlag, unsetIfEmpty } from '@skolluft/runtime'
 import { z } from 'zod'
 import type { ApiOptions } from './options.ts'
@@ -33,6 +34,8 @@ export const ApiEnv = z.object({
   TRUST_PROXY: z.preprocess(unsetIfEmpty, z.string().max(200).optional()),
   /** `production` makes alert webhooks https-only (the alerts service reads the same variable). */
   NODE_ENV: z.preprocess(unsetIfEmpty, z.string().max(100).default('development')),
+  /** Licence, attribution and threshold profiles in export manifests (@skolluft/export ExportEnv). */
+  ...ExportEnv.shape,
 })
 export type ApiEnv = z.infer<typeof ApiEnv>
 
@@ -55,6 +58,11 @@ export function apiListenOptions(
       secureCookies: env.SECURE_COOKIES,
       trustProxy: env.TRUST_PROXY ?? false,
       production: env.NODE_ENV === 'production',
+      exportEnv: {
+        EXPORT_LICENCE: env.EXPORT_LICENCE,
+        EXPORT_ATTRIBUTION: env.EXPORT_ATTRIBUTION,
+        ALERT_PROFILES: env.ALERT_PROFILES,
+      },
     },
   }
 }

@@ -1,3 +1,4 @@
+import { ExportEnv } from '@skolluft/export'
 import type { Logger } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
 import { REVALIDATE_MS } from './live/hub.ts'
@@ -34,6 +35,8 @@ export interface ApiOptions {
   readonly liveRevalidateMs: number
   /** NODE_ENV=production: alert webhooks must be https, even to localhost (core subscriptions.ts). */
   readonly production: boolean
+  /** Licence, attribution and threshold profiles named in export manifests (@skolluft/export ExportEnv). */
+  readonly exportEnv: ExportEnv
 }
 
 export const DEFAULT_API_OPTIONS: ApiOptions = {
@@ -58,6 +61,7 @@ export const DEFAULT_API_OPTIONS: ApiOptions = {
   rateLimit: { ratePerS: API_RATE_PER_S, burst: API_BURST },
   liveRevalidateMs: REVALIDATE_MS,
   production: false,
+  exportEnv: ExportEnv.parse({}),
 }
 
 /** One file the API serves as it is (the dashboard's bundle). */

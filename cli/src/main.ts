@@ -8,6 +8,7 @@ const admin = () => import('./commands/admin.ts')
 const people = () => import('./commands/people.ts')
 const importer = () => import('./commands/import.ts')
 const exporter = () => import('./commands/export.ts')
+const calibration = () => import('./commands/calibration.ts')
 
 export const USAGE = `usage: skolluft <command> [options]
 
@@ -44,12 +45,43 @@ People and access (work on DATA_DIR; every change is audited with the actor "cli
   token list [--json]
   token revoke <tokenId>
 
-Data export (works on DATA_DIR; schema skolluft-export/1, see docs/export.md):
-  export --resolution <raw|hourly|daily> --from <ISO> --to <ISO> --out <file> [--format <csv|ndjson>]
-         [--sites <a,b>] [--devices <d1,d2>] [--bbox <minLon,minLat,maxLon,maxLat>] [--metrics <pm25,no2>]
+Calibrations (work on DATA_DIR; see docs/corrections.md; every change is audited with the actor "cli"):
+  calibration add --device <id> --metric <m> --slope <n> --intercept <n> --valid-from <ISO> [--note <text>] [--json]
+                                a line entered by hand: corrected = slope · x + intercept (x after the device's
+                                humidity correction, when its metric has one); the next version of (device, metric);
+                                a negative number goes with =, e.g. --intercept=-3
+  calibration fit --device <id> --metric <m> --reference <deviceId> --from <ISO> --to <ISO> [--valid-from <ISO>] [--json]
+                                least squares of the reference's valid hourly means on the device's over the whole
+                                hours [from, to); at least 24 paired hours; valid from --from unless given
+  calibration list [--device <id>] [--metric <m>] [--json]
+  calibration retire <calId> [--at <ISO>]
+                                readings from --at (default now) on no longer get the calibration
+
+Data export (works on DATA_DIR; schemas skolluft-export/1 and /2, see docs/export.md):
+  export --resolution <raw|hourly|daily> --from <ISO> --to <ISO> --out <file> [--format <csv|ndjson|parquet>]
+         [--schema <1|2>] [--values <raw|corrected>] [--sites <a,b>] [--devices <d1,d2>]
+         [--bbox <minLon,minLat,maxLon,maxLat>] [--metrics <pm25,no2>] [--resume]
                                 writes <file> and <file>.manifest.json (query, schema, software version,
-                                rows, sha256, licence: EXPORT_LICENCE, attribution: EXPORT_ATTRIBUTION)
+                                rows, sha256, corrections, licence: EXPORT_LICENCE, attribution:
+                                EXPORT_ATTRIBUTION); an interrupted run leaves <file>.partial, which
+                                --resume continues (CSV, NDJSON)
 `
+
+const STRING_FLAG = { type: 'string' } as const
+/** `skolluft export`'s flags: the API's query parameters (except `after`: --resume finds it). */
+const EXPORT_FLAGS = {
+  resolution: STRING_FLAG,
+  format: STRING_FLAG,
+  from: STRING_FLAG,
+  to: STRING_FLAG,
+  schema: STRING_FLAG,
+  values: STRING_FLAG,
+  sites: STRING_FLAG,
+  devices: STRING_FLAG,
+  bbox: STRING_FLAG,
+  metrics: STRING_FLAG,
+  out: STRING_FLAG,
+} as const
 
 export class UsageError extends Error {
   readonly code = 'USAGE'
@@ -150,23 +182,23 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
       case 'export': {
         const { values, positionals } = parseArgs({
           args: [...rest],
-          options: Object.fromEntries(
-            ['resolution', 'format', 'from', 'to', 'sites', 'devices', 'bbox', 'metrics', 'out'].map((name) => [
-              name,
-              { type: 'string' as const },
-            ]),
-          ),
+          options: {
+            ...EXPORT_FLAGS,
+            resume: { type: 'boolean' },
+          },
           allowPositionals: true,
           strict: true,
         })
         if (positionals.length > 0) throw new UsageError(`export: unexpected argument ${positionals[0]}`)
-        const { out, ...params } = values
+        const { out, resume, ...params } = values
         if (typeof out !== 'string') throw new UsageError('export: --out <file> is required')
         const strings = Object.fromEntries(
           Object.entries(params).map(([k, v]) => [k, typeof v === 'string' ? v : undefined]),
         )
-        return await (await exporter()).runExport(env, io, { out, params: strings })
+        return await (await exporter()).runExport(env, io, { out, params: strings, resume: resume === true })
       }
+      case 'calibration':
+        return await runCalibration(rest, env, io)
       case undefined:
       case 'help':
       case '--help':
@@ -343,5 +375,78 @@ async function runToken(args: readonly string[], env: NodeJS.ProcessEnv, io: Cli
     }
     default:
       throw new UsageError('token: subcommands are create, list, revoke')
+  }
+}
+
+async function runCalibration(args: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const [sub, ...rest] = args
+  const text = { type: 'string' } as const
+  const json = { type: 'boolean', default: false } as const
+  switch (sub) {
+    case 'add': {
+      const { values } = parseArgs({
+        args: [...rest],
+        options: {
+          device: text,
+          metric: text,
+          slope: text,
+          intercept: text,
+          'valid-from': text,
+          note: text,
+          json,
+        },
+        strict: true,
+      })
+      return await (await calibration()).calibrationAdd(env, io, {
+        device: values.device,
+        metric: values.metric,
+        slope: values.slope,
+        intercept: values.intercept,
+        validFrom: values['valid-from'],
+        note: values.note,
+        json: values.json,
+      })
+    }
+    case 'fit': {
+      const { values } = parseArgs({
+        args: [...rest],
+        options: { device: text, metric: text, reference: text, from: text, to: text, 'valid-from': text, json },
+        strict: true,
+      })
+      return await (await calibration()).calibrationFit(env, io, {
+        device: values.device,
+        metric: values.metric,
+        reference: values.reference,
+        from: values.from,
+        to: values.to,
+        validFrom: values['valid-from'],
+        json: values.json,
+      })
+    }
+    case 'list': {
+      const { values } = parseArgs({
+        args: [...rest],
+        options: { device: text, metric: text, json },
+        strict: true,
+      })
+      return await (await calibration()).calibrationList(env, io, {
+        device: values.device,
+        metric: values.metric,
+        json: values.json,
+      })
+    }
+    case 'retire': {
+      const { values, positionals } = parseArgs({
+        args: [...rest],
+        options: { at: { type: 'string' } },
+        allowPositionals: true,
+        strict: true,
+      })
+      const id = positionals[0]
+      if (!id || positionals.length !== 1) throw new UsageError('calibration retire: give exactly one calibration id')
+      return await (await calibration()).calibrationRetire(env, io, id, values.at)
+    }
+    default:
+      throw new UsageError('calibration: subcommands are add, fit, list, retire')
   }
 }

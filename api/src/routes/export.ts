@@ -1,53 +1,52 @@
+import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import type { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
 import {
-  type AggregateRow,
-  aggregateCells,
-  createDailyFolder,
-  createIsoTimeFormatter,
-  createLineFormatter,
-  DeviceId,
   EXPORT_CONTENT_TYPES,
-  EXPORT_FORMATS,
-  EXPORT_RESOLUTIONS,
-  EXPORT_SCHEMA_ID,
-  type ExportFormat,
   type ExportResolution,
-  exportHeader,
+  exportSchemaId,
   holds,
-  hourlyRow,
-  METRICS,
-  type Metric,
-  rawRows,
-  regulatoryDayStart,
-  type Site,
-  SiteId,
+  READING_QC_VERSION,
   sitesFor,
 } from '@skolluft/core'
-import type { ExportQuery, ReadingStore } from '@skolluft/storage'
+import {
+  buildExportRequest,
+  buildManifest,
+  type ExportChunk,
+  ExportQueryError,
+  ExportQueryParams,
+  type ExportRequest,
+  type ExportSources,
+  exportChunks,
+  exportFileName,
+  loadExportCorrections,
+  newExportStats,
+  softwareVersion,
+} from '@skolluft/export'
 import type { Request, Response } from 'express'
 import { Router } from 'express'
-import { z } from 'zod'
 import { authOf, requirePermission } from '../auth/authenticate.ts'
 import type { ApiContext } from '../options.ts'
 import { HttpProblem, methodNotAllowed, validationProblem } from '../problem.ts'
 import { MAX_SERIES_SPAN } from '../series-query.ts'
 
 /**
- * Bulk export (issue 5), schema `skolluft-export/1` (core export-schema.ts, docs/export.md):
+ * Bulk export (issue 5), schemas `skolluft-export/1` and `/2` (core export-schema.ts, docs/export.md); the query
+ * language and the row pipeline are @skolluft/export's, shared with `skolluft export`:
  *
- *   GET /export?resolution=raw|hourly|daily&format=csv|ndjson&from=ISO&to=ISO
- *              [&sites=a,b][&devices=d1,d2][&bbox=minLon,minLat,maxLon,maxLat][&metrics=pm25,no2]
+ *   GET /export?resolution=raw|hourly|daily&format=csv|ndjson|parquet&from=ISO&to=ISO[&schema=1|2]
+ *              [&values=raw|corrected][&sites=a,b][&devices=d1,d2][&bbox=…][&metrics=pm25,no2][&after=<row key>]
+ *   GET /export/manifest?<the same query>   the manifest of that file (rows, bytes, SHA-256, corrections, …)
  *
  * Streamed from storage in batches with back-pressure (memory stays flat), gzip (level 1) when the client
  * accepts it; rows in a fixed order, so the same request over the same data returns the same bytes.
  *
  * Access: holders of `export` (admin, staff, researcher tokens) get any resolution with no limit on the
- * window. Everyone else gets hourly and daily data of the sites they may read series of (public map on: every
- * site, as the map), with the window capped as the series endpoint caps it (MAX_PUBLIC_EXPORT_SPAN); raw
- * readings need `export`.
+ * window and no paging. Everyone else gets hourly and daily data of the sites they may read series of (public
+ * map on: every site, as the map), with the window capped as the series endpoint caps it
+ * (MAX_PUBLIC_EXPORT_SPAN); raw readings need `export`. Quota: EXPORT_QUOTA concurrent exports per caller.
  */
 
 /** The series endpoint's windows (series-query.ts): the same rules as the map for callers without `export`. */
@@ -58,90 +57,27 @@ export const MAX_PUBLIC_EXPORT_SPAN: Readonly<
   daily: MAX_SERIES_SPAN['1d'],
 }
 
-/** Most ids in `sites` or `devices`: a long list belongs in a bbox or no filter (and keeps the URL short). */
-export const MAX_EXPORT_IDS = 500
+/**
+ * Concurrent exports, instead of page and rate limits (docs/export.md "Quotas"): each export holds one of the
+ * machine's cores while it runs (~300 000 rows/s, BENCHMARKS.md), so two per caller let a researcher fetch two
+ * things at once and four in all leave the map and ingest room on a small server. Engineering choice.
+ */
+export const EXPORT_QUOTA = { perCaller: 2, total: 4 } as const
+
+/** Seconds a refused caller is told to wait: a small export takes well under that. */
+const EXPORT_RETRY_AFTER_S = 10
+
+export { ExportQueryParams }
 
 const READ_ONLY = ['GET', 'HEAD'] as const
 
-const isoDateTime = (name: string) =>
-  z.iso.datetime({
-    offset: true,
-    error: `${name} is required: an ISO 8601 date-time with Z or an offset, e.g. 2026-11-29T07:00:00Z`,
+function problemOf(error: ExportQueryError): HttpProblem {
+  return new HttpProblem({
+    status: error.status,
+    code: error.code,
+    title: error.status === 404 ? 'Not Found' : 'Invalid export query',
+    detail: error.message,
   })
-
-const idList = (name: string, id: z.ZodString) =>
-  z
-    .string()
-    .transform((s) => s.split(','))
-    .pipe(
-      z
-        .array(id)
-        .min(1)
-        .max(MAX_EXPORT_IDS, `${name}: at most ${MAX_EXPORT_IDS} ids`)
-        .transform((ids) => [...new Set(ids)].sort()),
-    )
-
-const Bbox = z
-  .string()
-  .transform((s) => s.split(',').map((part) => (part.trim() === '' ? Number.NaN : Number(part))))
-  .pipe(
-    z
-      .tuple([
-        z.number().min(-180).max(180),
-        z.number().min(-90).max(90),
-        z.number().min(-180).max(180),
-        z.number().min(-90).max(90),
-      ])
-      .refine(([minLon, minLat, maxLon, maxLat]) => minLon <= maxLon && minLat <= maxLat, {
-        message: 'bbox is minLon,minLat,maxLon,maxLat (WGS84 degrees) with min ≤ max',
-      }),
-  )
-
-const MetricList = z
-  .string()
-  .transform((s) => s.split(','))
-  .pipe(z.array(z.enum(METRICS, { error: `metrics must be a comma-separated list of ${METRICS.join(', ')}` })).min(1))
-
-export const ExportQueryParams = z.strictObject(
-  {
-    resolution: z.enum(EXPORT_RESOLUTIONS, {
-      error: `resolution is required: one of ${EXPORT_RESOLUTIONS.join(', ')}`,
-    }),
-    format: z.enum(EXPORT_FORMATS, { error: `format must be one of ${EXPORT_FORMATS.join(', ')}` }).default('csv'),
-    from: isoDateTime('from'),
-    to: isoDateTime('to'),
-    sites: idList('sites', SiteId).optional(),
-    devices: idList('devices', DeviceId).optional(),
-    bbox: Bbox.optional(),
-    metrics: MetricList.optional(),
-  },
-  {
-    error: (issue) =>
-      issue.code === 'unrecognized_keys' ? `unknown query parameter: ${issue.keys.join(', ')}` : undefined,
-  },
-)
-
-export type ExportQueryParams = z.output<typeof ExportQueryParams>
-
-export interface ExportRequest {
-  readonly resolution: ExportResolution
-  readonly format: ExportFormat
-  readonly query: ExportQuery
-}
-
-function badQuery(code: string, detail: string): HttpProblem {
-  return new HttpProblem({ status: 400, code, title: 'Invalid export query', detail })
-}
-
-/** Sites a bbox selects (inclusive edges), by their registry coordinates. */
-function sitesInBbox(sites: readonly Site[], [minLon, minLat, maxLon, maxLat]: readonly number[]): Set<string> {
-  const inside = new Set<string>()
-  for (const s of sites) {
-    if (s.lon >= (minLon ?? 0) && s.lon <= (maxLon ?? 0) && s.lat >= (minLat ?? 0) && s.lat <= (maxLat ?? 0)) {
-      inside.add(s.id)
-    }
-  }
-  return inside
 }
 
 /** Validates the query and the caller's access; resolves sites and bbox. Throws HttpProblem. */
@@ -151,7 +87,8 @@ async function resolveExport(req: Request, ctx: ApiContext): Promise<ExportReque
   const q = parsed.data
   const from = Date.parse(q.from)
   const to = Date.parse(q.to)
-  if (from >= to) throw badQuery('invalid_request', `from (${q.from}) must be before to (${q.to})`)
+  if (from >= to)
+    throw problemOf(new ExportQueryError('invalid_request', `from (${q.from}) must be before to (${q.to})`))
 
   const { principal } = authOf(req)
   let visible: 'all' | ReadonlySet<string>
@@ -163,123 +100,83 @@ async function resolveExport(req: Request, ctx: ApiContext): Promise<ExportReque
     visible = sitesFor(principal, 'series:hourly', ctx.options)
     const cap = MAX_PUBLIC_EXPORT_SPAN[q.resolution === 'raw' ? 'hourly' : q.resolution]
     if (to - from > cap.ms) {
-      throw badQuery(
-        'span_too_long',
-        `without the export permission, resolution=${q.resolution} allows at most ${cap.label} between from and to; ` +
-          'split the window into consecutive requests, or use an API token with the export permission (no limit)',
+      throw problemOf(
+        new ExportQueryError(
+          'span_too_long',
+          `without the export permission, resolution=${q.resolution} allows at most ${cap.label} between from and to; ` +
+            'split the window into consecutive requests, or use an API token with the export permission (no limit)',
+        ),
       )
     }
   }
-
-  return buildExportRequest(q, await ctx.storage.registry.listSites(), visible, () => {
-    requirePermission(req, ctx, 'export', 'export these sites')
-  })
+  try {
+    return buildExportRequest(q, await ctx.storage.registry.listSites(), visible, () => {
+      requirePermission(req, ctx, 'export', 'export these sites')
+    })
+  } catch (error) {
+    throw error instanceof ExportQueryError ? problemOf(error) : error
+  }
 }
 
-/**
- * Resolves validated parameters against the registered sites: unknown sites are a 404, sites outside `visible`
- * call `refuse` (which throws), a bbox selects sites by coordinates, and a caller limited to some sites gets
- * only those. Shared by the API and the CLI (which sees every site).
- */
-export function buildExportRequest(
-  q: ExportQueryParams,
-  registered: readonly Site[],
-  visible: 'all' | ReadonlySet<string>,
-  refuse: (siteIds: readonly string[]) => void,
-): ExportRequest {
-  if (Date.parse(q.from) >= Date.parse(q.to)) {
-    throw badQuery('invalid_request', `from (${q.from}) must be before to (${q.to})`)
-  }
-  const known = new Set(registered.map((s) => s.id))
-  let siteIds: string[] | undefined
-  if (q.sites !== undefined) {
-    const unknown = q.sites.filter((id) => !known.has(id))
-    if (unknown.length > 0) {
-      throw new HttpProblem({
-        status: 404,
-        code: 'site_not_found',
-        title: 'Not Found',
-        detail: `no site with id ${unknown.map((id) => JSON.stringify(id)).join(', ')}`,
-      })
-    }
-    const refused = visible === 'all' ? [] : q.sites.filter((id) => !visible.has(id))
-    if (refused.length > 0) refuse(refused)
-    siteIds = q.sites
-  }
-  if (q.bbox !== undefined) {
-    const inside = sitesInBbox(registered, q.bbox)
-    siteIds = (siteIds ?? [...known].sort()).filter((id) => inside.has(id))
-  }
-  if (visible !== 'all') siteIds = (siteIds ?? [...known].sort()).filter((id) => visible.has(id))
+/** The caller's key for the quota: the account or token, or the address of an anonymous caller. */
+function callerKey(req: Request): string {
+  const { principal } = authOf(req)
+  return principal.kind === 'anonymous' ? `ip:${req.ip ?? ''}` : `${principal.kind}:${principal.id}`
+}
 
-  const metrics: Metric[] = METRICS.filter((m) => q.metrics === undefined || q.metrics.includes(m))
+/** Counts running exports per caller and in all; `acquire` throws 429 when a quota is used up. */
+export function createExportGate(quota: { readonly perCaller: number; readonly total: number } = EXPORT_QUOTA): {
+  acquire(key: string): () => void
+} {
+  const running = new Map<string, number>()
+  let total = 0
   return {
-    resolution: q.resolution,
-    format: q.format,
-    query: {
-      metrics,
-      from: Date.parse(q.from),
-      to: Date.parse(q.to),
-      ...(siteIds === undefined ? {} : { siteIds }),
-      ...(q.devices === undefined ? {} : { deviceIds: q.devices }),
+    acquire(key) {
+      const mine = running.get(key) ?? 0
+      if (mine >= quota.perCaller || total >= quota.total) {
+        throw new HttpProblem({
+          status: 429,
+          code: 'export_quota',
+          title: 'Too many exports at once',
+          detail:
+            mine >= quota.perCaller
+              ? `you have ${mine} exports running; at most ${quota.perCaller} run at once per caller. Retry when one has finished`
+              : `the server runs ${total} exports; at most ${quota.total} run at once. Retry shortly`,
+          headers: { 'Retry-After': String(EXPORT_RETRY_AFTER_S) },
+        })
+      }
+      running.set(key, mine + 1)
+      total++
+      let released = false
+      return () => {
+        if (released) return
+        released = true
+        total--
+        const left = (running.get(key) ?? 1) - 1
+        if (left <= 0) running.delete(key)
+        else running.set(key, left)
+      }
     },
   }
 }
 
-/** `skolluft-hourly-20260112T000000Z-20260119T000000Z.csv` */
-export function exportFileName(request: ExportRequest): string {
-  const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '')
-  return `skolluft-${request.resolution}-${stamp(request.query.from)}-${stamp(request.query.to)}.${request.format}`
+/** What an export reads: the readings, and with values=corrected each device's corrector. */
+async function sourcesFor(ctx: ApiContext, request: ExportRequest) {
+  const corrections = request.values === 'corrected' ? await loadExportCorrections(ctx.storage) : undefined
+  const sources: ExportSources = {
+    readings: ctx.storage.readings,
+    ...(corrections === undefined ? {} : { correctorFor: corrections.correctorFor }),
+  }
+  return { sources, corrections }
 }
 
-/**
- * The lines of an export, in chunks of one storage batch each (header first for CSV). Pure apart from the
- * store: the CLI writes the same chunks to a file, so a file and a download of the same query are identical.
- */
-export async function* exportChunks(readings: ReadingStore, request: ExportRequest): AsyncGenerator<ExportChunk> {
-  const { resolution, format, query } = request
-  const line = createLineFormatter(format, resolution)
-  const header = exportHeader(format, resolution)
-  if (header !== '') yield { text: header, rows: 0 }
-  if (resolution === 'raw') {
-    const iso = createIsoTimeFormatter()
-    for await (const batch of readings.streamReadings(query)) {
-      let text = ''
-      let rows = 0
-      for (const reading of batch) {
-        for (const cells of rawRows(reading, query.metrics, iso)) {
-          text += line(cells)
-          rows++
-        }
-      }
-      yield { text, rows }
-    }
-    return
-  }
-  const iso = createIsoTimeFormatter()
-  // Days from the one containing `from` (as the series endpoint's 1d); hours overlapping [from, to).
-  const hourQuery = resolution === 'daily' ? { ...query, from: regulatoryDayStart(query.from) } : query
-  const daily = resolution === 'daily' ? createDailyFolder(query.metrics) : undefined
-  const rowsOf = (aggregates: readonly AggregateRow[]): ExportChunk => {
-    let text = ''
-    for (const row of aggregates) text += line(aggregateCells(row, iso))
-    return { text, rows: aggregates.length }
-  }
-  for await (const batch of readings.streamHourly(hourQuery)) {
-    yield rowsOf(daily === undefined ? batch.map(hourlyRow) : batch.flatMap((hour) => daily.push(hour)))
-  }
-  if (daily !== undefined) yield rowsOf(daily.end())
-}
-
-/** Text of whole rows, and how many. */
-export interface ExportChunk {
-  readonly text: string
-  readonly rows: number
+function chunkBytes(chunk: ExportChunk): Buffer | Uint8Array {
+  return typeof chunk.data === 'string' ? Buffer.from(chunk.data, 'utf8') : chunk.data
 }
 
 /** Writes, waiting for 'drain' when the stream's buffer is full (or for the response to close). */
-async function write(out: Writable, res: Response, chunk: string): Promise<void> {
-  if (chunk === '' || out.write(chunk)) return
+async function write(out: Writable, res: Response, data: string | Uint8Array): Promise<void> {
+  if (data.length === 0 || out.write(data)) return
   const ac = new AbortController()
   await Promise.race([once(out, 'drain', { signal: ac.signal }), once(res, 'close', { signal: ac.signal })]).finally(
     () => {
@@ -292,28 +189,38 @@ function acceptsGzip(req: Request): boolean {
   return req.acceptsEncodings('gzip', 'identity') === 'gzip'
 }
 
+/** The query as the caller spelled it, for the manifest (only parameters the export knows; strings only). */
+function spelledQuery(req: Request): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [key, value] of Object.entries(req.query)) if (typeof value === 'string') out[key] = value
+  return out
+}
+
 export function exportRouter(ctx: ApiContext): Router {
   const router = Router()
+  const gate = createExportGate()
+  const createdBy = softwareVersion().then((s) => `${s.name} ${s.version}`)
+
   router
     .route('/export')
     .get(async (req, res) => {
       const request = await resolveExport(req, ctx)
+      const headers = {
+        'Content-Type': EXPORT_CONTENT_TYPES[request.format],
+        'X-Skolluft-Export-Schema': exportSchemaId(request.schema),
+        'Cache-Control': 'private, no-store',
+      }
       if (req.method === 'HEAD') {
-        res.set({
-          'Content-Type': EXPORT_CONTENT_TYPES[request.format],
-          'X-Skolluft-Export-Schema': EXPORT_SCHEMA_ID,
-        })
+        res.set(headers)
         res.end()
         return
       }
+      const release = gate.acquire(callerKey(req))
+      res.on('close', release)
+      const { sources } = await sourcesFor(ctx, request)
       const started = Date.now()
       res.status(200)
-      res.set({
-        'Content-Type': EXPORT_CONTENT_TYPES[request.format],
-        'Content-Disposition': `attachment; filename="${exportFileName(request)}"`,
-        'X-Skolluft-Export-Schema': EXPORT_SCHEMA_ID,
-        'Cache-Control': 'private, no-store',
-      })
+      res.set({ ...headers, 'Content-Disposition': `attachment; filename="${exportFileName(request)}"` })
       res.vary('Accept-Encoding')
       res.vary('Authorization')
       res.vary('Cookie')
@@ -333,11 +240,14 @@ export function exportRouter(ctx: ApiContext): Router {
       let bytes = 0
       let rows = 0
       try {
-        for await (const chunk of exportChunks(ctx.storage.readings, request)) {
+        for await (const chunk of exportChunks(sources, request, { createdBy: await createdBy })) {
           if (res.destroyed) break
-          bytes += Buffer.byteLength(chunk.text)
+          const data = chunkBytes(chunk)
+          bytes += data.length
           rows += chunk.rows
-          await write(out, res, chunk.text)
+          await write(out, res, data)
+          // A client that hung up while we waited: stop before reading another storage batch.
+          if (res.destroyed) break
         }
         if (res.destroyed) {
           zip?.destroy()
@@ -355,6 +265,46 @@ export function exportRouter(ctx: ApiContext): Router {
         ctx.log.error({ err: error, resolution: request.resolution }, 'export failed')
         zip?.destroy()
         res.destroy(error instanceof Error ? error : undefined)
+      } finally {
+        release()
+      }
+    })
+    .all(methodNotAllowed(READ_ONLY))
+
+  router
+    .route('/export/manifest')
+    .get(async (req, res) => {
+      const request = await resolveExport(req, ctx)
+      const release = gate.acquire(callerKey(req))
+      try {
+        const { sources, corrections } = await sourcesFor(ctx, request)
+        const stats = newExportStats()
+        const hash = createHash('sha256')
+        let bytes = 0
+        for await (const chunk of exportChunks(sources, request, { createdBy: await createdBy, stats })) {
+          if (req.socket.destroyed) return
+          const data = chunkBytes(chunk)
+          hash.update(data)
+          bytes += data.length
+        }
+        res.set('Cache-Control', 'private, no-store')
+        res.json(
+          buildManifest({
+            request,
+            query: spelledQuery(req),
+            file: exportFileName(request),
+            rows: stats.rows,
+            bytes,
+            sha256: hash.digest('hex'),
+            software: await softwareVersion(),
+            corrections: corrections?.describe(stats.corrections) ?? [],
+            qualityChecks: `skolluft reading QC v${READING_QC_VERSION} (docs/quality-flags.md)`,
+            env: ctx.options.exportEnv,
+            generatedAt: ctx.clock(),
+          }),
+        )
+      } finally {
+        release()
       }
     })
     .all(methodNotAllowed(READ_ONLY))

@@ -1,11 +1,13 @@
 import {
   EXPORT_CONTENT_TYPES,
-  EXPORT_SCHEMA_ID,
+  exportSchemaId,
+  LATEST_EXPORT_SCHEMA,
   METRICS,
   type Permission,
   SiteFeature,
   SiteFeatureCollection,
 } from '@skolluft/core'
+import { ExportQueryParams, MAX_EXPORT_IDS, Manifest } from '@skolluft/export'
 import { Router } from 'express'
 import { z } from 'zod'
 import { methodNotAllowed } from '../problem.ts'
@@ -36,8 +38,16 @@ import {
   CommentBody,
   MAX_BREACHES_LIMIT,
 } from './breaches.ts'
+import {
+  CalibrationBody,
+  CalibrationListResponse,
+  CalibrationResponse,
+  CalibrationsQuery,
+  MAX_FIT_SPAN_MS,
+  RetireBody,
+} from './calibrations.ts'
 import { ExceedancesQuery, ExceedancesResponse, FIRST_EXCEEDANCE_YEAR } from './exceedances.ts'
-import { ExportQueryParams, MAX_EXPORT_IDS, MAX_PUBLIC_EXPORT_SPAN } from './export.ts'
+import { EXPORT_QUOTA, MAX_PUBLIC_EXPORT_SPAN } from './export.ts'
 import { ReplayQuery } from './public-info.ts'
 import { RejectsQuery } from './rejects.ts'
 import { CreateTokenBody } from './tokens.ts'
@@ -155,15 +165,67 @@ const OPERATIONS: readonly Operation[] = [
     path: '/export',
     tag: 'export',
     access: 'export',
-    summary: `Bulk export (schema ${EXPORT_SCHEMA_ID}) of raw readings or hourly/daily aggregates as CSV or NDJSON, streamed`,
+    summary: `Bulk export (schemas ${exportSchemaId(1)} and ${exportSchemaId(2)}) of raw readings or hourly/daily aggregates as CSV, NDJSON or Parquet, streamed`,
     description: [
-      `Columns, types and units: docs/export.md (data dictionary). Long format: one row per value; the column order never changes within ${EXPORT_SCHEMA_ID} (sent as the header \`X-Skolluft-Export-Schema\`). CSV is RFC 4180, UTF-8 without BOM, CRLF, with a header row (\`${EXPORT_CONTENT_TYPES.csv}\`); NDJSON has one object per line with the same keys (\`${EXPORT_CONTENT_TYPES.ndjson}\`). Times are ISO 8601 UTC.`,
-      'Rows come in a fixed order (raw: site, device, time, metric; hourly/daily: site, time, metric), so repeating a request over the same data returns identical bytes; to resume, request the rest of the window (`from` = the last complete time). Gzip (level 1) with `Accept-Encoding: gzip`.',
-      `Access: holders of \`export\` (admin, staff, researcher tokens) get every resolution with no limit on the window and no paging. Others get hourly and daily data of the sites they may read series of (with the public map on: every site), at most ${MAX_PUBLIC_EXPORT_SPAN.hourly.label} hourly / ${MAX_PUBLIC_EXPORT_SPAN.daily.label} daily per request (400 \`span_too_long\`); raw readings need \`export\`.`,
+      `Columns, types and units: docs/export.md (data dictionary). Long format: one row per value; the column order never changes within a schema version (\`schema\`, default ${LATEST_EXPORT_SCHEMA}; sent as the header \`X-Skolluft-Export-Schema\`). Schema 2 adds quality flags per reading (docs/quality-flags.md) and, with \`values=corrected\`, corrected values naming their correction (docs/corrections.md). CSV is RFC 4180, UTF-8 without BOM, CRLF, with a header row (\`${EXPORT_CONTENT_TYPES.csv}\`); NDJSON has one object per line with the same keys (\`${EXPORT_CONTENT_TYPES.ndjson}\`); Parquet has typed columns (\`${EXPORT_CONTENT_TYPES.parquet}\`). Times are ISO 8601 UTC.`,
+      "Rows come in a fixed order (raw: site, device, time, metric; hourly/daily: site, time, metric), so repeating a request over the same data returns identical bytes. To resume a CSV or NDJSON download, repeat the request with `after` = the first cells of the last complete row you have (raw: time,site_id,device_id,metric; hourly/daily: time,site_id,metric): the rest comes without a header. Gzip (level 1) with `Accept-Encoding: gzip`. `GET /export/manifest` with the same query answers the file's manifest (rows, bytes, SHA-256, corrections, licence).",
+      `Access: holders of \`export\` (admin, staff, researcher tokens) get every resolution with no limit on the window and no paging. Others get hourly and daily data of the sites they may read series of (with the public map on: every site), at most ${MAX_PUBLIC_EXPORT_SPAN.hourly.label} hourly / ${MAX_PUBLIC_EXPORT_SPAN.daily.label} daily per request (400 \`span_too_long\`); raw readings need \`export\`. Quota: ${EXPORT_QUOTA.perCaller} exports at once per caller, ${EXPORT_QUOTA.total} in all (429 \`export_quota\` with Retry-After).`,
       `\`from\` and \`to\` are required ([from, to)). \`sites\` and \`devices\` are comma-separated ids (at most ${MAX_EXPORT_IDS}; unknown site: 404); \`bbox\` = minLon,minLat,maxLon,maxLat selects sites by their coordinates; \`metrics\` defaults to all of ${METRICS.join(', ')}. Hourly: hours overlapping [from, to); daily: fixed UTC+1 days from the one containing \`from\`.`,
     ].join('\n\n'),
     query: ExportQueryParams,
     responseType: EXPORT_CONTENT_TYPES.csv,
+  },
+  {
+    method: 'get',
+    path: '/export/manifest',
+    tag: 'export',
+    access: 'export',
+    summary:
+      'The manifest of the export the same query returns: schema, columns, query, rows, bytes and SHA-256 of the (uncompressed) file, software version, corrections, threshold profiles, licence and attribution',
+    query: ExportQueryParams,
+    response: Manifest,
+  },
+  {
+    method: 'get',
+    path: '/calibrations',
+    tag: 'calibrations',
+    access: 'export',
+    summary: 'Per-device linear calibrations, every version, ordered by device, metric, version (docs/corrections.md)',
+    query: CalibrationsQuery,
+    response: CalibrationListResponse,
+  },
+  {
+    method: 'get',
+    path: '/calibrations/{id}',
+    tag: 'calibrations',
+    access: 'export',
+    summary: 'One calibration (id cal-<n>)',
+    response: CalibrationResponse,
+  },
+  {
+    method: 'post',
+    path: '/calibrations',
+    tag: 'calibrations',
+    access: 'calibrations:write',
+    summary:
+      'Create the next calibration version of a device and metric: entered by hand or fitted by colocation; audited',
+    description: [
+      'Corrected = slope · input + intercept, for readings from `validFrom` on, until a newer version or retirement. Stored values never change; exports with corrected values name the calibration as `cal-<n>@<version>` (docs/corrections.md).',
+      "Input: when the device's metric has a humidity correction (optical PM with an RH sensor: `rh-hackair` or, for Plantower-class models, `rh-epa-2021`), the line is applied to the humidity-corrected value, and a colocation fit is made on humidity-corrected hourly means; `applied_after` in the response says which.",
+      `\`kind: "colocation"\`: ordinary least squares of the reference device's valid hourly means (≥ 75 % coverage) on the device's over the hours [from, to) (whole hours, at most ${MAX_FIT_SPAN_MS / 86_400_000} days); 422 \`too_few_pairs\` below 24 paired hours, \`degenerate_fit\` when either does not vary, \`slope_out_of_range\`. The response carries n, r², RMSE, the reference and the period.`,
+    ].join('\n\n'),
+    body: CalibrationBody,
+    response: CalibrationResponse,
+    status: 201,
+  },
+  {
+    method: 'post',
+    path: '/calibrations/{id}/retire',
+    tag: 'calibrations',
+    access: 'calibrations:write',
+    summary: 'End a calibration at `at` (default now): later readings no longer get it; once only (409); audited',
+    body: RetireBody,
+    response: CalibrationResponse,
   },
   {
     method: 'get',

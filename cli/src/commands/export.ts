@@ -1,59 +1,44 @@
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import { once } from 'node:events'
-import { createWriteStream } from 'node:fs'
-import { readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { buildExportRequest, ExportQueryParams, type ExportRequest, exportChunks } from '@skolluft/api'
-import { EXPORT_COLUMNS, EXPORT_SCHEMA_ID } from '@skolluft/core'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { open, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { READING_QC_VERSION } from '@skolluft/core'
+import {
+  buildExportRequest,
+  buildManifest,
+  type ExportChunk,
+  ExportEnv,
+  ExportQueryParams,
+  type ExportRequest,
+  type ExportSources,
+  exportChunks,
+  loadExportCorrections,
+  newExportStats,
+  softwareVersion,
+} from '@skolluft/export'
 import { loadConfig } from '@skolluft/runtime'
-import { z } from 'zod'
 import { CommonConfig } from '../config.ts'
 import { withDataDir } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
 
 /**
- * `skolluft export`: the same bytes as GET /api/v1/export for the same query (it runs the API's own
- * exportChunks), written to a file on DATA_DIR's machine, plus `<file>.manifest.json` so a study can cite what
- * it used: query, schema, software version, row count, SHA-256 of the file, licence and attribution.
+ * `skolluft export`: the same bytes as GET /api/v1/export for the same query (both run @skolluft/export's
+ * pipeline), written to a file on DATA_DIR's machine, plus `<file>.manifest.json` so a study can cite what it
+ * used: query, schema, software version, row count, SHA-256 of the file, corrections, licence and attribution.
  * The operator owns DATA_DIR: every site, no window limit.
+ *
+ * The file grows as `<file>.partial` and is renamed when complete. An interrupted run leaves the partial file;
+ * `--resume` keeps its complete lines and continues after the last one (the export's `after`), so the finished
+ * file is identical to an uninterrupted run's. Parquet cannot be appended to: it starts over.
  */
-
-/** Licence and attribution in the manifest until the deployment sets them (EXPORT_LICENCE, EXPORT_ATTRIBUTION). */
-export const DEFAULT_EXPORT_LICENCE = 'not specified: set EXPORT_LICENCE (e.g. CC-BY-4.0) for your deployment'
-export const DEFAULT_EXPORT_ATTRIBUTION =
-  'skolluft air quality measurements; set EXPORT_ATTRIBUTION for your deployment'
-
-export const ExportEnv = z.object({
-  EXPORT_LICENCE: z.string().min(1).default(DEFAULT_EXPORT_LICENCE),
-  EXPORT_ATTRIBUTION: z.string().min(1).default(DEFAULT_EXPORT_ATTRIBUTION),
-})
 
 /** Command-line spelling of the query: the API's parameter names, as flags. */
 export interface ExportCliOptions {
   readonly out: string
   readonly params: Readonly<Record<string, string | undefined>>
+  /** Continue `<out>.partial` instead of starting over. */
+  readonly resume?: boolean
 }
-
-const PackageJson = z.object({ name: z.string(), version: z.string() })
-
-export const Manifest = z.object({
-  schema: z.literal(EXPORT_SCHEMA_ID),
-  file: z.string(),
-  format: z.enum(['csv', 'ndjson']),
-  resolution: z.enum(['raw', 'hourly', 'daily']),
-  columns: z.array(z.string()),
-  query: z.record(z.string(), z.string()),
-  rows: z.number().int().min(0),
-  bytes: z.number().int().min(0),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  software: z.object({ name: z.string(), version: z.string() }),
-  /** Planned for schema v2: none are applied in v1 (values are as stored). */
-  corrections: z.array(z.string()),
-  threshold_profile: z.null(),
-  licence: z.string(),
-  attribution: z.string(),
-  generated_at: z.iso.datetime(),
-})
-export type Manifest = z.infer<typeof Manifest>
 
 export class ExportCommandError extends Error {
   readonly code: string
@@ -65,11 +50,13 @@ export class ExportCommandError extends Error {
   }
 }
 
-async function softwareVersion(): Promise<z.infer<typeof PackageJson>> {
-  const parsed = PackageJson.safeParse(
-    JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')),
-  )
-  return parsed.success ? parsed.data : { name: 'skolluft', version: 'unknown' }
+/** What a resumed file already holds: its complete lines, hashed, and the key of the last row. */
+interface Resumed {
+  readonly bytes: number
+  readonly rows: number
+  readonly hash: Hash
+  /** `after` for the export: the first cells of the last row; undefined when the file holds no row yet. */
+  readonly after: string | undefined
 }
 
 export async function runExport(
@@ -79,7 +66,7 @@ export async function runExport(
   clock: () => number = Date.now,
 ): Promise<number> {
   const { DATA_DIR } = loadConfig(CommonConfig, env)
-  const { EXPORT_LICENCE, EXPORT_ATTRIBUTION } = loadConfig(ExportEnv, env)
+  const exportEnv = loadConfig(ExportEnv, env)
   const given = Object.fromEntries(
     Object.entries(options.params).filter((e): e is [string, string] => e[1] !== undefined),
   )
@@ -88,51 +75,138 @@ export async function runExport(
     const detail = parsed.error.issues.map((i) => `--${i.path.join('.') || '?'}: ${i.message}`).join('; ')
     throw new ExportCommandError('INVALID_EXPORT', detail)
   }
+  if (parsed.data.after !== undefined) {
+    throw new ExportCommandError('INVALID_EXPORT', '--after is not an option here: use --resume')
+  }
   const software = await softwareVersion()
-  const { rows, bytes, sha256 } = await withDataDir(DATA_DIR, async (storage) => {
+  const partial = `${options.out}.partial`
+  const resumed =
+    options.resume === true && parsed.data.format !== 'parquet' ? await readPartial(partial, parsed.data) : undefined
+  const result = await withDataDir(DATA_DIR, async (storage) => {
     let request: ExportRequest
     try {
-      request = buildExportRequest(parsed.data, await storage.registry.listSites(), 'all', () => undefined)
+      request = buildExportRequest(
+        resumed?.after === undefined ? parsed.data : { ...parsed.data, after: resumed.after },
+        await storage.registry.listSites(),
+        'all',
+        () => undefined,
+      )
     } catch (error) {
       throw new ExportCommandError('INVALID_EXPORT', error instanceof Error ? error.message : String(error))
     }
-    return writeExport(options.out, exportChunks(storage.readings, request))
+    const corrections = request.values === 'corrected' ? await loadExportCorrections(storage) : undefined
+    const sources: ExportSources = {
+      readings: storage.readings,
+      ...(corrections === undefined ? {} : { correctorFor: corrections.correctorFor }),
+    }
+    const stats = newExportStats()
+    const chunks = exportChunks(sources, request, { createdBy: `${software.name} ${software.version}`, stats })
+    const written = await writeExport(partial, chunks, resumed)
+    return { ...written, stats, corrections: corrections?.describe(stats.corrections) ?? [], request }
   })
-  const manifest: Manifest = {
-    schema: EXPORT_SCHEMA_ID,
-    file: options.out.split(/[\\/]/).at(-1) ?? options.out,
-    format: parsed.data.format,
-    resolution: parsed.data.resolution,
-    columns: [...EXPORT_COLUMNS[parsed.data.resolution]],
+  await rename(partial, options.out)
+  const manifest = buildManifest({
+    request: result.request,
+    // The query as given: a resumed file is the same file as an uninterrupted run's.
     query: given,
-    rows,
-    bytes,
-    sha256,
+    file: options.out.split(/[\\/]/).at(-1) ?? options.out,
+    rows: result.rows,
+    bytes: result.bytes,
+    sha256: result.sha256,
     software,
-    corrections: [],
-    threshold_profile: null,
-    licence: EXPORT_LICENCE,
-    attribution: EXPORT_ATTRIBUTION,
-    generated_at: new Date(clock()).toISOString(),
-  }
+    corrections: result.corrections,
+    qualityChecks: `skolluft reading QC v${READING_QC_VERSION} (docs/quality-flags.md)`,
+    env: exportEnv,
+    generatedAt: clock(),
+  })
   await writeFile(`${options.out}.manifest.json`, `${JSON.stringify(manifest, null, 2)}\n`)
-  io.out(`${options.out}: ${rows} rows, ${bytes} bytes, sha256 ${sha256}`)
+  const note = resumed === undefined ? '' : ` (resumed after ${resumed.rows} rows)`
+  io.out(`${options.out}: ${result.rows} rows, ${result.bytes} bytes, sha256 ${result.sha256}${note}`)
   return 0
 }
 
-/** Streams the chunks to `<out>.partial` (hashing as it goes, waiting on 'drain'), then renames it to `out`. */
-async function writeExport(
-  out: string,
-  chunks: AsyncIterable<{ readonly text: string; readonly rows: number }>,
-): Promise<{ rows: number; bytes: number; sha256: string }> {
-  const partial = `${out}.partial`
-  const file = createWriteStream(partial)
+/**
+ * The complete part of an interrupted text export: everything up to its last line end (the tail after it is cut
+ * off), hashed, with the key of its last row as the export's `after`. Undefined when there is no partial file.
+ */
+async function readPartial(partial: string, q: ExportQueryParams): Promise<Resumed | undefined> {
+  const size = await stat(partial).then(
+    (s) => s.size,
+    () => undefined,
+  )
+  if (size === undefined) return undefined
   const hash = createHash('sha256')
-  let rows = 0
   let bytes = 0
+  let lineStart = 0
+  let lastLine = ''
+  let lines = 0
+  let carry: Buffer<ArrayBufferLike> = Buffer.alloc(0)
+  for await (const piece of createReadStream(partial)) {
+    const buffer = Buffer.concat([carry, piece as Buffer])
+    let start = 0
+    for (let i = buffer.indexOf(0x0a); i >= 0; i = buffer.indexOf(0x0a, start)) {
+      const line = buffer.subarray(start, i + 1)
+      hash.update(line)
+      bytes += line.length
+      lines++
+      lastLine = line.toString('utf8')
+      start = i + 1
+      lineStart = bytes
+    }
+    carry = buffer.subarray(start)
+  }
+  // Cut an incomplete last line: it is written again.
+  const handle = await open(partial, 'r+')
+  try {
+    await handle.truncate(lineStart)
+  } finally {
+    await handle.close()
+  }
+  const headerLines = q.format === 'csv' ? 1 : 0
+  const rows = Math.max(0, lines - headerLines)
+  if (rows === 0) {
+    // Nothing worth keeping but (maybe) a header: start over.
+    await rm(partial, { force: true })
+    return undefined
+  }
+  const keyCells = q.resolution === 'raw' ? 4 : 3
+  let after: string
+  if (q.format === 'csv') {
+    // Key cells (a time, ids and a metric) never need quoting (RFC 4180 quotes only commas, quotes, line breaks).
+    after = lastLine
+      .replace(/\r?\n$/, '')
+      .split(',')
+      .slice(0, keyCells)
+      .join(',')
+  } else {
+    const row: unknown = JSON.parse(lastLine)
+    if (typeof row !== 'object' || row === null) {
+      throw new ExportCommandError('BAD_PARTIAL', `${partial}: the last line is not an export row; remove the file`)
+    }
+    after = Object.values(row)
+      .slice(0, keyCells)
+      .map((v) => (v === null ? '' : String(v)))
+      .join(',')
+  }
+  return { bytes, rows, hash, after }
+}
+
+/**
+ * Streams the chunks to `partial` (hashing as it goes, waiting on 'drain'), appending to what a resumed run kept.
+ * On failure the partial file stays for --resume.
+ */
+async function writeExport(
+  partial: string,
+  chunks: AsyncIterable<ExportChunk>,
+  resumed: Resumed | undefined,
+): Promise<{ rows: number; bytes: number; sha256: string }> {
+  const file = createWriteStream(partial, { flags: resumed === undefined ? 'w' : 'a' })
+  const hash = resumed?.hash ?? createHash('sha256')
+  let rows = resumed?.rows ?? 0
+  let bytes = resumed?.bytes ?? 0
   try {
     for await (const chunk of chunks) {
-      const buffer = Buffer.from(chunk.text, 'utf8')
+      const buffer = typeof chunk.data === 'string' ? Buffer.from(chunk.data, 'utf8') : chunk.data
       hash.update(buffer)
       rows += chunk.rows
       bytes += buffer.length
@@ -140,11 +214,12 @@ async function writeExport(
     }
     file.end()
     await once(file, 'close')
-    await rename(partial, out)
   } catch (error) {
     file.destroy()
-    await rm(partial, { force: true })
-    throw error
+    throw new ExportCommandError(
+      'EXPORT_INTERRUPTED',
+      `${error instanceof Error ? error.message : String(error)}; the rows written so far are in ${partial}: run the same command with --resume to continue`,
+    )
   }
   return { rows, bytes, sha256: hash.digest('hex') }
 }

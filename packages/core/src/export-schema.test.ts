@@ -2,20 +2,28 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import {
   AGGREGATE_EXPORT_COLUMNS,
+  AGGREGATE_EXPORT_COLUMNS_V2,
   aggregateCells,
+  createCorrectedHourFolder,
   createDailyFolder,
   createIsoTimeFormatter,
+  createLineFormatter,
   csvLine,
   dataDictionaryMarkdown,
   EXPORT_COLUMNS,
   EXPORT_SCHEMA_ID,
   type ExportHourSums,
+  exportColumns,
   exportHeader,
+  exportSchemaId,
   hourlyRow,
   ndjsonLine,
   RAW_EXPORT_COLUMNS,
+  RAW_EXPORT_COLUMNS_V2,
   rawRows,
+  type ValueCorrector,
 } from './export-schema.ts'
+import { flagBit } from './reading-qc.ts'
 
 const T0 = Date.UTC(2026, 0, 12)
 const HOUR = 3_600_000
@@ -59,8 +67,13 @@ describe('export schema v1', () => {
       'rh',
     ])
     expect(rows).toEqual([
-      ['2026-01-12T00:00:00.001Z', 's', 'd', 'pm25', 3, 'µg/m³'],
-      ['2026-01-12T00:00:00.001Z', 's', 'd', 'no2', -1.5, 'µg/m³'],
+      [T0 + 1, 's', 'd', 'pm25', 3, 'µg/m³'],
+      [T0 + 1, 's', 'd', 'no2', -1.5, 'µg/m³'],
+    ])
+    const line = createLineFormatter('csv', 'raw')
+    expect(rows.map(line)).toEqual([
+      '2026-01-12T00:00:00.001Z,s,d,pm25,3,µg/m³\r\n',
+      '2026-01-12T00:00:00.001Z,s,d,no2,-1.5,µg/m³\r\n',
     ])
   })
 
@@ -75,18 +88,7 @@ describe('export schema v1', () => {
       max: 3,
       expected: 60,
     })
-    expect(aggregateCells(hourlyRow(hour(45)))).toEqual([
-      '2026-01-12T00:00:00.000Z',
-      's',
-      'pm25',
-      2,
-      1,
-      3,
-      45,
-      60,
-      0.75,
-      true,
-    ])
+    expect(aggregateCells(hourlyRow(hour(45)))).toEqual([T0, 's', 'pm25', 2, 1, 3, 45, 60, 0.75, true])
     expect(hourlyRow(hour(44)).valid).toBe(false)
   })
 
@@ -99,43 +101,52 @@ describe('export schema v1', () => {
       const n = h < 18 ? 60 : 10
       const mean = h < 18 ? 10 : 100
       out.push(
-        ...folder.push({
-          siteId: 'a',
-          t: dayStart + h * HOUR,
-          metric: 'pm25',
-          n,
-          sum: n * mean,
-          min: h,
-          max: mean,
-          expected: 60,
-        }),
+        ...folder.push(
+          hourlyRow({
+            siteId: 'a',
+            t: dayStart + h * HOUR,
+            metric: 'pm25',
+            n,
+            sum: n * mean,
+            min: h,
+            max: mean,
+            expected: 60,
+          }),
+        ),
       )
       if (h === 0)
         out.push(
-          ...folder.push({ siteId: 'a', t: dayStart, metric: 'no2', n: 60, sum: 60, min: 1, max: 1, expected: 60 }),
+          ...folder.push(
+            hourlyRow({ siteId: 'a', t: dayStart, metric: 'no2', n: 60, sum: 60, min: 1, max: 1, expected: 60 }),
+          ),
         )
     }
     // 22:59 → the next day; then another site.
     out.push(
-      ...folder.push({
-        siteId: 'a',
-        t: dayStart + 24 * HOUR,
-        metric: 'pm25',
-        n: 5,
-        sum: 5,
-        min: 1,
-        max: 1,
-        expected: 60,
-      }),
+      ...folder.push(
+        hourlyRow({ siteId: 'a', t: dayStart + 24 * HOUR, metric: 'pm25', n: 5, sum: 5, min: 1, max: 1, expected: 60 }),
+      ),
     )
-    out.push(...folder.push({ siteId: 'b', t: dayStart, metric: 'pm25', n: 60, sum: 60, min: 1, max: 1, expected: 60 }))
+    out.push(
+      ...folder.push(
+        hourlyRow({ siteId: 'b', t: dayStart, metric: 'pm25', n: 60, sum: 60, min: 1, max: 1, expected: 60 }),
+      ),
+    )
     out.push(...folder.end())
-    const iso = createIsoTimeFormatter()
-    expect(out.map((r) => aggregateCells(r, iso))).toEqual([
-      ['2026-01-11T23:00:00.000Z', 'a', 'pm25', 10, 0, 100, 18, 24, 0.75, true],
-      ['2026-01-11T23:00:00.000Z', 'a', 'no2', 1, 1, 1, 1, 24, 1 / 24, false],
-      ['2026-01-12T23:00:00.000Z', 'a', 'pm25', null, 1, 1, 0, 24, 0, false],
-      ['2026-01-11T23:00:00.000Z', 'b', 'pm25', 1, 1, 1, 1, 24, 1 / 24, false],
+    const line = createLineFormatter('ndjson', 'daily')
+    expect(out.map((r) => JSON.parse(line(aggregateCells(r))))).toEqual(
+      [
+        ['2026-01-11T23:00:00.000Z', 'a', 'pm25', 10, 0, 100, 18, 24, 0.75, true],
+        ['2026-01-11T23:00:00.000Z', 'a', 'no2', 1, 1, 1, 1, 24, 1 / 24, false],
+        ['2026-01-12T23:00:00.000Z', 'a', 'pm25', null, 1, 1, 0, 24, 0, false],
+        ['2026-01-11T23:00:00.000Z', 'b', 'pm25', 1, 1, 1, 1, 24, 1 / 24, false],
+      ].map((cells) => Object.fromEntries(AGGREGATE_EXPORT_COLUMNS.map((c, i) => [c, cells[i]]))),
+    )
+    expect(out.map((r) => aggregateCells(r))).toEqual([
+      [dayStart, 'a', 'pm25', 10, 0, 100, 18, 24, 0.75, true],
+      [dayStart, 'a', 'no2', 1, 1, 1, 1, 24, 1 / 24, false],
+      [dayStart + 24 * HOUR, 'a', 'pm25', null, 1, 1, 0, 24, 0, false],
+      [dayStart, 'b', 'pm25', 1, 1, 1, 1, 24, 1 / 24, false],
     ])
   })
 
@@ -177,5 +188,113 @@ describe('export schema v1', () => {
     const start = inDoc.indexOf(expected[0] ?? '')
     expect(start).toBeGreaterThanOrEqual(0)
     expect(inDoc.slice(start, start + expected.length)).toEqual(expected)
+  })
+})
+
+describe('export schema v2', () => {
+  it('pins the v2 columns: the v1 columns in the same order, then quality and corrections', () => {
+    expect(exportSchemaId(2)).toBe('skolluft-export/2')
+    expect([...RAW_EXPORT_COLUMNS_V2]).toEqual([
+      'time',
+      'site_id',
+      'device_id',
+      'metric',
+      'value',
+      'unit',
+      'qc',
+      'flags',
+      'corrected',
+      'correction',
+    ])
+    expect([...AGGREGATE_EXPORT_COLUMNS_V2]).toEqual([
+      ...['time', 'site_id', 'metric', 'mean', 'min', 'max', 'n', 'expected', 'coverage', 'valid'],
+      'corrected_mean',
+      'correction',
+    ])
+    expect(exportColumns(2, 'daily')).toEqual(exportColumns(2, 'hourly'))
+    expect(exportColumns(1, 'raw')).toEqual([...RAW_EXPORT_COLUMNS])
+    expect(exportHeader('csv', 'raw', 2)).toBe(
+      'time,site_id,device_id,metric,value,unit,qc,flags,corrected,correction\r\n',
+    )
+  })
+
+  it('says per metric whether a reading was checked and which flags it has', () => {
+    const reading = { siteId: 's', deviceId: 'd', ts: T0, values: { pm25: 80, pm10: 60, rh: 95 } }
+    const cells = (qc: number | null) =>
+      rawRows({ ...reading, qc }, ['pm25', 'pm10'], 2).map((row) => [row[3], row[6], row[7]])
+    expect(cells(null)).toEqual([
+      ['pm25', 'unchecked', null],
+      ['pm10', 'unchecked', null],
+    ])
+    expect(cells(0)).toEqual([
+      ['pm25', 'ok', null],
+      ['pm10', 'ok', null],
+    ])
+    const mask = flagBit('pm25', 'pm_order') + flagBit('pm25', 'high_humidity') + flagBit('pm10', 'stuck')
+    expect(cells(mask)).toEqual([
+      ['pm25', 'suspect', 'pm_order;high_humidity'],
+      ['pm10', 'invalid', 'stuck'],
+    ])
+    // v1 rows never grow.
+    expect(rawRows({ ...reading, qc: mask }, ['pm25'], 1)).toEqual([[T0, 's', 'd', 'pm25', 80, 'µg/m³']])
+  })
+
+  it('adds the corrected value and its chain with values=corrected, and nothing with values=raw', () => {
+    const seen: unknown[] = []
+    const corrector: ValueCorrector = (metric, ts, value, rh) => {
+      seen.push([metric, ts, value, rh])
+      return metric === 'pm25' ? { value: value / 2, correction: 'rh-test@1' } : null
+    }
+    const reading = { siteId: null, deviceId: 'd', ts: T0, values: { pm25: 10, no2: 20, rh: 80 }, qc: 0 }
+    expect(rawRows(reading, ['pm25', 'no2'], 2, corrector).map((row) => row.slice(8))).toEqual([
+      [5, 'rh-test@1'],
+      [20, 'none'],
+    ])
+    // The RH of the same reading feeds the correction although rh was not asked for.
+    expect(seen).toEqual([
+      ['pm25', T0, 10, 80],
+      ['no2', T0, 20, 80],
+    ])
+    expect(rawRows(reading, ['pm25'], 2).map((row) => row.slice(8))).toEqual([[null, null]])
+  })
+
+  it('corrects each device-hour with its own corrector and RH, weighting devices by readings', () => {
+    const correctors: Record<string, ValueCorrector> = {
+      a: (_m, _t, value, rh) => ({ value: value - (rh ?? 0) / 10, correction: 'rh-test@1' }),
+      b: (_m, _t, value) => ({ value: value * 2, correction: 'cal-1@1' }),
+      c: () => null,
+    }
+    const folder = createCorrectedHourFolder(['pm25', 'no2'], (id) => correctors[id] ?? (() => null))
+    const dh = (deviceId: string, t: number, metric: 'pm25' | 'no2', n: number, mean: number, rh?: number) => ({
+      siteId: 's',
+      deviceId,
+      t,
+      metric,
+      n,
+      sum: n * mean,
+      min: mean - 1,
+      max: mean + 1,
+      expected: 60,
+      ...(rh === undefined ? {} : { rh }),
+    })
+    const out = [
+      ...folder.push(dh('a', T0, 'no2', 60, 5)),
+      ...folder.push(dh('a', T0, 'pm25', 60, 10, 50)),
+      ...folder.push(dh('b', T0, 'pm25', 30, 4)),
+      ...folder.push(dh('c', T0 + HOUR, 'pm25', 60, 7)),
+      ...folder.end(),
+    ]
+    expect(out.map((r) => aggregateCells(r, 2))).toEqual([
+      // pm25 first (METRICS order): (60 × (10 − 5) + 30 × 8) / 90 = 6; plain mean (600 + 120) / 90 = 8.
+      [T0, 's', 'pm25', 8, 3, 11, 90, 120, 0.75, true, 6, 'rh-test@1;cal-1@1'],
+      [T0, 's', 'no2', 5, 4, 6, 60, 60, 1, true, 5, 'rh-test@1'],
+      [T0 + HOUR, 's', 'pm25', 7, 6, 8, 60, 60, 1, true, 7, 'none'],
+    ])
+    // Corrected days: the mean of the corrected valid hourly means, the distinct chains.
+    const daily = createDailyFolder(['pm25'])
+    const days = [...out.flatMap((r) => daily.push(r)), ...daily.end()]
+    expect(days.map((r) => aggregateCells(r, 2).slice(3))).toEqual([
+      [7.5, 3, 11, 2, 24, 2 / 24, false, 6.5, 'rh-test@1;cal-1@1;none'],
+    ])
   })
 })

@@ -1,27 +1,44 @@
 import { DAILY_MIN_VALID_HOURS, DAY_MS, HOUR_MS, HOURLY_MIN_COVERAGE, regulatoryDayStart } from './aggregation.ts'
 import { METRIC_INFO, METRICS, type Metric } from './metrics.ts'
+import { flagsOf, qcLevel, READING_FLAGS } from './reading-qc.ts'
 
 /**
- * Bulk export, schema v1 (`skolluft-export/1`, issue 5; docs/export.md is generated from DATA_DICTIONARY).
+ * Bulk export schemas (issue 5; docs/export.md is checked against DATA_DICTIONARY).
  *
  * Long ("tidy") format: one row per value, so the columns never depend on which metrics a query names. The
  * column order is pinned by a test and never changes within a schema version; a change of columns is a new
  * schema id. Rows come in a fixed order (raw: site, device, time, metric; hourly/daily: site, time, metric;
  * metrics in METRICS order), so the same query over the same data gives the same bytes.
  *
+ * - `skolluft-export/1`: values and plain aggregates.
+ * - `skolluft-export/2`: the v1 columns in the same order, then quality flags (raw) and corrected values with
+ *   the name and version of the correction. A v1 request returns exactly what it returned before v2 existed.
+ *
  * - time: ISO 8601 UTC with milliseconds (`YYYY-MM-DDTHH:MM:SS.sssZ`); for aggregates the window start.
  * - numbers as JavaScript prints them (shortest string that reads back to the same double); empty = no value.
  * - CSV: RFC 4180, UTF-8 without BOM, CRLF line ends, one header row. NDJSON: one JSON object per line (LF),
- *   the same keys in the same order, null where CSV is empty.
- * Quality flags and corrections are planned for schema v2.
+ *   the same keys in the same order, null where CSV is empty. Parquet: typed columns (@skolluft/parquet).
  */
-export const EXPORT_SCHEMA_ID = 'skolluft-export/1'
+export const EXPORT_SCHEMA_VERSIONS = [1, 2] as const
+export type ExportSchemaVersion = (typeof EXPORT_SCHEMA_VERSIONS)[number]
+export const LATEST_EXPORT_SCHEMA: ExportSchemaVersion = 2
+
+export function exportSchemaId(version: ExportSchemaVersion): string {
+  return `skolluft-export/${version}`
+}
+
+/** The first schema's id (kept for readers that pinned it). */
+export const EXPORT_SCHEMA_ID = exportSchemaId(1)
 
 export const EXPORT_RESOLUTIONS = ['raw', 'hourly', 'daily'] as const
 export type ExportResolution = (typeof EXPORT_RESOLUTIONS)[number]
 
-export const EXPORT_FORMATS = ['csv', 'ndjson'] as const
+export const EXPORT_FORMATS = ['csv', 'ndjson', 'parquet'] as const
 export type ExportFormat = (typeof EXPORT_FORMATS)[number]
+
+/** Which values an export carries beside the raw ones: none, or the corrected value and its correction. */
+export const EXPORT_VALUES = ['raw', 'corrected'] as const
+export type ExportValues = (typeof EXPORT_VALUES)[number]
 
 export const RAW_EXPORT_COLUMNS = ['time', 'site_id', 'device_id', 'metric', 'value', 'unit'] as const
 export const AGGREGATE_EXPORT_COLUMNS = [
@@ -36,19 +53,37 @@ export const AGGREGATE_EXPORT_COLUMNS = [
   'coverage',
   'valid',
 ] as const
+/** v2 raw: the v1 columns, then quality and correction. */
+export const RAW_EXPORT_COLUMNS_V2 = [...RAW_EXPORT_COLUMNS, 'qc', 'flags', 'corrected', 'correction'] as const
+/** v2 hourly/daily: the v1 columns, then the corrected mean and its correction. */
+export const AGGREGATE_EXPORT_COLUMNS_V2 = [...AGGREGATE_EXPORT_COLUMNS, 'corrected_mean', 'correction'] as const
 
-export type ExportColumn = (typeof RAW_EXPORT_COLUMNS)[number] | (typeof AGGREGATE_EXPORT_COLUMNS)[number]
+export type ExportColumn = (typeof RAW_EXPORT_COLUMNS_V2)[number] | (typeof AGGREGATE_EXPORT_COLUMNS_V2)[number]
 
+/** Schema v1 columns per resolution. */
 export const EXPORT_COLUMNS: Readonly<Record<ExportResolution, readonly ExportColumn[]>> = {
   raw: RAW_EXPORT_COLUMNS,
   hourly: AGGREGATE_EXPORT_COLUMNS,
   daily: AGGREGATE_EXPORT_COLUMNS,
 }
 
+export const EXPORT_COLUMNS_BY_SCHEMA: Readonly<
+  Record<ExportSchemaVersion, Readonly<Record<ExportResolution, readonly ExportColumn[]>>>
+> = {
+  1: EXPORT_COLUMNS,
+  2: { raw: RAW_EXPORT_COLUMNS_V2, hourly: AGGREGATE_EXPORT_COLUMNS_V2, daily: AGGREGATE_EXPORT_COLUMNS_V2 },
+}
+
+export function exportColumns(schema: ExportSchemaVersion, resolution: ExportResolution): readonly ExportColumn[] {
+  return EXPORT_COLUMNS_BY_SCHEMA[schema][resolution]
+}
+
 /** MIME types of the formats; `header=present` is RFC 4180 §3's optional parameter. */
 export const EXPORT_CONTENT_TYPES: Readonly<Record<ExportFormat, string>> = {
   csv: 'text/csv; charset=utf-8; header=present',
   ndjson: 'application/x-ndjson',
+  // Registered with IANA in 2024.
+  parquet: 'application/vnd.apache.parquet',
 }
 
 /** One value of a row: empty in CSV / null in NDJSON when null. */
@@ -61,6 +96,8 @@ export interface DictionaryEntry {
   readonly example: string
   /** Resolutions that have the column. */
   readonly in: readonly ExportResolution[]
+  /** The first schema version with the column. */
+  readonly since: ExportSchemaVersion
 }
 
 const UNITS = [...new Set(METRICS.map((m) => METRIC_INFO[m].unit))].join(', ')
@@ -74,6 +111,7 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
       'raw: measurement time as the device reported it; hourly: start of the UTC hour; daily: start of the calendar day in fixed UTC+1 (23:00 UTC the evening before)',
     example: '2026-01-12T07:00:00.000Z',
     in: ['raw', 'hourly', 'daily'],
+    since: 1,
   },
   site_id: {
     type: 'string',
@@ -82,6 +120,7 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
       'site where the device stood at `time` (placement history); raw rows of a device that stood nowhere have it empty',
     example: 'lund-fladen',
     in: ['raw', 'hourly', 'daily'],
+    since: 1,
   },
   device_id: {
     type: 'string',
@@ -89,6 +128,7 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
     meaning: 'the sensor device that measured the value',
     example: 'sim-0001',
     in: ['raw'],
+    since: 1,
   },
   metric: {
     type: 'string',
@@ -96,6 +136,7 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
     meaning: `quantity: one of ${METRICS.join(', ')} (PM1, PM2.5, PM10, NO2, air temperature, relative humidity)`,
     example: 'pm25',
     in: ['raw', 'hourly', 'daily'],
+    since: 1,
   },
   value: {
     type: 'number',
@@ -103,6 +144,7 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
     meaning: 'the value as received and stored, never modified (no correction, no rounding)',
     example: '12.3',
     in: ['raw'],
+    since: 1,
   },
   unit: {
     type: 'string',
@@ -110,6 +152,7 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
     meaning: `unit of \`value\`: ${UNITS}`,
     example: 'µg/m³',
     in: ['raw'],
+    since: 1,
   },
   mean: {
     type: 'number',
@@ -118,6 +161,7 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
       'hourly: mean of the readings in the hour; daily: mean of the valid hourly means; empty when a day has no valid hour',
     example: '8.75',
     in: ['hourly', 'daily'],
+    since: 1,
   },
   min: {
     type: 'number',
@@ -125,6 +169,7 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
     meaning: 'smallest reading in the window (over all hours of a day, valid or not)',
     example: '3.1',
     in: ['hourly', 'daily'],
+    since: 1,
   },
   max: {
     type: 'number',
@@ -132,6 +177,7 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
     meaning: 'largest reading in the window (over all hours of a day, valid or not)',
     example: '21',
     in: ['hourly', 'daily'],
+    since: 1,
   },
   n: {
     type: 'integer',
@@ -140,14 +186,16 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
       'hourly: readings in the hour, over all devices at the site; daily: valid hourly means in the day (hours with at least 75 % of their expected readings)',
     example: '60',
     in: ['hourly', 'daily'],
+    since: 1,
   },
   expected: {
-    type: 'integer',
+    type: 'number',
     unit: 'count',
     meaning:
-      'hourly: readings the devices at the site were expected to send in the hour (3600 s / interval, added over devices); daily: 24 hours',
+      'hourly: readings the devices at the site were expected to send in the hour (3600 s / interval, added over devices; not a whole number when the interval does not divide an hour, e.g. 24.324324324324323 at 148 s); daily: 24 hours',
     example: '60',
     in: ['hourly', 'daily'],
+    since: 1,
   },
   coverage: {
     type: 'number',
@@ -155,6 +203,7 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
     meaning: 'min(1, n / expected)',
     example: '1',
     in: ['hourly', 'daily'],
+    since: 1,
   },
   valid: {
     type: 'boolean',
@@ -162,6 +211,51 @@ export const DATA_DICTIONARY: Readonly<Record<ExportColumn, DictionaryEntry>> = 
     meaning: `hourly: coverage ≥ ${HOURLY_MIN_COVERAGE}; daily: at least ${DAILY_MIN_VALID_HOURS} valid hours (2008/50/EC Annex VII, 2024/2881 Annex V)`,
     example: 'true',
     in: ['hourly', 'daily'],
+    since: 1,
+  },
+  qc: {
+    type: 'string',
+    unit: '',
+    meaning:
+      'quality of the reading for this metric: ok (checked, no flag), suspect, invalid (the worst level of its flags, docs/quality-flags.md), or unchecked (its hour has not been checked yet: it ended less than a few minutes ago, or data arrived late)',
+    example: 'ok',
+    in: ['raw'],
+    since: 2,
+  },
+  flags: {
+    type: 'string',
+    unit: '',
+    meaning: `quality flags of the reading for this metric, joined by \`;\` in the order ${READING_FLAGS.join(', ')}; empty when there is none or the reading is unchecked`,
+    example: 'spike;high_humidity',
+    in: ['raw'],
+    since: 2,
+  },
+  corrected: {
+    type: 'number',
+    unit: 'see `unit`',
+    meaning:
+      'with values=corrected: the value after the corrections named in `correction` (equal to `value` when none applies); empty with values=raw',
+    example: '9.81',
+    in: ['raw'],
+    since: 2,
+  },
+  corrected_mean: {
+    type: 'number',
+    unit: 'unit of the metric',
+    meaning:
+      "with values=corrected: hourly, the mean of the corrected hourly means of the site's devices weighted by their readings (each device-hour corrected with its own hourly mean RH); daily, the mean of the corrected means of the valid hours; empty with values=raw or when `mean` is empty",
+    example: '7.9',
+    in: ['hourly', 'daily'],
+    since: 2,
+  },
+  correction: {
+    type: 'string',
+    unit: '',
+    meaning:
+      'with values=corrected: the corrections applied, each as name@version, a chain joined by `+` (docs/corrections.md); `none` when none applies; for aggregates over devices or hours with different chains, the distinct chains joined by `;`; empty with values=raw',
+    example: 'rh-hackair@1+cal-3@1',
+    in: ['raw', 'hourly', 'daily'],
+    since: 2,
   },
 }
 
@@ -172,11 +266,18 @@ export interface ExportReading {
   /** Epoch ms UTC. */
   readonly ts: number
   readonly values: Partial<Record<Metric, number>>
+  /**
+   * Quality flags of the reading (reading-qc.ts bitmask, 8 bits per metric): null while its device-hour has not
+   * been checked yet, 0 when checked and clean. Absent = not asked for.
+   */
+  readonly qc?: number | null
 }
 
-/** One site-hour's sums for one metric (as storage streams them), the input of hourly and daily rows. */
+/** One site-hour's (or, with `deviceId`, one device-hour's) sums for one metric, as storage streams them. */
 export interface ExportHourSums {
   readonly siteId: string
+  /** Set when storage streams device-hours (for corrections); absent for whole sites. */
+  readonly deviceId?: string
   /** Hour start, epoch ms UTC. */
   readonly t: number
   readonly metric: Metric
@@ -185,9 +286,25 @@ export interface ExportHourSums {
   readonly min: number
   readonly max: number
   readonly expected: number
+  /** Mean relative humidity of the same device-hour (device-hours only), for humidity corrections. */
+  readonly rh?: number
 }
 
-/** Cells of one aggregate row in AGGREGATE_EXPORT_COLUMNS order (`time` still epoch ms). */
+/**
+ * A correction for one device: the corrected value and the chain that produced it (`name@version`, joined by
+ * `+`), or null when no correction applies. `rh` is the RAW relative humidity of the same reading (or hour).
+ */
+export type ValueCorrector = (
+  metric: Metric,
+  ts: number,
+  value: number,
+  rh: number | undefined,
+) => { readonly value: number; readonly correction: string } | null
+
+/** The `correction` cell when no correction applies to a value. */
+export const NO_CORRECTION = 'none'
+
+/** Cells of one aggregate row in AGGREGATE_EXPORT_COLUMNS(_V2) order (`time` still epoch ms). */
 export interface AggregateRow {
   readonly siteId: string
   readonly t: number
@@ -199,17 +316,50 @@ export interface AggregateRow {
   readonly expected: number
   readonly coverage: number
   readonly valid: boolean
+  /** With values=corrected: the corrected mean and the distinct correction chains (`;`-joined). */
+  readonly corrected?: { readonly mean: number | null; readonly correction: string }
 }
 
-/** The raw rows of one reading, in RAW_EXPORT_COLUMNS order; metrics in METRICS order, `metrics` only. */
-export function rawRows(reading: ExportReading, metrics: readonly Metric[], iso = isoTime): ExportCell[][] {
-  const rows: ExportCell[][] = []
-  let time: string | undefined
+/**
+ * One export row's cells in column order; the first cell is the time as epoch ms (the text formats print it
+ * as ISO 8601, Parquet stores it as a timestamp).
+ */
+export type ExportRowCells = ExportCell[]
+
+/** Quality cells (`qc`, `flags`) of one metric of a reading: unchecked when its hour was not checked yet. */
+export function qualityCells(qc: number | null | undefined, metric: Metric): [string, string | null] {
+  if (qc === null || qc === undefined) return ['unchecked', null]
+  if (qc === 0) return ['ok', null]
+  const flags = flagsOf(qc, metric)
+  return [qcLevel(flags), flags.length === 0 ? null : flags.join(';')]
+}
+
+/**
+ * The raw rows of one reading, in the schema's raw columns; metrics in METRICS order, `metrics` only. With a
+ * corrector (values=corrected) v2 rows carry the corrected value and its correction chain; the RH of the same
+ * reading feeds humidity corrections even when `rh` is not among `metrics`.
+ */
+export function rawRows(
+  reading: ExportReading,
+  metrics: readonly Metric[],
+  schema: ExportSchemaVersion = 1,
+  corrector?: ValueCorrector,
+): ExportRowCells[] {
+  const rows: ExportRowCells[] = []
   for (const m of metrics) {
     const value = reading.values[m]
     if (value === undefined) continue
-    time ??= iso(reading.ts)
-    rows.push([time, reading.siteId, reading.deviceId, m, value, METRIC_INFO[m].unit])
+    const row: ExportRowCells = [reading.ts, reading.siteId, reading.deviceId, m, value, METRIC_INFO[m].unit]
+    if (schema >= 2) {
+      const [qc, flags] = qualityCells(reading.qc, m)
+      row.push(qc, flags)
+      if (corrector === undefined) row.push(null, null)
+      else {
+        const corrected = corrector(m, reading.ts, value, reading.values.rh)
+        row.push(corrected?.value ?? value, corrected?.correction ?? NO_CORRECTION)
+      }
+    }
+    rows.push(row)
   }
   return rows
 }
@@ -231,16 +381,86 @@ export function hourlyRow(hour: ExportHourSums): AggregateRow {
   }
 }
 
+/** Distinct chains in first-seen order, joined by `;`. */
+function joinChains(chains: Iterable<string>): string {
+  return [...new Set(chains)].join(';')
+}
+
+/**
+ * Folds device-hours ordered by (site, hour, device) into corrected site-hour rows ordered by (site, hour,
+ * metric), one site-hour in memory: each device-hour mean is corrected with that device's corrector and its
+ * hourly mean RH, and the site's corrected mean weights the devices by their readings (as the plain mean does).
+ */
+export function createCorrectedHourFolder(
+  metrics: readonly Metric[],
+  correctorFor: (deviceId: string) => ValueCorrector,
+): { push(hour: ExportHourSums): AggregateRow[]; end(): AggregateRow[] } {
+  const order = METRICS.filter((m) => metrics.includes(m))
+  let site: string | null = null
+  let t = Number.NaN
+  let parts = new Map<Metric, ExportHourSums[]>()
+
+  function flush(): AggregateRow[] {
+    const out: AggregateRow[] = []
+    if (site === null) return out
+    for (const m of order) {
+      const hours = parts.get(m)
+      if (hours === undefined || hours.length === 0) continue
+      let n = 0
+      let sum = 0
+      let min = Number.POSITIVE_INFINITY
+      let max = Number.NEGATIVE_INFINITY
+      let expected = 0
+      let correctedSum = 0
+      const chains: string[] = []
+      for (const h of hours) {
+        n += h.n
+        sum += h.sum
+        min = Math.min(min, h.min)
+        max = Math.max(max, h.max)
+        expected += h.expected
+        const mean = h.sum / h.n
+        const corrected = correctorFor(h.deviceId ?? '')(m, h.t, mean, h.rh)
+        correctedSum += (corrected?.value ?? mean) * h.n
+        chains.push(corrected?.correction ?? NO_CORRECTION)
+      }
+      const row = hourlyRow({ siteId: site, t, metric: m, n, sum, min, max, expected })
+      out.push({ ...row, corrected: { mean: correctedSum / n, correction: joinChains(chains) } })
+    }
+    parts = new Map()
+    return out
+  }
+
+  return {
+    push(hour) {
+      const out = hour.siteId !== site || hour.t !== t ? flush() : []
+      site = hour.siteId
+      t = hour.t
+      if (hour.n <= 0) return out
+      const list = parts.get(hour.metric)
+      if (list === undefined) parts.set(hour.metric, [hour])
+      else list.push(hour)
+      return out
+    },
+    end() {
+      const out = flush()
+      site = null
+      return out
+    },
+  }
+}
+
 /** Hours in a regulatory (fixed UTC+1) day. */
 export const HOURS_PER_DAY = 24
 
 /**
- * Folds hours ordered by (site, hour) into daily rows ordered by (site, day, metric), keeping only one day per
- * site in memory: `push` returns the rows of days that are complete, `end` the rest. The daily mean is the mean
- * of the valid hourly means (as core dailyPoints); n counts valid hours, expected is 24.
+ * Folds hourly rows ordered by (site, hour) into daily rows ordered by (site, day, metric), keeping only one day
+ * per site in memory: `push` returns the rows of days that are complete, `end` the rest. The daily mean is the
+ * mean of the valid hourly means (as core dailyPoints); n counts valid hours, expected is 24. Corrected hourly
+ * means fold the same way into a corrected daily mean.
  */
 export function createDailyFolder(metrics: readonly Metric[]): {
-  push(hour: ExportHourSums): AggregateRow[]
+  push(hour: AggregateRow): AggregateRow[]
   end(): AggregateRow[]
 } {
   interface Day {
@@ -248,6 +468,8 @@ export function createDailyFolder(metrics: readonly Metric[]): {
     max: number
     validHours: number
     sumOfValidMeans: number
+    sumOfValidCorrected: number
+    chains: string[] | undefined
   }
   let site: string | null = null
   let dayStart = Number.NaN
@@ -260,18 +482,30 @@ export function createDailyFolder(metrics: readonly Metric[]): {
     for (const m of order) {
       const day = days.get(m)
       if (day === undefined) continue
-      out.push({
+      const mean = day.validHours > 0 ? day.sumOfValidMeans / day.validHours : null
+      const row: AggregateRow = {
         siteId: site,
         t: dayStart,
         metric: m,
-        mean: day.validHours > 0 ? day.sumOfValidMeans / day.validHours : null,
+        mean,
         min: day.min,
         max: day.max,
         n: day.validHours,
         expected: HOURS_PER_DAY,
         coverage: Math.min(1, day.validHours / HOURS_PER_DAY),
         valid: day.validHours >= DAILY_MIN_VALID_HOURS,
-      })
+      }
+      out.push(
+        day.chains === undefined
+          ? row
+          : {
+              ...row,
+              corrected: {
+                mean: mean === null ? null : day.sumOfValidCorrected / day.validHours,
+                correction: day.chains.length === 0 ? NO_CORRECTION : joinChains(day.chains),
+              },
+            },
+      )
     }
     days = new Map()
     return out
@@ -286,15 +520,25 @@ export function createDailyFolder(metrics: readonly Metric[]): {
       if (hour.n <= 0) return out
       let day = days.get(hour.metric)
       if (day === undefined) {
-        day = { min: hour.min, max: hour.max, validHours: 0, sumOfValidMeans: 0 }
+        day = {
+          min: hour.min,
+          max: hour.max,
+          validHours: 0,
+          sumOfValidMeans: 0,
+          sumOfValidCorrected: 0,
+          chains: hour.corrected === undefined ? undefined : [],
+        }
         days.set(hour.metric, day)
       }
       day.min = Math.min(day.min, hour.min)
       day.max = Math.max(day.max, hour.max)
-      const point = hourlyRow(hour)
-      if (point.valid && point.mean !== null) {
+      if (hour.valid && hour.mean !== null) {
         day.validHours += 1
-        day.sumOfValidMeans += point.mean
+        day.sumOfValidMeans += hour.mean
+        if (hour.corrected !== undefined && day.chains !== undefined) {
+          day.sumOfValidCorrected += hour.corrected.mean ?? hour.mean
+          day.chains.push(...hour.corrected.correction.split(';'))
+        }
       }
       return out
     },
@@ -306,8 +550,22 @@ export function createDailyFolder(metrics: readonly Metric[]): {
   }
 }
 
-export function aggregateCells(row: AggregateRow, iso = isoTime): ExportCell[] {
-  return [iso(row.t), row.siteId, row.metric, row.mean, row.min, row.max, row.n, row.expected, row.coverage, row.valid]
+/** The cells of an aggregate row in the schema's columns (`time` as epoch ms). */
+export function aggregateCells(row: AggregateRow, schema: ExportSchemaVersion = 1): ExportRowCells {
+  const cells: ExportRowCells = [
+    row.t,
+    row.siteId,
+    row.metric,
+    row.mean,
+    row.min,
+    row.max,
+    row.n,
+    row.expected,
+    row.coverage,
+    row.valid,
+  ]
+  if (schema >= 2) cells.push(row.corrected?.mean ?? null, row.corrected?.correction ?? null)
+  return cells
 }
 
 /** ISO 8601 UTC with milliseconds. */
@@ -384,26 +642,45 @@ function createNdjsonLine(columns: readonly ExportColumn[]): (cells: readonly Ex
   }
 }
 
-/** The header line of a file (CSV only; NDJSON has none). */
-export function exportHeader(format: ExportFormat, resolution: ExportResolution): string {
-  return format === 'csv' ? csvLine(EXPORT_COLUMNS[resolution]) : ''
-}
-
-/** A formatter for one resolution and format: cells in, text line out. */
-export function createLineFormatter(
+/** The header line of a text file (CSV only; NDJSON and Parquet have none). */
+export function exportHeader(
   format: ExportFormat,
   resolution: ExportResolution,
-): (cells: readonly ExportCell[]) => string {
-  return format === 'csv' ? csvLine : createNdjsonLine(EXPORT_COLUMNS[resolution])
+  schema: ExportSchemaVersion = 1,
+): string {
+  return format === 'csv' ? csvLine(exportColumns(schema, resolution)) : ''
+}
+
+/**
+ * A text formatter for one resolution, format and schema: row cells in (time as epoch ms), one line out with the
+ * time printed as ISO 8601.
+ */
+export function createLineFormatter(
+  format: Exclude<ExportFormat, 'parquet'>,
+  resolution: ExportResolution,
+  schema: ExportSchemaVersion = 1,
+): (cells: ExportRowCells) => string {
+  const iso = createIsoTimeFormatter()
+  const line = format === 'csv' ? csvLine : createNdjsonLine(exportColumns(schema, resolution))
+  return (cells) => {
+    const time = cells[0]
+    cells[0] = typeof time === 'number' ? iso(time) : (time ?? null)
+    return line(cells)
+  }
 }
 
 /** The data dictionary as a Markdown table (pasted into docs/export.md; a test keeps them equal). */
 export function dataDictionaryMarkdown(): string {
-  const lines = ['| column | in | type | unit | meaning | example |', '| --- | --- | --- | --- | --- | --- |']
-  const columns = [...new Set<ExportColumn>([...RAW_EXPORT_COLUMNS, ...AGGREGATE_EXPORT_COLUMNS])]
+  const lines = [
+    '| column | since | in | type | unit | meaning | example |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ]
+  const columns = [...new Set<ExportColumn>([...RAW_EXPORT_COLUMNS_V2, ...AGGREGATE_EXPORT_COLUMNS_V2])]
   for (const c of columns) {
     const e = DATA_DICTIONARY[c]
-    lines.push(`| \`${c}\` | ${e.in.join(', ')} | ${e.type} | ${e.unit} | ${e.meaning} | \`${e.example}\` |`)
+    lines.push(
+      `| \`${c}\` | ${e.since} | ${e.in.join(', ')} | ${e.type} | ${e.unit} | ${e.meaning} | \`${e.example}\` |`,
+    )
   }
   return lines.join('\n')
 }

@@ -1,0 +1,4 @@
+export * from './corrections.ts'
+export * from './manifest.ts'
+export * from './pipeline.ts'
+export * from './query.ts'
