@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { type RunningApi, startApi } from '@skolluft/api'
 import { silentLogger } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage } from '@skolluft/storage'
+import { tableFromIPC } from 'apache-arrow'
+import { readParquet } from 'parquet-wasm/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import {
@@ -231,6 +233,26 @@ describe('export round trip on real Sensor.Community data', () => {
     // Every line has the same keys in the same order (the CSV columns).
     expect(new Set(rows.map((r) => Object.keys(r).join(','))).size).toBe(1)
     expectRawMatchesSource(rows, jsonNumber)
+  })
+
+  it('raw Parquet over HTTP, read by Apache Arrow (arrow-rs): the same values, typed columns', async () => {
+    const res = await exported({ resolution: 'raw', format: 'parquet' })
+    expect(res.headers['content-type']).toBe('application/vnd.apache.parquet')
+    const table = tableFromIPC(readParquet(new Uint8Array(res.body)).intoIPCStream())
+    expect(table.schema.fields.slice(0, 6).map((f) => `${f.name}: ${String(f.type)}`)).toEqual([
+      'time: Timestamp<MILLISECOND, UTC>',
+      'site_id: Utf8',
+      'device_id: Utf8',
+      'metric: Utf8',
+      'value: Float64',
+      'unit: Utf8',
+    ])
+    const rows = table.toArray().map((row: { toJSON(): Record<string, unknown> }) => {
+      const r = row.toJSON()
+      // Arrow gives the timestamp as epoch ms; the source's times are ISO 8601 with milliseconds.
+      return { ...r, time: new Date(Number(r.time)).toISOString() }
+    })
+    expectRawMatchesSource(rows, (v) => (typeof v === 'number' ? v : Number.NaN))
   })
 
   it('hourly CSV and NDJSON: means, min, max, n, expected, coverage and valid recomputed from the source', async () => {
