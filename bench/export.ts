@@ -2,15 +2,31 @@
  * Export benchmark (issue 5: "export of 10 million raw readings streams at 200,000 rows per second or more and
  * stays under 150 MB of resident memory").
  *
- *   npm run bench:export [-- --readings 10000000 --devices 100 --format csv]
+ *   npm run bench:export [-- --readings 10000000 --devices 100 --format csv|ndjson|parquet --schema 2]
  *
  * Seeds a SQLite store with `--readings` raw readings of one metric (PM2.5) spread over `--devices` devices at as
- * many sites (one export row per reading: schema skolluft-export/1 is one row per value), then runs `skolluft api`
+ * many sites (one export row per reading: the export is one row per value; schema 2 adds the quality and
+ * correction columns, which the bench's readings leave unchecked and uncorrected), then runs `skolluft api`
  * as a separate process and downloads GET /api/v1/export?resolution=raw with a researcher token, counting rows and
  * bytes as they arrive and discarding them. Figures: rows per second from the request to the last byte, and the
  * API process's peak resident memory (VmHWM, read from /proc when the download ends).
  * Baseline, same run: SQLite alone reading the same rows (`storage.readings.streamReadings` in this process,
  * no formatting, no HTTP), so the ratio says what the HTTP path costs on top of the read.
+ *
+ * The API is started as `npx skolluft api` starts it: the bin script executed directly, so the memory settings of
+ * its first line (glibc arenas and trimming, V8 young generation and heap growth) apply; the bench prints them.
+ * Where the memory went (2 million rows, `skolluft api`, /proc/<pid>/smaps and process.memoryUsage(), 2026-11-30):
+ * - at rest, 142 MB without the settings: node itself 43 MB (36 MB of it the mapped binary); tsx ~35 MB (its
+ *   loader thread is a second V8 isolate; the same API bundled and run without tsx sat at 108 MB); the V8 heap
+ *   51 MB, 32 MB of it an almost empty young generation grown at start-up; glibc thread arenas 21-30 MB and start-up
+ *   garbage glibc kept; the in-memory dashboard bundle < 3 MB (an API without the dashboard: 142 vs 152 MB in one
+ *   pair of runs, 104 vs 103 MB with the settings: noise).
+ * - while exporting, peak 275 MB: old-generation garbage (rows promoted out of a young generation that a
+ *   5 000-row storage batch does not fit, and 350 KB strings per batch in the large-object space) up to 80 MB
+ *   before a full collection, and glibc arenas +35 MB.
+ * With the settings, 10 million rows: 118 MB at rest, 140 MB peak, but the 2 MB young generation halves the rate
+ * while a storage batch is 5 000 rows (129 570 rows/s); with 1 000-row batches (EXPORT_BATCH_ROWS) 102 MB at rest,
+ * 130 MB peak, 262 562 rows/s.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
@@ -21,17 +37,20 @@ import { parseArgs } from 'node:util'
 import { HOUR_MS, METRICS } from '@skolluft/core'
 import { openSqliteStorage, type StoredReading } from '@skolluft/storage'
 import { tempDir, waitFor } from '@skolluft/testkit'
+import { parquetMetadata } from 'hyparquet'
 
 const { values: args } = parseArgs({
   options: {
     readings: { type: 'string', default: '10000000' },
     devices: { type: 'string', default: '100' },
     format: { type: 'string', default: 'csv' },
+    schema: { type: 'string', default: '2' },
   },
 })
 const READINGS = Number(args.readings)
 const DEVICES = Number(args.devices)
-const FORMAT = args.format === 'ndjson' ? 'ndjson' : 'csv'
+const FORMAT = args.format === 'ndjson' || args.format === 'parquet' ? args.format : 'csv'
+const SCHEMA = args.schema === '1' ? '1' : '2'
 const TARGET_ROWS_PER_S = 200_000
 const TARGET_RSS_MB = 150
 const CLI_BIN = fileURLToPath(new URL('../cli/bin/skolluft.js', import.meta.url))
@@ -131,6 +150,15 @@ async function memoryMb(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number> 
   return kb / 1024
 }
 
+/** The node options and malloc settings the API process runs with, from /proc (what its bin script applied). */
+async function launchSettings(pid: number): Promise<string> {
+  const split = async (file: string) => (await readFile(`/proc/${pid}/${file}`, 'utf8')).split('\0')
+  const argv = await split('cmdline')
+  const options = argv.slice(1).filter((arg) => arg.startsWith('--'))
+  const malloc = (await split('environ')).filter((entry) => entry.startsWith('MALLOC_'))
+  return `node ${[...options, ...malloc].join(' ') || '(no memory settings)'}`
+}
+
 async function main(): Promise<void> {
   const dir = await tempDir('skolluft-bench-export-')
   let api: ChildProcess | undefined
@@ -140,8 +168,9 @@ async function main(): Promise<void> {
     const baseRate = await baseline(join(dir.path, 'skolluft.db'), range)
     const token = JSON.parse(await runCli(['token', 'create', '--role', 'researcher', '--json'], env)).token as string
 
-    // The API alone, in its own process: its memory is what is measured.
-    const child = spawn(process.execPath, [CLI_BIN, 'api'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    // The API alone, in its own process: its memory is what is measured. The bin script is executed as `npx skolluft`
+    // executes it (through its first line, which sets the process's memory options), not as `node <script>`.
+    const child = spawn(CLI_BIN, ['api'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     api = child
     let log = ''
     child.stdout?.on('data', (d: Buffer) => {
@@ -157,14 +186,16 @@ async function main(): Promise<void> {
     const query = new URLSearchParams({
       resolution: 'raw',
       format: FORMAT,
+      schema: SCHEMA,
       metrics: 'pm25',
       from: new Date(range.from).toISOString(),
       to: new Date(range.to).toISOString(),
     })
+    console.log(`API process: ${await launchSettings(pid)}`)
     const idleRss = await memoryMb(pid, 'VmRSS')
     const startupPeak = await memoryMb(pid, 'VmHWM')
-    // Resident memory sampled during the download: VmHWM alone would include the start-up peak (the dashboard is
-    // bundled in memory by esbuild when the API starts).
+    // Resident memory sampled during the download: VmHWM alone would include the start-up peak (tsx compiling the
+    // sources, esbuild bundling the dashboard).
     let exportPeak = idleRss
     const sampler = setInterval(() => {
       memoryMb(pid, 'VmRSS').then(
@@ -186,11 +217,20 @@ async function main(): Promise<void> {
           }
           let lines = 0
           let size = 0
+          // Parquet has no lines: its footer says how many rows it holds (the file is ~2.5 bytes a row).
+          const parts: Buffer[] = []
           res.on('data', (chunk: Buffer) => {
             size += chunk.length
-            for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines += 1
+            if (FORMAT === 'parquet') parts.push(chunk)
+            else for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines += 1
           })
-          res.on('end', () => resolve({ rows: FORMAT === 'csv' ? lines - 1 : lines, bytes: size }))
+          res.on('end', () => {
+            if (FORMAT === 'parquet') {
+              const file = Buffer.concat(parts)
+              const metadata = parquetMetadata(file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength))
+              resolve({ rows: Number(metadata.num_rows), bytes: size })
+            } else resolve({ rows: FORMAT === 'csv' ? lines - 1 : lines, bytes: size })
+          })
           res.on('error', reject)
         },
       )
@@ -202,7 +242,7 @@ async function main(): Promise<void> {
     const rss = Math.max(exportPeak, await memoryMb(pid, 'VmRSS'))
     const rate = rows / seconds
     console.log(
-      `export ${FORMAT} over HTTP: ${rows} rows, ${(bytes / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s: ` +
+      `export ${FORMAT} (schema ${SCHEMA}) over HTTP: ${rows} rows, ${(bytes / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s: ` +
         `${Math.round(rate).toLocaleString('en')} rows/s (target ${TARGET_ROWS_PER_S.toLocaleString('en')}); ` +
         `ratio to the storage stream ${(rate / baseRate).toFixed(2)}`,
     )

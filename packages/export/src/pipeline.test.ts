@@ -208,7 +208,7 @@ describe('exportChunks resumed with after', () => {
     const edge = [1, EXPORT_BATCH_ROWS - 1, EXPORT_BATCH_ROWS, EXPORT_BATCH_ROWS + 1, LONG_HOURS]
     expect(await expectResumes(plain, { ...long, resolution: 'raw' }, edge)).toBe(LONG_HOURS)
     expect(await expectResumes(plain, { ...long, resolution: 'hourly' }, edge)).toBe(LONG_HOURS)
-    // Day rows around the day that holds the batch edge's hour (hour 5000 is 208 days and 8 hours in).
+    // Day rows around the day that holds the batch edge's hour: the series ends two hours after it.
     const days = Math.ceil((LONG_HOURS + 1) / 24)
     expect(await expectResumes(plain, { ...long, resolution: 'daily' }, [1, days - 3, days - 2, days - 1, days])).toBe(
       days,
