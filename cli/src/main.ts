@@ -28,9 +28,11 @@ Administration (work on DATA_DIR):
   device config <deviceId> --interval <s>   send the device its configuration (needs a running gateway, MQTT_URL)
   sites import <file.csv|file.geojson> [--allow-partial]
   rejects [--limit <n>] [--device <id>] [--json]
-  import sensor-community <file.csv>... --site <siteId> [--device-prefix <p>] [--json]
+  import sensor-community <file.csv>... --site <siteId> [--device-prefix <p>] [--merge-station] [--json]
                                 Sensor.Community archive CSV files: one device <p>-<sensor id> per sensor
-                                (default prefix sc) at the site; a file imported twice stores nothing twice
+                                (default prefix sc) at the site; a file imported twice stores nothing twice;
+                                --merge-station: one device <p>-loc-<location> per station, each PM reading
+                                joined with the climate reading (T, RH) of its cycle (give a station's files together)
 
 People and access (work on DATA_DIR; every change is audited with the actor "cli"):
   user add --role <admin|staff|principal|caretaker|researcher> --email <e> [--site <siteId>]... [--name <n>]
@@ -151,6 +153,7 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
           options: {
             site: { type: 'string' },
             'device-prefix': { type: 'string', default: 'sc' },
+            'merge-station': { type: 'boolean', default: false },
             json: { type: 'boolean', default: false },
           },
           allowPositionals: true,
@@ -163,6 +166,7 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
           siteId: values.site,
           devicePrefix: values['device-prefix'],
           json: values.json,
+          mergeStation: values['merge-station'],
         })
       }
       case 'rejects': {

@@ -5,11 +5,20 @@ import {
   DeviceId,
   estimateIntervalS,
   expectedSamplesPerHour,
+  joinStationReadings,
+  METRICS,
+  type Metric,
+  type MetricValues,
   parseSensorCommunityCsv,
   placementAt,
   SENSOR_COMMUNITY_TYPES,
   type SensorCommunityReading,
   type SensorCommunityRowError,
+  STATION_JOIN_TOLERANCE_MS,
+  type StationSample,
+  sensorCommunityRole,
+  stationModel,
+  stationModelTypes,
 } from '@skolluft/core'
 import { generateSecret, hashSecret, loadConfig, silentLogger } from '@skolluft/runtime'
 import type { DeviceRecord, Storage, StoredReading } from '@skolluft/storage'
@@ -28,6 +37,12 @@ import { CLI_ACTOR } from './people.ts'
  * import, interval = the median spacing of its readings (estimateIntervalS), and a random secret stored hashed
  * and shown to no one, so it can never publish over MQTT. Readings are written through the storage interface,
  * which is idempotent on (device, time): importing a file twice stores nothing twice.
+ *
+ * With --merge-station the sensors of one station (same archive `location`) become ONE device
+ * `<prefix>-loc-<location>` (model e.g. `SDS011+BME280`): each PM reading is joined with the climate reading of its
+ * measuring cycle (core sensor-community-merge.ts), so the PM readings carry the RH the quality flags and humidity
+ * corrections need. Give all files of a station in one command: the join only sees the files of one import (an
+ * earlier import's readings are only used to avoid storing a value twice or losing one, never joined anew).
  */
 
 /** Readings per storage call: one SQLite transaction each (a day file of one sensor is ~580 rows). */
@@ -43,6 +58,8 @@ export interface SensorCommunityImportOptions {
   readonly siteId: string
   readonly devicePrefix: string
   readonly json: boolean
+  /** One device per station (location id), PM readings joined with the climate sensor's (see above). */
+  readonly mergeStation?: boolean
 }
 
 export interface ImportedDevice {
@@ -122,6 +139,7 @@ export async function importSensorCommunity(
     }
     file.readings.splice(0, file.readings.length, ...kept)
   }
+  if (options.mergeStation === true) return await importStations(DATA_DIR, io, options, parsed)
   for (const group of sensors.values()) {
     const deviceId = `${options.devicePrefix}-${group.sensorId}`
     if (!DeviceId.safeParse(deviceId).success) {
@@ -226,15 +244,7 @@ export async function importSensorCommunity(
         `device ${d.deviceId}: ${d.model}, interval ${d.intervalS}s, ${d.created ? 'registered' : 'already registered'}`,
       )
     }
-    for (const f of outcome.files) {
-      io.out(
-        `${f.file}: ${f.rows} row(s), ${f.inserted} inserted, ${f.duplicates} duplicate(s), ${f.rejected} rejected`,
-      )
-      for (const e of f.errors.slice(0, MAX_PRINTED_ERRORS)) io.err(`${f.file}:${e.line}: ${e.reason}`)
-      if (f.errors.length > MAX_PRINTED_ERRORS) {
-        io.err(`${f.file}: … and ${f.errors.length - MAX_PRINTED_ERRORS} more rejected row(s) (--json lists them)`)
-      }
-    }
+    printFiles(io, outcome.files)
   }
   return rejected > 0 ? 1 : 0
 }
@@ -283,4 +293,338 @@ function earliest(times: readonly number[]): number {
   let min = Number.POSITIVE_INFINITY
   for (const t of times) if (t < min) min = t
   return min
+}
+
+/** A source row of a station: its file (index into the parsed files), line and values. */
+interface RowRef {
+  readonly file: number
+  readonly line: number
+  readonly values: MetricValues
+}
+
+interface StationSensor {
+  readonly sensorId: string
+  readonly sensorType: string
+}
+
+interface StationGroup {
+  readonly location: string
+  readonly deviceId: string
+  /** By sensor id; at most one PM and one climate sensor (checked before anything is written). */
+  readonly pm: Map<string, StationSensor>
+  readonly climate: Map<string, StationSensor>
+  readonly pmSamples: (StationSample<RowRef> & { readonly sensorType: string })[]
+  readonly climateSamples: (StationSample<RowRef> & { readonly sensorType: string })[]
+}
+
+export interface ImportedStation {
+  /** The Sensor.Community location id. */
+  readonly location: string
+  readonly deviceId: string
+  readonly model: string
+  readonly intervalS: number
+  /** False = the device was registered by an earlier import (its registration is left as it is). */
+  readonly created: boolean
+  /** The station's sensors in this import, PM sensor first. */
+  readonly sensors: readonly StationSensor[]
+  /** Readings built: a PM reading joined with a climate reading, a PM reading alone, a climate reading alone. */
+  readonly joined: number
+  readonly pmOnly: number
+  readonly climateOnly: number
+  /** Of those readings (refused ones excluded): newly stored, already stored. */
+  readonly inserted: number
+  readonly duplicates: number
+}
+
+/** --merge-station: one device per station, PM readings joined with the climate sensor's (module comment). */
+async function importStations(
+  dataDir: string,
+  io: CliIo,
+  options: SensorCommunityImportOptions,
+  parsed: ParsedFile[],
+): Promise<number> {
+  const stations = new Map<string, StationGroup>()
+  parsed.forEach((file, fileIndex) => {
+    const kept: SensorCommunityReading[] = []
+    for (const r of file.readings) {
+      const role = sensorCommunityRole(r.sensorType)
+      if (r.location === null || role === undefined) {
+        file.errors.push({ line: r.line, reason: 'no location id in the row: --merge-station groups sensors by it' })
+        continue
+      }
+      let station = stations.get(r.location)
+      if (station === undefined) {
+        station = {
+          location: r.location,
+          deviceId: `${options.devicePrefix}-loc-${r.location}`,
+          pm: new Map(),
+          climate: new Map(),
+          pmSamples: [],
+          climateSamples: [],
+        }
+        stations.set(r.location, station)
+      }
+      const sample = {
+        ts: r.ts,
+        values: r.values,
+        source: { file: fileIndex, line: r.line, values: r.values },
+        sensorType: r.sensorType,
+      }
+      if (role === 'pm') {
+        station.pm.set(r.sensorId, { sensorId: r.sensorId, sensorType: r.sensorType })
+        station.pmSamples.push(sample)
+      } else {
+        station.climate.set(r.sensorId, { sensorId: r.sensorId, sensorType: r.sensorType })
+        station.climateSamples.push(sample)
+      }
+      kept.push(r)
+    }
+    file.readings.splice(0, file.readings.length, ...kept)
+  })
+  // In location order, so the report and the audit log do not depend on the order of the files.
+  const groups = [...stations.values()].sort((a, b) => Number(a.location) - Number(b.location))
+  for (const station of groups) {
+    for (const [role, sensors] of [
+      ['PM', station.pm],
+      ['climate', station.climate],
+    ] as const) {
+      if (sensors.size > 1) {
+        const list = [...sensors.values()].map((s) => `${s.sensorId} ${s.sensorType}`).join(', ')
+        io.err(
+          `skolluft: location ${station.location} has ${sensors.size} ${role} sensors (${list}); --merge-station joins ` +
+            'one PM and one climate sensor per station (import these files without it); nothing imported',
+        )
+        return 2
+      }
+    }
+    if (!DeviceId.safeParse(station.deviceId).success) {
+      io.err(`skolluft: "${station.deviceId}" is not a valid device id (check --device-prefix); nothing imported`)
+      return 2
+    }
+  }
+
+  const outcome = await withDataDir(dataDir, async (storage) => {
+    if ((await storage.registry.getSite(options.siteId)) === undefined) {
+      io.err(`skolluft: no site "${options.siteId}" (import sites first: skolluft sites import <file>)`)
+      return undefined
+    }
+    const receivedAt = Date.now()
+    const counts = parsed.map(() => ({ inserted: 0, duplicates: 0 }))
+    const summary: ImportedStation[] = []
+    for (const station of groups) {
+      const { device, created } = await registerStation(storage, station, options)
+      // Rows of a sensor type the registered device does not have (e.g. it was registered from PM files alone).
+      const types = new Set(stationModelTypes(device.model))
+      const accepted = (samples: StationGroup['pmSamples']) =>
+        samples.filter((s) => {
+          if (types.has(s.sensorType)) return true
+          parsed[s.source.file]?.errors.push({ line: s.source.line, reason: modelMismatch(device, s.sensorType) ?? '' })
+          return false
+        })
+      const pm = accepted(station.pmSamples)
+      const climate = accepted(station.climateSamples)
+      const stored = await storedValues(storage, device.id, [...pm, ...climate])
+      const readings = joinStationReadings(pm, climate, { stored })
+      // What each (device, time) holds: storage keeps the first reading of a key and ignores later ones.
+      const occupied = new Map(stored)
+      const batch: StoredReading[] = []
+      let skipped = 0
+      for (const r of readings) {
+        const placement = placementAt(device.placements, r.ts)
+        if (placement?.siteId !== options.siteId) {
+          const where = placement === undefined ? 'was placed nowhere' : `stood at site ${placement.siteId}`
+          const reason = `device ${device.id} ${where} at ${new Date(r.ts).toISOString()}, not at ${options.siteId}`
+          for (const ref of r.sources) parsed[ref.file]?.errors.push({ line: ref.line, reason })
+          continue
+        }
+        // Known in advance (an imported device has no other writer), so each row can be told apart: inserted,
+        // already stored (its values are there), or refused (the time holds a reading without its values, e.g. a
+        // PM-only reading of an earlier import at the very second of this climate row: it cannot be added).
+        const there = occupied.get(r.ts)
+        if (there === undefined) occupied.set(r.ts, r.values)
+        for (const ref of r.sources) {
+          if (there !== undefined && !holdsValues(there, ref.values)) {
+            parsed[ref.file]?.errors.push({
+              line: ref.line,
+              reason:
+                `device ${device.id} already has a reading at ${new Date(r.ts).toISOString()} without this row's ` +
+                "values (stored by an earlier import: give a station's files in one command)",
+            })
+            continue
+          }
+          const c = counts[ref.file]
+          if (c !== undefined) c[there === undefined ? 'inserted' : 'duplicates'] += 1
+        }
+        if (there !== undefined) {
+          skipped += 1
+          continue
+        }
+        batch.push({
+          deviceId: device.id,
+          siteId: placement.siteId,
+          ts: r.ts,
+          seq: null,
+          values: r.values,
+          receivedAt,
+          expectedPerHour: expectedSamplesPerHour(device.intervalS),
+        })
+      }
+      let inserted = 0
+      let duplicates = skipped
+      for (let i = 0; i < batch.length; i += IMPORT_BATCH_SIZE) {
+        const result = await storage.readings.writeReadings(batch.slice(i, i + IMPORT_BATCH_SIZE))
+        inserted += result.inserted
+        duplicates += result.duplicates
+      }
+      const kinds = { joined: 0, pm: 0, climate: 0 }
+      for (const r of readings) kinds[r.kind] += 1
+      summary.push({
+        location: station.location,
+        deviceId: device.id,
+        model: device.model,
+        intervalS: device.intervalS,
+        created,
+        sensors: [...station.pm.values(), ...station.climate.values()],
+        joined: kinds.joined,
+        pmOnly: kinds.pm,
+        climateOnly: kinds.climate,
+        inserted,
+        duplicates,
+      })
+    }
+    const files: ImportedFile[] = parsed.map((file, i) => {
+      file.errors.sort((a, b) => a.line - b.line)
+      return {
+        file: file.path,
+        rows: file.rows,
+        inserted: counts[i]?.inserted ?? 0,
+        duplicates: counts[i]?.duplicates ?? 0,
+        rejected: file.errors.length,
+        errors: file.errors,
+      }
+    })
+    await auditCli(storage, 'readings.import', options.siteId, {
+      format: 'sensor-community',
+      mergeStation: true,
+      devices: summary.map((s) => s.deviceId),
+      files: files.map((f) => ({
+        file: basename(f.file),
+        inserted: f.inserted,
+        duplicates: f.duplicates,
+        rejected: f.rejected,
+      })),
+    })
+    return { stations: summary, files }
+  })
+  if (outcome === undefined) return 1
+  const rejected = outcome.files.reduce((sum, f) => sum + f.rejected, 0)
+  if (options.json) {
+    io.out(
+      JSON.stringify({
+        site: options.siteId,
+        mergeStation: true,
+        stations: outcome.stations,
+        files: outcome.files.map((f) => ({ ...f, errors: f.errors.slice(0, MAX_JSON_ERRORS) })),
+      }),
+    )
+  } else {
+    for (const s of outcome.stations) {
+      const sensors = s.sensors.map((x) => `${x.sensorId} ${x.sensorType}`).join(', ')
+      io.out(
+        `station ${s.location} → device ${s.deviceId}: ${s.model} (sensors ${sensors}), interval ${s.intervalS}s, ` +
+          `${s.created ? 'registered' : 'already registered'}; ${s.joined} joined, ${s.pmOnly} PM-only, ` +
+          `${s.climateOnly} climate-only reading(s); ${s.inserted} inserted, ${s.duplicates} duplicate(s)`,
+      )
+    }
+    printFiles(io, outcome.files)
+  }
+  return rejected > 0 ? 1 : 0
+}
+
+/** True when `there` has every value of `values` (same metric, same number). */
+function holdsValues(there: MetricValues, values: MetricValues): boolean {
+  return METRICS.every((m) => values[m] === undefined || there[m] === values[m])
+}
+
+/** The per-file lines of the text report, and the first row errors of each file. */
+function printFiles(io: CliIo, files: readonly ImportedFile[]): void {
+  for (const f of files) {
+    io.out(`${f.file}: ${f.rows} row(s), ${f.inserted} inserted, ${f.duplicates} duplicate(s), ${f.rejected} rejected`)
+    for (const e of f.errors.slice(0, MAX_PRINTED_ERRORS)) io.err(`${f.file}:${e.line}: ${e.reason}`)
+    if (f.errors.length > MAX_PRINTED_ERRORS) {
+      io.err(`${f.file}: … and ${f.errors.length - MAX_PRINTED_ERRORS} more rejected row(s) (--json lists them)`)
+    }
+  }
+}
+
+/**
+ * The station device's stored readings around the samples' times (what earlier imports wrote), by time: the join
+ * needs them so that a value stored before is neither stored again nor lost (core joinStationReadings `stored`).
+ */
+async function storedValues(
+  storage: Storage,
+  deviceId: string,
+  samples: readonly { readonly ts: number }[],
+): Promise<Map<number, MetricValues>> {
+  const stored = new Map<number, MetricValues>()
+  if (samples.length === 0) return stored
+  let from = Number.POSITIVE_INFINITY
+  let to = Number.NEGATIVE_INFINITY
+  for (const s of samples) {
+    if (s.ts < from) from = s.ts
+    if (s.ts > to) to = s.ts
+  }
+  const metrics: Metric[] = [...METRICS]
+  const query = { deviceIds: [deviceId], metrics, from: from - STATION_JOIN_TOLERANCE_MS, to: to + 1 }
+  for await (const batch of storage.readings.streamReadings(query)) {
+    for (const r of batch) if (!stored.has(r.ts)) stored.set(r.ts, r.values)
+  }
+  return stored
+}
+
+/** The station's device: the registered one, or a new one placed at the site from the station's earliest reading. */
+async function registerStation(
+  storage: Storage,
+  station: StationGroup,
+  options: SensorCommunityImportOptions,
+): Promise<{ device: DeviceRecord; created: boolean }> {
+  const existing = await storage.registry.getDevice(station.deviceId)
+  if (existing !== undefined) return { device: existing, created: false }
+  const pm = [...station.pm.values()][0]
+  const climate = [...station.climate.values()][0]
+  // The PM sensor sets the measuring cycle; a station without one has only its climate sensor's.
+  const intervalS =
+    estimateIntervalS(station.pmSamples.map((s) => s.ts)) ??
+    estimateIntervalS(station.climateSamples.map((s) => s.ts)) ??
+    FIRMWARE_INTERVAL_S
+  const sensors: Metric[] = [
+    ...(SENSOR_COMMUNITY_TYPES[pm?.sensorType ?? ''] ?? []),
+    ...(SENSOR_COMMUNITY_TYPES[climate?.sensorType ?? ''] ?? []),
+  ]
+  const device = await storage.registry.addDevice(
+    {
+      id: station.deviceId,
+      model: stationModel(pm?.sensorType, climate?.sensorType),
+      sensors: [...new Set(sensors)],
+      intervalS,
+      // Nobody is given this secret: an imported station never connects to the broker.
+      secretHash: await hashSecret(generateSecret()),
+      // The archive has no indoor flag; Sensor.Community stations are outdoor stations.
+      placement: {
+        siteId: options.siteId,
+        from: earliest([...station.pmSamples, ...station.climateSamples].map((s) => s.ts)),
+        indoor: false,
+        heightM: null,
+      },
+    },
+    Date.now(),
+  )
+  await auditCli(storage, 'device.add', station.deviceId, {
+    site: options.siteId,
+    intervalS,
+    source: 'sensor-community',
+    location: station.location,
+    sensorIds: [pm?.sensorId, climate?.sensorId].filter((id) => id !== undefined),
+  })
+  return { device, created: true }
 }

@@ -19,6 +19,7 @@ describe('parseSensorCommunityCsv', () => {
         sensorType: 'SDS011',
         ts: Date.parse('2018-11-05T00:02:11Z'),
         values: { pm10: 9.83, pm25: 5.07 },
+        location: '7647',
         lat: 56.963,
         lon: -2.211,
       },
@@ -47,6 +48,7 @@ describe('parseSensorCommunityCsv', () => {
     )
     expect(reordered.readings[0]?.values).toEqual({ pm1: 1, pm25: 2, pm10: 3 })
     expect(reordered.readings[0]?.lat).toBeNull()
+    expect(reordered.readings[0]?.location).toBeNull()
   })
 
   it('treats empty cells as no value, and a row without any value as an error', () => {

@@ -65,6 +65,11 @@ export interface SensorCommunityReading {
   /** Epoch ms UTC. */
   readonly ts: number
   readonly values: MetricValues
+  /**
+   * The Sensor.Community location (station) id: the sensors of one airrohr node share it. Null when the column is
+   * absent or not a number.
+   */
+  readonly location: string | null
   /** WGS84 position the archive gives for the sensor's location; null when absent or not a number. */
   readonly lat: number | null
   readonly lon: number | null
@@ -89,6 +94,7 @@ const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/
 /** `YYYY-MM-DDTHH:MM:SS[.fff]`, a space allowed for `T`, optional `Z` or `±HH:MM`. */
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?$/
 const SENSOR_ID = /^\d{1,12}$/
+const LOCATION_ID = /^\d{1,12}$/
 
 /** Parses an archive timestamp to epoch ms UTC; undefined when it is not one or not a real date. */
 export function parseSensorCommunityTime(text: string): number | undefined {
@@ -191,7 +197,17 @@ function parseRow(
     values[metric] = value
   }
   if (Object.keys(values).length === 0) return { line, reason: 'no value in the row' }
-  return { line, sensorId, sensorType, ts, values, lat: optionalNumber(cell('lat')), lon: optionalNumber(cell('lon')) }
+  const location = cell('location') ?? ''
+  return {
+    line,
+    sensorId,
+    sensorType,
+    ts,
+    values,
+    location: LOCATION_ID.test(location) ? location : null,
+    lat: optionalNumber(cell('lat')),
+    lon: optionalNumber(cell('lon')),
+  }
 }
 
 /** Bounds of a device's reading interval (registry.ts `Device.intervalS`). */
