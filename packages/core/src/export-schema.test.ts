@@ -8,6 +8,7 @@ import {
   createDailyFolder,
   createIsoTimeFormatter,
   createLineFormatter,
+  createRawTextWriter,
   csvLine,
   dataDictionaryMarkdown,
   EXPORT_COLUMNS,
@@ -23,6 +24,7 @@ import {
   rawRows,
   type ValueCorrector,
 } from './export-schema.ts'
+import { METRICS, type Metric } from './metrics.ts'
 import { flagBit } from './reading-qc.ts'
 
 const T0 = Date.UTC(2026, 0, 12)
@@ -296,5 +298,62 @@ describe('export schema v2', () => {
     expect(days.map((r) => aggregateCells(r, 2).slice(3))).toEqual([
       [7.5, 3, 11, 2, 24, 2 / 24, false, 6.5, 'rh-test@1;cal-1@1;none'],
     ])
+  })
+})
+
+describe('raw text writer', () => {
+  it('writes exactly the bytes of rawRows + the line formatter, for every format, schema, correction and resume point', () => {
+    // Deterministic spread: sites (none, plain), devices, metrics present or not, masks, odd numbers.
+    let x = 7
+    const next = () => {
+      x = (x * 1_103_515_245 + 12_345) % 2 ** 31
+      return x
+    }
+    const numbers = [0, -0, 1.5, -2.25, 0.1 + 0.2, 1e-7, 1e21, 999.9]
+    const readings = Array.from({ length: 300 }, (_, i) => {
+      const values: Partial<Record<Metric, number>> = {}
+      for (const m of METRICS) if (next() % 3 !== 0) values[m] = numbers[next() % numbers.length] ?? 0
+      const masks = [null, 0, flagBit('pm25', 'spike'), flagBit('rh', 'out_of_range') + flagBit('pm1', 'warm_up')]
+      return {
+        siteId: next() % 5 === 0 ? null : `site-${next() % 3}`,
+        deviceId: `dev-${next() % 4}`,
+        ts: T0 + i * 61_001,
+        values,
+        qc: masks[next() % masks.length],
+      }
+    })
+    const corrector: ValueCorrector = (metric, _ts, value, rh) =>
+      metric === 'pm25' && rh !== undefined ? { value: value / 3, correction: 'rh-test@1' } : null
+    const metricSets: Metric[][] = [[...METRICS], ['pm25', 'rh'], ['no2']]
+    for (const format of ['csv', 'ndjson'] as const) {
+      for (const schema of [1, 2] as const) {
+        for (const withCorrector of schema === 2 ? [false, true] : [false]) {
+          for (const metrics of metricSets) {
+            for (const first of [0, 2, 5]) {
+              const writer = createRawTextWriter(format, schema, metrics)
+              const line = createLineFormatter(format, 'raw', schema)
+              const seenFast: string[] = []
+              const seenSlow: string[] = []
+              let fast = ''
+              let slow = ''
+              let rows = 0
+              for (const reading of readings) {
+                const c = withCorrector ? corrector : undefined
+                fast += writer.lines(reading, c, first, (chain) => seenFast.push(chain))
+                for (const cells of rawRows(reading, metrics, schema, c)) {
+                  if (METRICS.indexOf(cells[3] as Metric) < first) continue
+                  if (withCorrector) seenSlow.push(String(cells[9]))
+                  slow += line(cells)
+                  rows++
+                }
+              }
+              expect(fast, `${format} schema ${schema} ${metrics.join(',')} from ${first}`).toBe(slow)
+              expect(writer.rows).toBe(rows)
+              expect(seenFast).toEqual(seenSlow)
+            }
+          }
+        }
+      }
+    }
   })
 })

@@ -1,6 +1,6 @@
 import { DAILY_MIN_VALID_HOURS, DAY_MS, HOUR_MS, HOURLY_MIN_COVERAGE, regulatoryDayStart } from './aggregation.ts'
 import { METRIC_INFO, METRICS, type Metric } from './metrics.ts'
-import { flagsOf, qcLevel, READING_FLAGS } from './reading-qc.ts'
+import { flagsOf, metricByte, qcLevel, READING_FLAGS } from './reading-qc.ts'
 
 /**
  * Bulk export schemas (issue 5; docs/export.md is checked against DATA_DICTIONARY).
@@ -327,9 +327,12 @@ export interface AggregateRow {
 export type ExportRowCells = ExportCell[]
 
 /** Quality cells (`qc`, `flags`) of one metric of a reading: unchecked when its hour was not checked yet. */
-export function qualityCells(qc: number | null | undefined, metric: Metric): [string, string | null] {
-  if (qc === null || qc === undefined) return ['unchecked', null]
-  if (qc === 0) return ['ok', null]
+const UNCHECKED_CELLS: readonly [string, null] = ['unchecked', null]
+const OK_CELLS: readonly [string, null] = ['ok', null]
+
+export function qualityCells(qc: number | null | undefined, metric: Metric): readonly [string, string | null] {
+  if (qc === null || qc === undefined) return UNCHECKED_CELLS
+  if (qc === 0 || metricByte(qc, metric) === 0) return OK_CELLS
   const flags = flagsOf(qc, metric)
   return [qcLevel(flags), flags.length === 0 ? null : flags.join(';')]
 }
@@ -639,6 +642,93 @@ function createNdjsonLine(columns: readonly ExportColumn[]): (cells: readonly Ex
       else line += JSON_ESCAPE.test(cell) ? JSON.stringify(cell) : `"${cell}"`
     }
     return `${line}}\n`
+  }
+}
+
+/** A string cell as NDJSON writes it (null for no value). */
+function jsonString(cell: string | null): string {
+  if (cell === null) return 'null'
+  return JSON_ESCAPE.test(cell) ? JSON.stringify(cell) : `"${cell}"`
+}
+
+/**
+ * Raw rows straight from readings to text: the same bytes as rawRows + createLineFormatter, without an array per
+ * row. The parts that repeat (a reading's time, site and device; each metric's name and unit) are formatted once per
+ * reading or once per export; a raw export is mostly this loop (measured: schema 2 CSV went from ~130 000 to
+ * ~250 000 rows/s under the API's 2 MB young generation). `lines` returns the text of one reading's rows for the
+ * metrics whose METRICS index is at least `firstMetric` (resume), counting them in `rows`, and hands each correction
+ * chain it writes to `onCorrection`.
+ */
+export function createRawTextWriter(
+  format: Exclude<ExportFormat, 'parquet'>,
+  schema: ExportSchemaVersion,
+  metrics: readonly Metric[],
+): {
+  lines(
+    reading: ExportReading,
+    corrector: ValueCorrector | undefined,
+    firstMetric: number,
+    onCorrection: (chain: string) => void,
+  ): string
+  readonly rows: number
+} {
+  const iso = createIsoTimeFormatter()
+  const csv = format === 'csv'
+  const order = METRICS.filter((m) => metrics.includes(m))
+  const index = order.map((m) => METRICS.indexOf(m))
+  // Per metric: the text between the reading's prefix and the value, and after the value.
+  const beforeValue = order.map((m) => (csv ? `${csvField(m)},` : `,"metric":${jsonString(m)},"value":`))
+  const unit = order.map((m) =>
+    csv ? `,${csvField(METRIC_INFO[m].unit)}` : `,"unit":${jsonString(METRIC_INFO[m].unit)}`,
+  )
+  const end = csv ? '\r\n' : '}\n'
+  let rows = 0
+  let lastSite: string | null | undefined
+  let siteText = ''
+  let lastDevice: string | undefined
+  let deviceText = ''
+  return {
+    get rows() {
+      return rows
+    },
+    lines(reading, corrector, firstMetric, onCorrection) {
+      if (reading.siteId !== lastSite) {
+        lastSite = reading.siteId
+        siteText = csv ? csvField(reading.siteId) : jsonString(reading.siteId)
+      }
+      if (reading.deviceId !== lastDevice) {
+        lastDevice = reading.deviceId
+        deviceText = csv ? csvField(reading.deviceId) : jsonString(reading.deviceId)
+      }
+      const time = iso(reading.ts)
+      const prefix = csv
+        ? `${time},${siteText},${deviceText},`
+        : `{"time":"${time}","site_id":${siteText},"device_id":${deviceText}`
+      let text = ''
+      for (let i = 0; i < order.length; i++) {
+        const m = order[i] as Metric
+        const value = reading.values[m]
+        if (value === undefined || (index[i] ?? 0) < firstMetric) continue
+        text += `${prefix}${beforeValue[i]}${String(value)}${unit[i]}`
+        if (schema >= 2) {
+          const [qc, flags] = qualityCells(reading.qc, m)
+          let correctedText = csv ? ',' : ',"corrected":null,"correction":null'
+          if (corrector !== undefined) {
+            const c = corrector(m, reading.ts, value, reading.values.rh)
+            const chain = c?.correction ?? NO_CORRECTION
+            onCorrection(chain)
+            const v = String(c?.value ?? value)
+            correctedText = csv ? `${v},${csvField(chain)}` : `,"corrected":${v},"correction":${jsonString(chain)}`
+          }
+          text += csv
+            ? `,${qc},${flags === null ? '' : csvField(flags)},${correctedText}`
+            : `,"qc":"${qc}","flags":${jsonString(flags)}${correctedText}`
+        }
+        text += end
+        rows++
+      }
+      return text
+    },
   }
 }
 

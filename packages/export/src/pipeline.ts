@@ -4,7 +4,9 @@ import {
   createCorrectedHourFolder,
   createDailyFolder,
   createLineFormatter,
+  createRawTextWriter,
   DATA_DICTIONARY,
+  type ExportReading,
   type ExportRowCells,
   exportColumns,
   exportHeader,
@@ -67,6 +69,76 @@ function compareToAfter(after: ExportAfter, siteId: string, deviceId: string, ts
   return METRICS.indexOf(metric) - after.metricIndex
 }
 
+/** The storage query of a raw export: with RH for humidity corrections, and from the `after` reading on. */
+function rawStreamQuery(request: ExportRequest): ExportQuery {
+  const { query, after } = request
+  const withRh: ExportQuery =
+    request.values === 'corrected' && !query.metrics.includes('rh')
+      ? { ...query, metrics: [...query.metrics, 'rh'] }
+      : query
+  if (after === undefined) return withRh
+  return {
+    ...withRh,
+    after: { siteId: after.siteId === '' ? null : after.siteId, deviceId: after.deviceId, ts: after.ts },
+  }
+}
+
+/** Each device's corrector, made once per export (none without `correctorFor`). */
+function correctorCache(sources: ExportSources): (deviceId: string) => ValueCorrector {
+  const correctors = new Map<string, ValueCorrector>()
+  return (deviceId) => {
+    let c = correctors.get(deviceId)
+    if (c === undefined) {
+      c = sources.correctorFor?.(deviceId) ?? NO_CORRECTOR
+      correctors.set(deviceId, c)
+    }
+    return c
+  }
+}
+
+/** firstMetricOf for a reading that comes before the `after` row: nothing of it is written. */
+const SKIP_READING = Number.POSITIVE_INFINITY
+
+/**
+ * The first metric (METRICS index) of a reading that a resumed raw export still writes: every metric of a reading
+ * after the `after` row's reading, the metrics after its metric of that reading itself, none (SKIP_READING) before.
+ */
+function firstMetricOf(after: ExportAfter | undefined, reading: ExportReading): number {
+  if (after === undefined) return 0
+  const site = reading.siteId ?? ''
+  if (site !== after.siteId) return site < after.siteId ? SKIP_READING : 0
+  if (reading.deviceId !== after.deviceId) return reading.deviceId < after.deviceId ? SKIP_READING : 0
+  if (reading.ts !== after.ts) return reading.ts < after.ts ? SKIP_READING : 0
+  return after.metricIndex + 1
+}
+
+/** Raw text rows straight from the readings (core createRawTextWriter): the same bytes as exportRows + a line formatter. */
+async function* rawTextChunks(
+  sources: ExportSources,
+  request: ExportRequest,
+  format: Exclude<ExportRequest['format'], 'parquet'>,
+  stats: ExportStats,
+): AsyncGenerator<ExportChunk> {
+  const writer = createRawTextWriter(format, request.schema, request.query.metrics)
+  const corrected = request.values === 'corrected'
+  const correctorOf = correctorCache(sources)
+  const onCorrection = (chain: string) => {
+    stats.corrections.add(chain)
+  }
+  for await (const batch of sources.readings.streamReadings(rawStreamQuery(request))) {
+    const before = writer.rows
+    let text = ''
+    for (const reading of batch) {
+      const first = firstMetricOf(request.after, reading)
+      if (first === SKIP_READING) continue
+      text += writer.lines(reading, corrected ? correctorOf(reading.deviceId) : undefined, first, onCorrection)
+    }
+    const rows = writer.rows - before
+    stats.rows += rows
+    if (rows > 0) yield { data: text, rows }
+  }
+}
+
 /**
  * The rows of an export in batches (one storage batch each), cells in the schema's columns with the time as epoch
  * ms. With `after`, storage starts at the row's reading (or hour) and rows up to and including it are dropped.
@@ -78,38 +150,20 @@ export async function* exportRows(
 ): AsyncGenerator<ExportRowCells[]> {
   const { resolution, schema, query, after } = request
   const corrected = request.values === 'corrected'
-  const correctors = new Map<string, ValueCorrector>()
-  const correctorOf = (deviceId: string): ValueCorrector => {
-    let c = correctors.get(deviceId)
-    if (c === undefined) {
-      c = sources.correctorFor?.(deviceId) ?? NO_CORRECTOR
-      correctors.set(deviceId, c)
-    }
-    return c
-  }
+  const correctorOf = correctorCache(sources)
   // Humidity corrections need the RH of the same reading (or device-hour) even when rh is not exported.
   const withRh: ExportQuery =
     corrected && !query.metrics.includes('rh') ? { ...query, metrics: [...query.metrics, 'rh'] } : query
 
   if (resolution === 'raw') {
-    const streamQuery: ExportQuery =
-      after === undefined
-        ? withRh
-        : {
-            ...withRh,
-            after: { siteId: after.siteId === '' ? null : after.siteId, deviceId: after.deviceId, ts: after.ts },
-          }
-    for await (const batch of sources.readings.streamReadings(streamQuery)) {
+    for await (const batch of sources.readings.streamReadings(rawStreamQuery(request))) {
       const out: ExportRowCells[] = []
       for (const reading of batch) {
+        const first = firstMetricOf(after, reading)
+        if (first === SKIP_READING) continue
         const corrector = corrected ? correctorOf(reading.deviceId) : undefined
         for (const cells of rawRows(reading, query.metrics, schema, corrector)) {
-          if (
-            after !== undefined &&
-            compareToAfter(after, reading.siteId ?? '', reading.deviceId, reading.ts, cells[3] as Metric) <= 0
-          ) {
-            continue
-          }
+          if (METRICS.indexOf(cells[3] as Metric) < first) continue
           if (corrected) stats.corrections.add(String(cells[9]))
           out.push(cells)
         }
@@ -192,6 +246,10 @@ export async function* exportChunks(
   // A resumed text export continues a file that already has its header.
   const header = request.after === undefined ? exportHeader(request.format, request.resolution, request.schema) : ''
   if (header !== '') yield { data: header, rows: 0 }
+  if (request.resolution === 'raw') {
+    yield* rawTextChunks(sources, request, request.format, stats)
+    return
+  }
   for await (const batch of rows) {
     let text = ''
     for (const cells of batch) text += line(cells)
