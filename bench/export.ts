@@ -24,12 +24,13 @@
  * - while exporting, peak 275 MB: old-generation garbage (rows promoted out of a young generation that a
  *   5 000-row storage batch does not fit, and 350 KB strings per batch in the large-object space) up to 80 MB
  *   before a full collection, and glibc arenas +35 MB.
- * With the settings, 10 million rows: 118 MB at rest, 140 MB peak, but the 2 MB young generation halves the rate
+ * With the settings (then a 2 MB young generation, now 4 MB: cli/bin/skolluft.js), 10 million rows: 118 MB at rest,
+ * 140 MB peak, but the 2 MB young generation halves the rate
  * while a storage batch is 5 000 rows (129 570 rows/s); with 1 000-row batches (EXPORT_BATCH_ROWS) 102 MB at rest,
  * 130 MB peak, 262 562 rows/s.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -45,6 +46,8 @@ const { values: args } = parseArgs({
     devices: { type: 'string', default: '100' },
     format: { type: 'string', default: 'csv' },
     schema: { type: 'string', default: '2' },
+    // Keep the seeded data in this directory and reuse it next time (seeding 10 million readings takes minutes).
+    keep: { type: 'string' },
   },
 })
 const READINGS = Number(args.readings)
@@ -159,12 +162,31 @@ async function launchSettings(pid: number): Promise<string> {
   return `node ${[...options, ...malloc].join(' ') || '(no memory settings)'}`
 }
 
+/** The seeded range of a kept data directory, or a fresh seed (remembered there when --keep is given). */
+async function seeded(dir: string): Promise<{ from: number; to: number }> {
+  const rangeFile = join(dir, 'bench-range.json')
+  if (args.keep !== undefined) {
+    const kept: unknown = await readFile(rangeFile, 'utf8').then(JSON.parse, () => undefined)
+    if (typeof kept === 'object' && kept !== null && 'from' in kept && 'to' in kept && 'readings' in kept) {
+      if (kept.readings === READINGS && typeof kept.from === 'number' && typeof kept.to === 'number') {
+        console.log(`reusing the ${READINGS} readings seeded in ${dir}`)
+        return { from: kept.from, to: kept.to }
+      }
+    }
+  }
+  const range = await seed(join(dir, 'skolluft.db'))
+  if (args.keep !== undefined) await writeFile(rangeFile, JSON.stringify({ ...range, readings: READINGS }))
+  return range
+}
+
 async function main(): Promise<void> {
-  const dir = await tempDir('skolluft-bench-export-')
+  const kept = args.keep
+  if (kept !== undefined) await mkdir(kept, { recursive: true })
+  const dir = kept === undefined ? await tempDir('skolluft-bench-export-') : { path: kept, cleanup: async () => {} }
   let api: ChildProcess | undefined
   try {
     const env = { ...process.env, DATA_DIR: dir.path, LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0' }
-    const range = await seed(join(dir.path, 'skolluft.db'))
+    const range = await seeded(dir.path)
     const baseRate = await baseline(join(dir.path, 'skolluft.db'), range)
     const token = JSON.parse(await runCli(['token', 'create', '--role', 'researcher', '--json'], env)).token as string
 

@@ -655,7 +655,7 @@ function jsonString(cell: string | null): string {
  * Raw rows straight from readings to text: the same bytes as rawRows + createLineFormatter, without an array per
  * row. The parts that repeat (a reading's time, site and device; each metric's name and unit) are formatted once per
  * reading or once per export; a raw export is mostly this loop (measured: schema 2 CSV went from ~130 000 to
- * ~250 000 rows/s under the API's 2 MB young generation). `lines` returns the text of one reading's rows for the
+ * ~250 000 rows/s in-process under a 2 MB young generation). `lines` returns the text of one reading's rows for the
  * metrics whose METRICS index is at least `firstMetric` (resume), counting them in `rows`, and hands each correction
  * chain it writes to `onCorrection`.
  */

@@ -246,7 +246,7 @@ export interface ExportQuery {
 
 /**
  * Most readings (or site-hours) per batch of an export stream, ~1 ms of work before the event loop runs again.
- * Small enough that a batch and its formatted text die young in V8's 2 MB young generation (cli/bin/skolluft.js):
+ * Small enough that a batch and its formatted text die young in V8's small young generation (cli/bin/skolluft.js):
  * 5 000 promoted every batch to the old generation and halved the export rate under that setting (measured,
  * bench/export.ts: 10 million raw rows at 130 000 rows/s with 5 000, 263 000 rows/s and a 130 MB peak with 1 000).
  */
