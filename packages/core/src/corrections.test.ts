@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import type { AggregatePoint } from './aggregation.ts'
 import {
@@ -16,6 +15,7 @@ import {
   NewCalibration,
   parseCorrectionId,
 } from './corrections.ts'
+import { expectTablesInDoc } from './doc-tables.testing.ts'
 
 /**
  * Expected numbers are written out from the formulas in air-quality.md §4.2 (not from the code under test):
@@ -44,24 +44,7 @@ describe('the humidity correction registry', () => {
   })
 
   it('has its table in docs/corrections.md, unchanged', () => {
-    const doc = readFileSync(new URL('../../../docs/corrections.md', import.meta.url), 'utf8')
-    // Cell by cell, so the formatter may realign the table's columns.
-    const rows = (markdown: string) =>
-      markdown
-        .split('\n')
-        .filter((line) => line.startsWith('|') && !/^\|\s*-/.test(line))
-        .map((line) =>
-          line
-            .split('|')
-            .slice(1, -1)
-            .map((cell) => cell.trim())
-            .join('|'),
-        )
-    const expected = rows(humidityCorrectionsMarkdown())
-    const inDoc = rows(doc)
-    const start = inDoc.indexOf(expected[0] ?? '')
-    expect(start).toBeGreaterThanOrEqual(0)
-    expect(inDoc.slice(start, start + expected.length)).toEqual(expected)
+    expectTablesInDoc(new URL('../../../docs/corrections.md', import.meta.url), [humidityCorrectionsMarkdown()])
   })
 })
 

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { expectTablesInDoc } from './doc-tables.testing.ts'
 import {
   AGGREGATE_EXPORT_COLUMNS,
   AGGREGATE_EXPORT_COLUMNS_V2,
@@ -172,24 +172,7 @@ describe('export schema v1', () => {
   })
 
   it('has its data dictionary in docs/export.md, unchanged', () => {
-    const doc = readFileSync(new URL('../../../docs/export.md', import.meta.url), 'utf8')
-    // Cell by cell, so the formatter may realign the table's columns (biome formats the docs).
-    const rows = (markdown: string) =>
-      markdown
-        .split('\n')
-        .filter((line) => line.startsWith('|') && !/^\|\s*-/.test(line))
-        .map((line) =>
-          line
-            .split('|')
-            .slice(1, -1)
-            .map((cell) => cell.trim())
-            .join('|'),
-        )
-    const expected = rows(dataDictionaryMarkdown())
-    const inDoc = rows(doc)
-    const start = inDoc.indexOf(expected[0] ?? '')
-    expect(start).toBeGreaterThanOrEqual(0)
-    expect(inDoc.slice(start, start + expected.length)).toEqual(expected)
+    expectTablesInDoc(new URL('../../../docs/export.md', import.meta.url), [dataDictionaryMarkdown()])
   })
 })
 

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { HOUR_MS } from './aggregation.ts'
+import { expectTablesInDoc } from './doc-tables.testing.ts'
 import { METRICS, type Metric } from './metrics.ts'
 import {
   checkReadings,
@@ -435,25 +436,10 @@ describe('checkReadings determinism and context', () => {
 
 describe('docs/quality-flags.md', () => {
   it('has the flag table and the bit table of the code, cell by cell', () => {
-    const doc = readFileSync(new URL('../../../docs/quality-flags.md', import.meta.url), 'utf8')
-    const rows = (markdown: string): string[] =>
-      markdown
-        .split('\n')
-        .filter((line) => line.startsWith('|') && !/^\|\s*-/.test(line))
-        .map((line) =>
-          line
-            .split('|')
-            .slice(1, -1)
-            .map((cell) => cell.trim())
-            .join('|'),
-        )
-    const inDoc = rows(doc)
-    for (const table of [readingFlagsMarkdown(), readingFlagBitsMarkdown()]) {
-      const expected = rows(table)
-      const start = inDoc.indexOf(expected[0] ?? '')
-      expect(start).toBeGreaterThanOrEqual(0)
-      expect(inDoc.slice(start, start + expected.length)).toEqual(expected)
-    }
+    const doc = expectTablesInDoc(new URL('../../../docs/quality-flags.md', import.meta.url), [
+      readingFlagsMarkdown(),
+      readingFlagBitsMarkdown(),
+    ])
     expect(doc).toContain(`READING_QC_VERSION = ${READING_QC_VERSION}`)
   })
 })
