@@ -12,6 +12,7 @@ import type { Storage } from '@skolluft/storage'
 import type { z } from 'zod'
 import { CommonConfig } from '../config.ts'
 import { withDataDir } from '../data-dir.ts'
+import { describeFlagIssues } from '../flag-issues.ts'
 import type { CliIo } from '../main.ts'
 import { printRows } from '../output.ts'
 import { CLI_ACTOR } from './people.ts'
@@ -48,13 +49,7 @@ const FLAG_OF: Readonly<Record<string, string>> = {
 }
 
 function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => {
-      const field = issue.path[0]
-      const flag = typeof field === 'string' ? (FLAG_OF[field] ?? field) : undefined
-      return flag === undefined ? issue.message : `${flag}: ${issue.message}`
-    })
-    .join('; ')
+  return describeFlagIssues(error, FLAG_OF)
 }
 
 /** A number from a flag; NaN (refused by the schema with its message) when it is not one. */

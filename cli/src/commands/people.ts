@@ -15,6 +15,7 @@ import { type Storage, StorageError } from '@skolluft/storage'
 import type { z } from 'zod'
 import { CommonConfig } from '../config.ts'
 import { withDataDir } from '../data-dir.ts'
+import { describeFlagIssues } from '../flag-issues.ts'
 import type { CliIo } from '../main.ts'
 import { isoOrNull, printRows } from '../output.ts'
 
@@ -56,13 +57,7 @@ const FLAG_OF: Readonly<Record<string, string>> = {
 }
 
 function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => {
-      const field = issue.path[0]
-      const flag = typeof field === 'string' ? (FLAG_OF[field] ?? field) : undefined
-      return flag === undefined ? issue.message : `${flag}: ${issue.message}`
-    })
-    .join('; ')
+  return describeFlagIssues(error, FLAG_OF)
 }
 
 /** JSON log lines go to stderr, so stdout carries only the command's output (`--json` stays parseable). */
