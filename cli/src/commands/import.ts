@@ -99,6 +99,27 @@ function auditCli(storage: Storage, action: string, target: string | null, detai
   return audit({ storage, clock: Date.now, log: silentLogger() }, CLI_ACTOR, action, target, detail)
 }
 
+/** The audit entry of an import: its devices and each file's counts. */
+async function auditImport(
+  storage: Storage,
+  siteId: string,
+  devices: readonly { readonly deviceId: string }[],
+  files: readonly ImportedFile[],
+  extra: Readonly<Record<string, unknown>>,
+): Promise<void> {
+  await auditCli(storage, 'readings.import', siteId, {
+    format: 'sensor-community',
+    ...extra,
+    devices: devices.map((d) => d.deviceId),
+    files: files.map((f) => ({
+      file: basename(f.file),
+      inserted: f.inserted,
+      duplicates: f.duplicates,
+      rejected: f.rejected,
+    })),
+  })
+}
+
 export async function importSensorCommunity(
   env: NodeJS.ProcessEnv,
   io: CliIo,
@@ -216,16 +237,7 @@ export async function importSensorCommunity(
         errors: file.errors,
       })
     }
-    await auditCli(storage, 'readings.import', options.siteId, {
-      format: 'sensor-community',
-      devices: summary.map((d) => d.deviceId),
-      files: files.map((f) => ({
-        file: basename(f.file),
-        inserted: f.inserted,
-        duplicates: f.duplicates,
-        rejected: f.rejected,
-      })),
-    })
+    await auditImport(storage, options.siteId, summary, files, {})
     return { devices: summary, files }
   })
   if (outcome === undefined) return 1
@@ -503,17 +515,7 @@ async function importStations(
         errors: file.errors,
       }
     })
-    await auditCli(storage, 'readings.import', options.siteId, {
-      format: 'sensor-community',
-      mergeStation: true,
-      devices: summary.map((s) => s.deviceId),
-      files: files.map((f) => ({
-        file: basename(f.file),
-        inserted: f.inserted,
-        duplicates: f.duplicates,
-        rejected: f.rejected,
-      })),
-    })
+    await auditImport(storage, options.siteId, summary, files, { mergeStation: true })
     return { stations: summary, files }
   })
   if (outcome === undefined) return 1
