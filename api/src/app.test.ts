@@ -434,9 +434,9 @@ describe('GET /api/v1/sites/:id/series', () => {
     expect(res.headers.get('cache-control')).toBe('public, max-age=5')
     expect(body).toMatchObject({ every: '1h', unit: 'µg/m³' })
     expect((body as { points: unknown[] }).points).toEqual([
-      { t: '2026-11-30T09:00:00.000Z', mean: 6.5, min: 5, max: 8, n: 60, coverage: 1, valid: true },
-      { t: '2026-11-30T10:00:00.000Z', mean: 10, min: 10, max: 10, n: 30, coverage: 0.5, valid: false },
-      { t: '2026-11-30T11:00:00.000Z', mean: 20, min: 20, max: 20, n: 45, coverage: 0.75, valid: true },
+      { t: '2026-11-30T09:00:00.000Z', mean: 6.5, min: 5, max: 8, n: 60, expected: 60, coverage: 1, valid: true },
+      { t: '2026-11-30T10:00:00.000Z', mean: 10, min: 10, max: 10, n: 30, expected: 60, coverage: 0.5, valid: false },
+      { t: '2026-11-30T11:00:00.000Z', mean: 20, min: 20, max: 20, n: 45, expected: 60, coverage: 0.75, valid: true },
     ])
   })
 
@@ -457,8 +457,26 @@ describe('GET /api/v1/sites/:id/series', () => {
     expect(res.status).toBe(200)
     expect((body as { points: unknown[] }).points).toEqual([
       // Coverage 20/24 and 5/24, sent with 3 decimals.
-      { t: '2026-11-28T23:00:00.000Z', mean: 9.5, min: 0, max: 19, n: 120, coverage: 0.833, valid: true },
-      { t: '2026-11-29T23:00:00.000Z', mean: 100, min: 100, max: 100, n: 30, coverage: 0.208, valid: false },
+      {
+        t: '2026-11-28T23:00:00.000Z',
+        mean: 9.5,
+        min: 0,
+        max: 19,
+        n: 120,
+        expected: 144,
+        coverage: 0.833,
+        valid: true,
+      },
+      {
+        t: '2026-11-29T23:00:00.000Z',
+        mean: 100,
+        min: 100,
+        max: 100,
+        n: 30,
+        expected: 144,
+        coverage: 0.208,
+        valid: false,
+      },
     ])
   })
 

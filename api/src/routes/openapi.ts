@@ -64,6 +64,8 @@ const AggregatePoint = z.object({
   min: z.number(),
   max: z.number(),
   n: z.number().int(),
+  /** Samples the window should have had (a day: 24 × the hourly expectation); n / expected is the sample coverage. */
+  expected: z.number().min(0),
   coverage: z.number().min(0).max(1),
   valid: z.boolean(),
 })

@@ -134,6 +134,7 @@ export function sitesRouter(ctx: ApiContext, snapshots: MapSnapshots): Router {
               min: p.min,
               max: p.max,
               n: p.n,
+              expected: roundMean(p.expected),
               coverage: roundMean(p.coverage),
               valid: p.valid,
             }))

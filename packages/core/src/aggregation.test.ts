@@ -98,6 +98,7 @@ describe('hourPoint', () => {
       min: 7.4,
       max: 7.4,
       n: 45,
+      expected: 60,
       coverage: 0.75,
       valid: true,
     })
@@ -189,7 +190,8 @@ describe('dailyPoints', () => {
 
   it('has no mean for a day without valid hours, but keeps its count and extremes', () => {
     expect(dailyPoints([bucket('2026-11-29T00:00:00Z', 10, 3)])).toEqual([
-      { t: '2026-11-28T23:00:00.000Z', mean: null, min: 3, max: 3, n: 10, coverage: 0, valid: false },
+      // A day expects 24 hours' worth of samples: 24 × 60.
+      { t: '2026-11-28T23:00:00.000Z', mean: null, min: 3, max: 3, n: 10, expected: 1440, coverage: 0, valid: false },
     ])
   })
 

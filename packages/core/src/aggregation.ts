@@ -52,6 +52,11 @@ export interface AggregatePoint {
   readonly max: number | null
   /** Samples that went into the window. */
   readonly n: number
+  /**
+   * Samples the window should have had: an hour's expected samples (3600 s / interval, added over devices); a
+   * day's, 24 × the largest hourly expectation of its hours.
+   */
+  readonly expected: number
   /** Fraction 0–1 of the expected data that arrived (samples for an hour, valid hours for a day). */
   readonly coverage: number
   readonly valid: boolean
@@ -84,6 +89,7 @@ export function hourPoint(bucket: HourBucket, iso: (ms: number) => string = isoS
     min: bucket.n > 0 ? bucket.min : null,
     max: bucket.n > 0 ? bucket.max : null,
     n: bucket.n,
+    expected: bucket.expected,
     coverage,
     valid: coverage >= HOURLY_MIN_COVERAGE,
   }
@@ -105,6 +111,7 @@ export function dailyPoints(hours: Iterable<HourBucket>): AggregatePoint[] {
     max: number
     validHours: number
     sumOfValidMeans: number
+    hourlyExpected: number
   }
   const days = new Map<number, Day>()
   for (const bucket of hours) {
@@ -112,10 +119,18 @@ export function dailyPoints(hours: Iterable<HourBucket>): AggregatePoint[] {
     const start = regulatoryDayStart(bucket.start)
     let day = days.get(start)
     if (!day) {
-      day = { n: 0, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, validHours: 0, sumOfValidMeans: 0 }
+      day = {
+        n: 0,
+        min: Number.POSITIVE_INFINITY,
+        max: Number.NEGATIVE_INFINITY,
+        validHours: 0,
+        sumOfValidMeans: 0,
+        hourlyExpected: 0,
+      }
       days.set(start, day)
     }
     day.n += bucket.n
+    day.hourlyExpected = Math.max(day.hourlyExpected, bucket.expected)
     day.min = Math.min(day.min, bucket.min)
     day.max = Math.max(day.max, bucket.max)
     const point = hourPoint(bucket)
@@ -132,6 +147,7 @@ export function dailyPoints(hours: Iterable<HourBucket>): AggregatePoint[] {
       min: day.min,
       max: day.max,
       n: day.n,
+      expected: 24 * day.hourlyExpected,
       coverage: Math.min(1, day.validHours / 24),
       valid: day.validHours >= DAILY_MIN_VALID_HOURS,
     }))

@@ -181,6 +181,7 @@ describe('colocationPairs', () => {
     min: mean ?? 0,
     max: mean ?? 0,
     n: valid ? 60 : 10,
+    expected: 60,
     coverage: valid ? 1 : 10 / 60,
     valid,
   })

@@ -302,6 +302,7 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
           min: 0,
           max: 59,
           n: 60,
+          expected: 60,
           coverage: 1,
           valid: true,
         })
