@@ -112,6 +112,13 @@ function firstMetricOf(after: ExportAfter | undefined, reading: ExportReading): 
   return after.metricIndex + 1
 }
 
+/**
+ * Longest text chunk of a raw export, in characters (~64 KB): strings up to this size are allocated in V8's young
+ * generation and die there; a storage batch of readings with all six metrics would make ~500 KB strings, which go
+ * to the large-object space and wait for a full collection (bench/export.ts header).
+ */
+const MAX_TEXT_CHUNK_CHARS = 65_536
+
 /** Raw text rows straight from the readings (core createRawTextWriter): the same bytes as exportRows + a line formatter. */
 async function* rawTextChunks(
   sources: ExportSources,
@@ -125,17 +132,24 @@ async function* rawTextChunks(
   const onCorrection = (chain: string) => {
     stats.corrections.add(chain)
   }
+  let text = ''
+  let before = 0
+  const take = (): ExportChunk => {
+    const chunk = { data: text, rows: writer.rows - before }
+    stats.rows += chunk.rows
+    before = writer.rows
+    text = ''
+    return chunk
+  }
   for await (const batch of sources.readings.streamReadings(rawStreamQuery(request))) {
-    const before = writer.rows
-    let text = ''
     for (const reading of batch) {
       const first = firstMetricOf(request.after, reading)
       if (first === SKIP_READING) continue
       text += writer.lines(reading, corrected ? correctorOf(reading.deviceId) : undefined, first, onCorrection)
+      // Readings with every metric make six rows each: cut the text before it grows into V8's large-object space.
+      if (text.length >= MAX_TEXT_CHUNK_CHARS) yield take()
     }
-    const rows = writer.rows - before
-    stats.rows += rows
-    if (rows > 0) yield { data: text, rows }
+    if (text.length > 0) yield take()
   }
 }
 
