@@ -174,6 +174,33 @@ function chunkBytes(chunk: ExportChunk): Buffer | Uint8Array {
   return typeof chunk.data === 'string' ? Buffer.from(chunk.data, 'utf8') : chunk.data
 }
 
+/**
+ * The first byte of `Range: bytes=<n>-` (the form resuming clients send); undefined for no range or any other
+ * form (several ranges, suffix ranges), which is answered with the whole body (RFC 9110 §14.2 lets a server
+ * ignore a Range it does not support).
+ */
+export function byteRangeStart(header: string | undefined): number | undefined {
+  const match = header === undefined ? null : /^bytes=(\d{1,15})-$/.exec(header.trim())
+  return match?.[1] === undefined ? undefined : Number(match[1])
+}
+
+/** Length and SHA-256 of an export's identity body, by running it without sending it. */
+async function measureExport(
+  sources: ExportSources,
+  request: ExportRequest,
+  createdBy: string,
+  stats = newExportStats(),
+): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256')
+  let bytes = 0
+  for await (const chunk of exportChunks(sources, request, { createdBy, stats })) {
+    const data = chunkBytes(chunk)
+    hash.update(data)
+    bytes += data.length
+  }
+  return { bytes, sha256: hash.digest('hex') }
+}
+
 /** Writes, waiting for 'drain' when the stream's buffer is full (or for the response to close). */
 async function write(out: Writable, res: Response, data: string | Uint8Array): Promise<void> {
   if (data.length === 0 || out.write(data)) return
@@ -208,7 +235,9 @@ export function exportRouter(ctx: ApiContext): Router {
       const headers = {
         'Content-Type': EXPORT_CONTENT_TYPES[request.format],
         'X-Skolluft-Export-Schema': exportSchemaId(request.schema),
-        'Cache-Control': 'private, no-store',
+        // no-transform: the route encodes the body itself (its own gzip, or identity for byte ranges); the app's
+        // compression middleware must not encode it again.
+        'Cache-Control': 'private, no-store, no-transform',
       }
       if (req.method === 'HEAD') {
         res.set(headers)
@@ -219,12 +248,44 @@ export function exportRouter(ctx: ApiContext): Router {
       res.on('close', release)
       const { sources } = await sourcesFor(ctx, request)
       const started = Date.now()
+      // A byte range (curl -C -, download managers): the body is deterministic, so a first pass measures it
+      // (length and SHA-256, the ETag) and the second sends it from the asked byte on.
+      const range = byteRangeStart(req.get('range'))
+      let skip = 0
       res.status(200)
-      res.set({ ...headers, 'Content-Disposition': `attachment; filename="${exportFileName(request)}"` })
+      if (range !== undefined) {
+        const whole = await measureExport(sources, request, await createdBy)
+        const etag = `"sha256-${whole.sha256}"`
+        const ifRange = req.get('if-range')
+        if (ifRange === undefined || ifRange === etag) {
+          if (range >= whole.bytes) {
+            throw new HttpProblem({
+              status: 416,
+              code: 'range_not_satisfiable',
+              title: 'Range Not Satisfiable',
+              detail: `the export has ${whole.bytes} bytes; the range starts at byte ${range}`,
+              headers: { 'Content-Range': `bytes */${whole.bytes}` },
+            })
+          }
+          skip = range
+          res.status(206)
+          res.set({
+            'Content-Range': `bytes ${range}-${whole.bytes - 1}/${whole.bytes}`,
+            'Content-Length': String(whole.bytes - range),
+            ETag: etag,
+          })
+        }
+      }
+      res.set({
+        ...headers,
+        'Accept-Ranges': 'bytes',
+        'Content-Disposition': `attachment; filename="${exportFileName(request)}"`,
+      })
       res.vary('Accept-Encoding')
       res.vary('Authorization')
       res.vary('Cookie')
-      const gzip = acceptsGzip(req)
+      // A range is of the identity body: a ranged request is never gzipped.
+      const gzip = range === undefined && acceptsGzip(req)
       // Own gzip stream (level 1, as the app's compression middleware, which steps aside for an encoded body
       // and would not compress application/x-ndjson at all): deterministic bytes for the same input.
       const zip = gzip ? createGzip({ level: 1 }) : undefined
@@ -242,9 +303,14 @@ export function exportRouter(ctx: ApiContext): Router {
       try {
         for await (const chunk of exportChunks(sources, request, { createdBy: await createdBy })) {
           if (res.destroyed) break
-          const data = chunkBytes(chunk)
-          bytes += data.length
+          let data = chunkBytes(chunk)
           rows += chunk.rows
+          if (skip > 0) {
+            const skipped = Math.min(skip, data.length)
+            skip -= skipped
+            data = data.subarray(skipped)
+          }
+          bytes += data.length
           await write(out, res, data)
           // A client that hung up while we waited: stop before reading another storage batch.
           if (res.destroyed) break
@@ -279,14 +345,8 @@ export function exportRouter(ctx: ApiContext): Router {
       try {
         const { sources, corrections } = await sourcesFor(ctx, request)
         const stats = newExportStats()
-        const hash = createHash('sha256')
-        let bytes = 0
-        for await (const chunk of exportChunks(sources, request, { createdBy: await createdBy, stats })) {
-          if (req.socket.destroyed) return
-          const data = chunkBytes(chunk)
-          hash.update(data)
-          bytes += data.length
-        }
+        const { bytes, sha256 } = await measureExport(sources, request, await createdBy, stats)
+        if (req.socket.destroyed) return
         res.set('Cache-Control', 'private, no-store')
         res.json(
           buildManifest({
@@ -295,7 +355,7 @@ export function exportRouter(ctx: ApiContext): Router {
             file: exportFileName(request),
             rows: stats.rows,
             bytes,
-            sha256: hash.digest('hex'),
+            sha256,
             software: await softwareVersion(),
             corrections: corrections?.describe(stats.corrections) ?? [],
             qualityChecks: `skolluft reading QC v${READING_QC_VERSION} (docs/quality-flags.md)`,
