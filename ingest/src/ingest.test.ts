@@ -105,7 +105,16 @@ describe('ingest (plain aedes broker, real SQLite)', () => {
       every: '1h',
     })
     expect(hours).toEqual([
-      { t: '2026-11-29T07:00:00.000Z', mean: 7.4, min: 7.4, max: 7.4, n: 1, coverage: 1 / 60, valid: false },
+      {
+        t: '2026-11-29T07:00:00.000Z',
+        mean: 7.4,
+        min: 7.4,
+        max: 7.4,
+        n: 1,
+        expected: 60,
+        coverage: 1 / 60,
+        valid: false,
+      },
     ])
   })
 
