@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
@@ -19,7 +18,7 @@ import { ExportEnv, Manifest } from '@skolluft/export'
 import { startQualityChecks } from '@skolluft/ingest'
 import { hashSecret, silentLogger } from '@skolluft/runtime'
 import { EXPORT_BATCH_ROWS, openSqliteStorage, type Storage, type StoredReading } from '@skolluft/storage'
-import { tempDir, waitFor } from '@skolluft/testkit'
+import { pythonCsv, tempDir, waitFor } from '@skolluft/testkit'
 import { tableFromIPC } from 'apache-arrow'
 import { readParquet } from 'parquet-wasm/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -166,27 +165,6 @@ function get(server: RunningApi, path: string, headers: Record<string, string> =
     req.on('error', reject)
     req.end()
   })
-}
-
-const CsvRows = z.array(z.array(z.string()))
-
-/** Parses CSV with Python's csv module (an independent RFC 4180 reader); fails clearly without python3. */
-function pythonCsv(body: Buffer): string[][] {
-  const script = [
-    'import csv, io, json, sys',
-    'data = sys.stdin.buffer.read()',
-    "assert not data.startswith(b'\\xef\\xbb\\xbf'), 'BOM'",
-    "text = data.decode('utf-8')",
-    "lines = text.split('\\r\\n')",
-    "assert lines[-1] == '' and all('\\n' not in l for l in lines), 'line ends are not CRLF'",
-    "json.dump(list(csv.reader(io.StringIO(text, newline=''), strict=True)), sys.stdout)",
-  ].join('\n')
-  const run = spawnSync('python3', ['-c', script], { input: body, maxBuffer: 256 * 1024 * 1024 })
-  if (run.error !== undefined) {
-    throw new Error(`python3 is needed to read the CSV back independently (${run.error.message}); install python3`)
-  }
-  if (run.status !== 0) throw new Error(`python3 csv reader failed: ${run.stderr.toString()}`)
-  return CsvRows.parse(JSON.parse(run.stdout.toString()))
 }
 
 const SITE_ORDER = ['', 'site-a', 'site-b', 'site-c']

@@ -37,6 +37,7 @@ export async function waitFor<T>(
 }
 
 export { closedPort } from './net.ts'
+export * from './python-csv.ts'
 export {
   decodeEncodedWords,
   type ParsedMail,
