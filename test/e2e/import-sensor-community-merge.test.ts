@@ -1,7 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { type ExportReading, flagsOf, type Metric } from '@skolluft/core'
 import { exportChunks, loadExportCorrections } from '@skolluft/export'
 import { startQualityChecks } from '@skolluft/ingest'
@@ -10,7 +9,7 @@ import { openSqliteStorage, type Storage } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { spawnCli, waitForExit } from '../support/platform.ts'
+import { runCli, SC_ARCHIVE_COLUMNS, SC_FIXTURES, SC_SITE, SC_SITES_CSV } from '../support/sensor-community.ts'
 
 /**
  * `skolluft import sensor-community --merge-station` on the real Aberdeen archive files (test/fixtures/
@@ -21,12 +20,7 @@ import { spawnCli, waitForExit } from '../support/platform.ts'
  * values of humid readings, and a values=corrected export applies rh-hackair@1 with the reading's own RH.
  */
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/sensor-community/aberdeen-bme280-2018-11/', import.meta.url))
-const SITE = 'test-abdn'
 const DEVICE = 'sc-loc-7647'
-const SITES_CSV = `id,name,kind,municipality,lat,lon,demo
-${SITE},"Aberdeen Sensor.Community station (demo)",school,Aberdeen,56.963,-2.211,true
-`
 /** The importer's join tolerance (core STATION_JOIN_TOLERANCE_MS), restated: a change there must show here. */
 const TOLERANCE_MS = 30_000
 /** reading-qc.ts high_humidity threshold (air-quality §4.1 humidity gate), restated. */
@@ -35,16 +29,6 @@ const HUMID_PERCENT = 70
 const HACKAIR: Readonly<Record<'pm25' | 'pm10', readonly [number, number]>> = {
   pm25: [0.48756, 8.60068],
   pm10: [0.81559, 5.83411],
-}
-const COLUMNS: Readonly<Record<string, readonly (readonly [string, Metric])[]>> = {
-  sds011: [
-    ['P1', 'pm10'],
-    ['P2', 'pm25'],
-  ],
-  bme280: [
-    ['temperature', 'temp'],
-    ['humidity', 'rh'],
-  ],
 }
 const ALL_METRICS: Metric[] = ['pm1', 'pm25', 'pm10', 'no2', 'temp', 'rh']
 const ALL_TIME = { from: 0, to: Date.UTC(2100, 0, 1) }
@@ -58,9 +42,9 @@ interface Row {
 /** One archive file with a plain split: header names the columns, `;` separates, times are UTC. */
 function readRows(name: string): { kind: 'pm' | 'climate'; rows: Row[]; location: Set<string> } {
   const type = /_(sds011|bme280)_sensor_\d+\.csv$/.exec(name)?.[1] ?? ''
-  const columns = COLUMNS[type]
+  const columns = SC_ARCHIVE_COLUMNS[type]
   if (columns === undefined) throw new Error(`unexpected fixture ${name}`)
-  const [head = '', ...lines] = readFileSync(join(FIXTURES, name), 'utf8').split('\n')
+  const [head = '', ...lines] = readFileSync(join(SC_FIXTURES, name), 'utf8').split('\n')
   const names = head.split(';')
   const rows: Row[] = []
   const location = new Set<string>()
@@ -147,12 +131,6 @@ const ExportLine = z.object({
   correction: z.string().nullable(),
 })
 
-async function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawnCli(args, env)
-  const code = await waitForExit(child)
-  return { code, output: child.output() }
-}
-
 async function storedReadings(storage: Storage, deviceId = DEVICE): Promise<ExportReading[]> {
   const out: ExportReading[] = []
   for await (const batch of storage.readings.streamReadings({
@@ -168,7 +146,7 @@ async function storedReadings(storage: Storage, deviceId = DEVICE): Promise<Expo
 describe('skolluft import sensor-community --merge-station (real archive files)', () => {
   let dir: { path: string; cleanup: () => Promise<void> }
   let env: Record<string, string>
-  const names = readdirSync(FIXTURES)
+  const names = readdirSync(SC_FIXTURES)
     .filter((f) => f.endsWith('.csv'))
     .sort()
   const sources = names.map((name) => ({ name, ...readRows(name) }))
@@ -181,8 +159,8 @@ describe('skolluft import sensor-community --merge-station (real archive files)'
     dir = await tempDir()
     env = { DATA_DIR: dir.path }
     const sites = join(dir.path, 'sites.csv')
-    await writeFile(sites, SITES_CSV)
-    const imported = await run(['sites', 'import', sites], env)
+    await writeFile(sites, SC_SITES_CSV)
+    const imported = await runCli(['sites', 'import', sites], env)
     expect(imported.code, imported.output).toBe(0)
   })
 
@@ -204,8 +182,11 @@ describe('skolluft import sensor-community --merge-station (real archive files)'
     expect(joined + pmOnly).toBe(pmRows.length)
     expect(joined + climateOnly).toBe(climateRows.length)
 
-    const files = names.map((n) => join(FIXTURES, n))
-    const first = await run(['import', 'sensor-community', ...files, '--site', SITE, '--merge-station', '--json'], env)
+    const files = names.map((n) => join(SC_FIXTURES, n))
+    const first = await runCli(
+      ['import', 'sensor-community', ...files, '--site', SC_SITE, '--merge-station', '--json'],
+      env,
+    )
     expect(first.code, first.output).toBe(0)
     const report = Report.parse(JSON.parse(first.output))
     expect(report.stations).toEqual([
@@ -227,18 +208,18 @@ describe('skolluft import sensor-community --merge-station (real archive files)'
       },
     ])
     expect(report.files.map((f) => [f.file, f.rows, f.inserted, f.duplicates, f.rejected])).toEqual(
-      sources.map((s) => [join(FIXTURES, s.name), s.rows.length, s.rows.length, 0, 0]),
+      sources.map((s) => [join(SC_FIXTURES, s.name), s.rows.length, s.rows.length, 0, 0]),
     )
 
     const storage = openSqliteStorage({ path: join(dir.path, 'skolluft.db') })
     try {
       const devices = await storage.registry.listDevices()
       expect(devices.map((d) => [d.id, d.model, d.sensors, d.placements[0]?.siteId])).toEqual([
-        [DEVICE, 'SDS011+BME280', ['pm10', 'pm25', 'temp', 'rh'], SITE],
+        [DEVICE, 'SDS011+BME280', ['pm10', 'pm25', 'temp', 'rh'], SC_SITE],
       ])
       const stored = await storedReadings(storage)
       expect(stored.map((r) => ({ ts: r.ts, values: r.values }))).toEqual(expected)
-      expect(stored.every((r) => r.siteId === SITE)).toBe(true)
+      expect(stored.every((r) => r.siteId === SC_SITE)).toBe(true)
       // Every source value exactly once: per metric, the stored values are the source values.
       for (const metric of ['pm10', 'pm25', 'temp', 'rh'] as const) {
         const source = [...pmRows, ...climateRows].flatMap((r) =>
@@ -261,7 +242,10 @@ describe('skolluft import sensor-community --merge-station (real archive files)'
       await storage.close()
     }
 
-    const second = await run(['import', 'sensor-community', ...files, '--site', SITE, '--merge-station', '--json'], env)
+    const second = await runCli(
+      ['import', 'sensor-community', ...files, '--site', SC_SITE, '--merge-station', '--json'],
+      env,
+    )
     expect(second.code, second.output).toBe(0)
     const again = Report.parse(JSON.parse(second.output))
     expect(again.stations.map((s) => [s.created, s.joined, s.inserted, s.duplicates])).toEqual([
@@ -275,8 +259,8 @@ describe('skolluft import sensor-community --merge-station (real archive files)'
       expect(await after.readings.countReadings()).toBe(expected.length)
       const audit = await after.access.listAudit({ limit: 10 })
       expect(audit.map((e) => [e.action, e.target])).toEqual([
-        ['readings.import', SITE],
-        ['readings.import', SITE],
+        ['readings.import', SC_SITE],
+        ['readings.import', SC_SITE],
         ['device.add', DEVICE],
         ['sites.import', null],
       ])
@@ -361,7 +345,7 @@ describe('skolluft import sensor-community --merge-station (real archive files)'
   it('repeats no value when a station comes in parts, and reports the rows it cannot add', {
     timeout: 60_000,
   }, async () => {
-    const prefix = ['--site', SITE, '--merge-station', '--device-prefix', 'part', '--json']
+    const prefix = ['--site', SC_SITE, '--merge-station', '--device-prefix', 'part', '--json']
     const pmFiles = sources.filter((s) => s.kind === 'pm')
     const climateFiles = sources.filter((s) => s.kind === 'climate')
     const [pmDay1, pmDay2] = pmFiles
@@ -369,8 +353,8 @@ describe('skolluft import sensor-community --merge-station (real archive files)'
     if (!pmDay1 || !pmDay2 || !climateDay1 || !climateDay2) throw new Error('fixtures missing')
     // 5 November, both sensors (registers the station as SDS011+BME280); then the PM file of 6 November alone.
     for (const part of [[pmDay1, climateDay1], [pmDay2]]) {
-      const result = await run(
-        ['import', 'sensor-community', ...part.map((s) => join(FIXTURES, s.name)), ...prefix],
+      const result = await runCli(
+        ['import', 'sensor-community', ...part.map((s) => join(SC_FIXTURES, s.name)), ...prefix],
         env,
       )
       expect(result.code, result.output).toBe(0)
@@ -383,9 +367,9 @@ describe('skolluft import sensor-community --merge-station (real archive files)'
     expect(refused.length).toBeGreaterThan(0)
     const before = pmDay1.rows.length + climateDay1.rows.length + pmDay2.rows.length
     const total = pmRows.length + climateRows.length
-    const files = names.map((n) => join(FIXTURES, n))
+    const files = names.map((n) => join(SC_FIXTURES, n))
     for (const round of [0, 1]) {
-      const all = await run(['import', 'sensor-community', ...files, ...prefix], env)
+      const all = await runCli(['import', 'sensor-community', ...files, ...prefix], env)
       expect(all.code, all.output).toBe(1)
       const report = Report.parse(JSON.parse(all.output))
       expect(report.files.map((f) => f.rejected)).toEqual(sources.map((s) => (s === climateDay2 ? refused.length : 0)))

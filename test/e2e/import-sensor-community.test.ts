@@ -1,13 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Metric } from '@skolluft/core'
 import { openSqliteStorage } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { spawnCli, waitForExit } from '../support/platform.ts'
+import { runCli, SC_ARCHIVE_COLUMNS, SC_FIXTURES, SC_SITE, SC_SITES_CSV } from '../support/sensor-community.ts'
 
 /**
  * Issue 5 "Proof": the real Sensor.Community archive files in test/fixtures/sensor-community (Aberdeen, 5–11
@@ -16,22 +15,6 @@ import { spawnCli, waitForExit } from '../support/platform.ts'
  * here with its own tiny splitter, not with core's parser. A second import must store nothing.
  */
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/sensor-community/aberdeen-bme280-2018-11/', import.meta.url))
-const SITE = 'test-abdn'
-const SITES_CSV = `id,name,kind,municipality,lat,lon,demo
-${SITE},"Aberdeen Sensor.Community station (demo)",school,Aberdeen,56.963,-2.211,true
-`
-/** Archive columns → metric for the two sensor types in the fixtures (P1 = PM10, P2 = PM2.5). */
-const COLUMNS: Readonly<Record<string, readonly (readonly [string, Metric])[]>> = {
-  sds011: [
-    ['P1', 'pm10'],
-    ['P2', 'pm25'],
-  ],
-  bme280: [
-    ['temperature', 'temp'],
-    ['humidity', 'rh'],
-  ],
-}
 const ALL_TIME = { from: 0, to: Date.UTC(2100, 0, 1), limit: 1_000_000 }
 
 const ImportReport = z.object({
@@ -68,9 +51,9 @@ interface SourceFile {
 /** Reads one archive file with a plain split: header names the columns, `;` separates, times are UTC. */
 function readSource(name: string): SourceFile {
   const type = /_(sds011|bme280)_sensor_(\d+)\.csv$/.exec(name)
-  const columns = COLUMNS[type?.[1] ?? '']
+  const columns = SC_ARCHIVE_COLUMNS[type?.[1] ?? '']
   if (!type || !columns) throw new Error(`unexpected fixture ${name}`)
-  const [head = '', ...lines] = readFileSync(join(FIXTURES, name), 'utf8').split('\n')
+  const [head = '', ...lines] = readFileSync(join(SC_FIXTURES, name), 'utf8').split('\n')
   const names = head.split(';')
   const series = new Map<Metric, [string, number][]>()
   let rows = 0
@@ -86,19 +69,13 @@ function readSource(name: string): SourceFile {
       series.set(metric, list)
     }
   }
-  return { path: join(FIXTURES, name), deviceId: `sc-${type[2]}`, series, rows }
-}
-
-async function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawnCli(args, env)
-  const code = await waitForExit(child)
-  return { code, output: child.output() }
+  return { path: join(SC_FIXTURES, name), deviceId: `sc-${type[2]}`, series, rows }
 }
 
 describe('skolluft import sensor-community (real archive files)', () => {
   let dir: { path: string; cleanup: () => Promise<void> }
   let env: Record<string, string>
-  const sources = readdirSync(FIXTURES)
+  const sources = readdirSync(SC_FIXTURES)
     .filter((f) => f.endsWith('.csv'))
     .sort()
     .map(readSource)
@@ -108,8 +85,8 @@ describe('skolluft import sensor-community (real archive files)', () => {
     dir = await tempDir()
     env = { DATA_DIR: dir.path }
     const sites = join(dir.path, 'sites.csv')
-    await writeFile(sites, SITES_CSV)
-    const imported = await run(['sites', 'import', sites], env)
+    await writeFile(sites, SC_SITES_CSV)
+    const imported = await runCli(['sites', 'import', sites], env)
     expect(imported.code, imported.output).toBe(0)
   })
 
@@ -124,7 +101,7 @@ describe('skolluft import sensor-community (real archive files)', () => {
     expect(totalRows).toBe(8133)
     const files = sources.map((s) => s.path)
 
-    const first = await run(['import', 'sensor-community', ...files, '--site', SITE, '--json'], env)
+    const first = await runCli(['import', 'sensor-community', ...files, '--site', SC_SITE, '--json'], env)
     expect(first.code, first.output).toBe(0)
     const report = ImportReport.parse(JSON.parse(first.output))
     expect(report.files.map((f) => [f.file, f.rows, f.inserted, f.duplicates, f.rejected])).toEqual(
@@ -147,21 +124,21 @@ describe('skolluft import sensor-community (real archive files)', () => {
           const stored = await storage.readings.rawSeries({ deviceId, metric, ...ALL_TIME })
           expect(stored.map((p) => [p.t, p.value])).toEqual(expected)
           // The same rows belong to the site (site-level queries, e.g. humidity for QC, see them).
-          const atSite = await storage.readings.rawSeries({ siteId: SITE, metric, ...ALL_TIME })
+          const atSite = await storage.readings.rawSeries({ siteId: SC_SITE, metric, ...ALL_TIME })
           expect(atSite.map((p) => [p.t, p.value, p.deviceId])).toEqual(expected.map(([t, v]) => [t, v, deviceId]))
         }
       }
       expect(await storage.readings.countReadings()).toBe(totalRows)
       const devices = await storage.registry.listDevices()
       expect(devices.map((d) => [d.id, d.model, d.sensors, d.placements[0]?.siteId, d.placements[0]?.from])).toEqual([
-        ['sc-15092', 'SDS011', ['pm10', 'pm25'], SITE, Date.parse('2018-11-05T00:02:11Z')],
-        ['sc-15093', 'BME280', ['temp', 'rh'], SITE, Date.parse('2018-11-05T00:02:12Z')],
+        ['sc-15092', 'SDS011', ['pm10', 'pm25'], SC_SITE, Date.parse('2018-11-05T00:02:11Z')],
+        ['sc-15093', 'BME280', ['temp', 'rh'], SC_SITE, Date.parse('2018-11-05T00:02:12Z')],
       ])
     } finally {
       await storage.close()
     }
 
-    const second = await run(['import', 'sensor-community', ...files, '--site', SITE, '--json'], env)
+    const second = await runCli(['import', 'sensor-community', ...files, '--site', SC_SITE, '--json'], env)
     expect(second.code, second.output).toBe(0)
     const again = ImportReport.parse(JSON.parse(second.output))
     expect(again.files.map((f) => [f.inserted, f.duplicates, f.rejected])).toEqual(sources.map((s) => [0, s.rows, 0]))
@@ -172,8 +149,8 @@ describe('skolluft import sensor-community (real archive files)', () => {
       expect(await after.readings.countReadings()).toBe(totalRows)
       const audit = await after.access.listAudit({ limit: 10 })
       expect(audit.map((e) => [e.actor, e.action, e.target])).toEqual([
-        ['cli', 'readings.import', SITE],
-        ['cli', 'readings.import', SITE],
+        ['cli', 'readings.import', SC_SITE],
+        ['cli', 'readings.import', SC_SITE],
         ['cli', 'device.add', 'sc-15093'],
         ['cli', 'device.add', 'sc-15092'],
         ['cli', 'sites.import', null],
@@ -192,7 +169,7 @@ describe('skolluft import sensor-community (real archive files)', () => {
         '555;SDS011;1;56.9;-2.2;2019-01-01T00:02:30;;;;;;\r\n' +
         '555;SDS011;1;56.9;-2.2;2019-01-01T00:05:00;3000;;;4;;\r\n',
     )
-    const result = await run(['import', 'sensor-community', file, '--site', SITE, '--device-prefix', 'x'], env)
+    const result = await runCli(['import', 'sensor-community', file, '--site', SC_SITE, '--device-prefix', 'x'], env)
     expect(result.code, result.output).toBe(1)
     expect(result.output).toContain('3 row(s), 1 inserted, 0 duplicate(s), 2 rejected')
     expect(result.output).toContain(`${file}:3: no value in the row`)
@@ -211,10 +188,10 @@ describe('skolluft import sensor-community (real archive files)', () => {
       'sensor_id;sensor_type;location;lat;lon;timestamp;P1;durP1;ratioP1;P2;durP2;ratioP2\n' +
         '555;SDS011;1;56.9;-2.2;2018-12-31T23:57:30;7;;;3;;\n',
     )
-    const late = await run(['import', 'sensor-community', older, '--site', SITE, '--device-prefix', 'x'], env)
+    const late = await runCli(['import', 'sensor-community', older, '--site', SC_SITE, '--device-prefix', 'x'], env)
     expect(late.code).toBe(1)
     expect(late.output).toContain(`${older}:2: device x-555 was placed nowhere at 2018-12-31T23:57:30.000Z`)
-    const noSite = await run(['import', 'sensor-community', file, '--site', 'nowhere'], env)
+    const noSite = await runCli(['import', 'sensor-community', file, '--site', 'nowhere'], env)
     expect(noSite.code).toBe(1)
     expect(noSite.output).toContain('no site "nowhere"')
   })

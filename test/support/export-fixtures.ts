@@ -1,11 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { openSqliteStorage } from '@skolluft/storage'
 import { pythonCsv, tempDir } from '@skolluft/testkit'
 import { z } from 'zod'
-import { spawnCli, waitForExit } from './platform.ts'
+import { runCli, SC_ARCHIVE_COLUMNS, SC_FIXTURES, SC_SITE, SC_SITE_RECORD } from './sensor-community.ts'
 
 /**
  * Shared by the export system tests (test/e2e/export-*.test.ts): the vendored Sensor.Community archive files
@@ -13,35 +12,11 @@ import { spawnCli, waitForExit } from './platform.ts'
  * into a fresh DATA_DIR with the real CLI, and independent readers for what comes back (Python's csv module).
  */
 
-export const SC_FIXTURES = fileURLToPath(
-  new URL('../fixtures/sensor-community/aberdeen-bme280-2018-11/', import.meta.url),
-)
-export const SC_SITE = 'test-abdn'
+export { SC_FIXTURES, SC_SITE } from './sensor-community.ts'
+
 /** The week the fixtures cover (UTC day files 2018-11-05 … 2018-11-11). */
 export const SC_FROM = '2018-11-05T00:00:00Z'
 export const SC_TO = '2018-11-12T00:00:00Z'
-
-const SITE = {
-  id: SC_SITE,
-  name: 'Aberdeen Sensor.Community station (demo)',
-  kind: 'school',
-  municipality: 'Aberdeen',
-  lat: 56.963,
-  lon: -2.211,
-  demo: true,
-} as const
-
-/** Archive column → exported metric for the two sensor types in the fixtures (P1 = PM10, P2 = PM2.5). */
-const ARCHIVE_COLUMNS: Readonly<Record<string, readonly (readonly [column: string, metric: string])[]>> = {
-  sds011: [
-    ['P1', 'pm10'],
-    ['P2', 'pm25'],
-  ],
-  bme280: [
-    ['temperature', 'temp'],
-    ['humidity', 'rh'],
-  ],
-}
 
 /** One (device, time, metric, value) of the source, as the archive file has it. */
 export interface SourceValue {
@@ -74,7 +49,7 @@ export function readArchive(filter: (name: string) => boolean = () => true): Arc
   let rows = 0
   for (const name of names) {
     const match = /_(sds011|bme280)_sensor_(\d+)\.csv$/.exec(name)
-    const columns = ARCHIVE_COLUMNS[match?.[1] ?? '']
+    const columns = SC_ARCHIVE_COLUMNS[match?.[1] ?? '']
     if (match === null || columns === undefined) throw new Error(`unexpected fixture ${name}`)
     const [head = '', ...lines] = readFileSync(join(SC_FIXTURES, name), 'utf8').split('\n')
     const header = head.split(';')
@@ -95,23 +70,7 @@ export function readArchive(filter: (name: string) => boolean = () => true): Arc
   return { files: names.map((n) => join(SC_FIXTURES, n)), rows, values }
 }
 
-export interface CliRun {
-  readonly code: number | null
-  readonly stdout: string
-  /** stdout and stderr together, for failure messages. */
-  readonly output: string
-}
-
-/** Runs `skolluft <args>` (the real CLI, a child process) to its end. */
-export async function runCli(args: readonly string[], env: Record<string, string>): Promise<CliRun> {
-  const child = spawnCli(args, env)
-  let stdout = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString()
-  })
-  const code = await waitForExit(child)
-  return { code, stdout, output: child.output() }
-}
+export { type CliRun, runCli } from './sensor-community.ts'
 
 const ImportReport = z.object({
   devices: z.array(z.object({ deviceId: z.string(), model: z.string(), intervalS: z.number(), created: z.boolean() })),
@@ -145,7 +104,7 @@ export async function importedDataDir(files: readonly string[]): Promise<Importe
     const env = { DATA_DIR: dir.path }
     const storage = openSqliteStorage({ path: join(dir.path, 'skolluft.db') })
     try {
-      await storage.registry.upsertSites([{ ...SITE }])
+      await storage.registry.upsertSites([{ ...SC_SITE_RECORD }])
     } finally {
       await storage.close()
     }
