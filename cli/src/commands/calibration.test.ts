@@ -4,7 +4,8 @@ import { tempDir } from '@skolluft/testkit'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { openDataDir } from '../data-dir.ts'
-import { type CliIo, runCli } from '../main.ts'
+import { runCli } from '../main.ts'
+import { type Captured, capture } from '../test-io.ts'
 
 /**
  * The calibration commands in process (runCli with captured output) on a real SQLite data directory: a hand-made
@@ -30,25 +31,6 @@ const Calibration = z.object({
   basis: z.record(z.string(), z.unknown()),
   created_by: z.string(),
 })
-
-interface Captured {
-  readonly io: CliIo
-  readonly stdout: () => string
-  readonly stderr: () => string
-}
-
-function capture(): Captured {
-  const out: string[] = []
-  const err: string[] = []
-  return {
-    io: {
-      out: (t) => out.push(t.endsWith('\n') ? t : `${t}\n`),
-      err: (t) => err.push(t.endsWith('\n') ? t : `${t}\n`),
-    },
-    stdout: () => out.join(''),
-    stderr: () => err.join(''),
-  }
-}
 
 let dir: Awaited<ReturnType<typeof tempDir>>
 let env: NodeJS.ProcessEnv

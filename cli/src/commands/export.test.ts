@@ -13,7 +13,8 @@ import { readParquet } from 'parquet-wasm/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { openDataDir, withDataDir } from '../data-dir.ts'
-import { type CliIo, runCli } from '../main.ts'
+import { runCli } from '../main.ts'
+import { capture } from '../test-io.ts'
 
 /** `skolluft export` in process on a real SQLite data directory. */
 const T0 = Date.UTC(2026, 0, 12)
@@ -21,12 +22,6 @@ const T0 = Date.UTC(2026, 0, 12)
 const T1 = T0 + DAY_MS
 let dir: Awaited<ReturnType<typeof tempDir>>
 let env: NodeJS.ProcessEnv
-
-function capture(): { io: CliIo; out: string[]; err: string[] } {
-  const out: string[] = []
-  const err: string[] = []
-  return { io: { out: (t) => out.push(t), err: (t) => err.push(t) }, out, err }
-}
 
 beforeAll(async () => {
   dir = await tempDir()
@@ -130,10 +125,10 @@ describe('skolluft export', () => {
   it('refuses a bad query or a missing --out with the reason', async () => {
     const c = capture()
     expect(await runCli(args(join(dir.path, 'x.csv'), ['--metrics', 'co2']), env, c.io)).toBe(1)
-    expect(c.err.join('')).toMatch(/metrics/)
+    expect(c.stderr()).toMatch(/metrics/)
     const d = capture()
     expect(await runCli(['export', '--resolution', 'raw'], env, d.io)).toBe(2)
-    expect(d.err.join('')).toMatch(/--out/)
+    expect(d.stderr()).toMatch(/--out/)
   })
 })
 
@@ -158,7 +153,7 @@ describe('skolluft export, schema 2', () => {
   it('writes with --format parquet the bytes GET /api/v1/export sends for the same query', async () => {
     const out = join(dir.path, 'raw.parquet')
     const c = capture()
-    expect(await runCli(argv(out, params({ format: 'parquet' })), env, c.io), c.err.join('')).toBe(0)
+    expect(await runCli(argv(out, params({ format: 'parquet' })), env, c.io), c.stderr()).toBe(0)
     const file = await readFile(out)
     const table = tableFromIPC(readParquet(new Uint8Array(file)).intoIPCStream())
     expect(table.numRows).toBe(240 + 360)
@@ -168,7 +163,7 @@ describe('skolluft export, schema 2', () => {
 
     const token = capture()
     expect(await runCli(['token', 'create', '--role', 'researcher', '--json'], env, token.io)).toBe(0)
-    const { token: secret } = z.object({ token: z.string() }).parse(JSON.parse(token.out.join('')))
+    const { token: secret } = z.object({ token: z.string() }).parse(JSON.parse(token.stdout()))
     const storage = await openDataDir(dir.path)
     const api = await startApi({ log: silentLogger(), storage, host: '127.0.0.1', port: 0 })
     try {
@@ -221,7 +216,7 @@ describe('skolluft export, schema 2', () => {
         const out = join(dir.path, `resumed-${cut}.${format}`)
         await writeFile(`${out}.partial`, bytes.subarray(0, cut))
         const c = capture()
-        expect(await runCli(argv(out, params({ format }), ['--resume']), env, c.io), c.err.join('')).toBe(0)
+        expect(await runCli(argv(out, params({ format }), ['--resume']), env, c.io), c.stderr()).toBe(0)
         const resumed = await readFile(out)
         expect({ format, cut, same: resumed.equals(bytes) }).toEqual({ format, cut, same: true })
         await expect(access(`${out}.partial`)).rejects.toThrow()
@@ -230,8 +225,8 @@ describe('skolluft export, schema 2', () => {
         expect(manifest.sha256).toBe(fullManifest.sha256)
         // A partial file with at least one row is continued, not started over.
         const rowsKept = ends.filter((e) => e <= cut).length - (format === 'csv' ? 1 : 0)
-        if (rowsKept > 0) expect(c.out.join('')).toContain(`resumed after ${rowsKept} rows`)
-        else expect(c.out.join('')).not.toContain('resumed after')
+        if (rowsKept > 0) expect(c.stdout()).toContain(`resumed after ${rowsKept} rows`)
+        else expect(c.stdout()).not.toContain('resumed after')
       }
     }
   })
@@ -253,8 +248,8 @@ describe('skolluft export, schema 2', () => {
       new Date(T1 + HOUR_MS).toISOString(),
       '--json',
     ]
-    expect(await runCli(calibration, env, added.io), added.err.join('')).toBe(0)
-    const { ref } = z.object({ ref: z.string() }).parse(JSON.parse(added.out.join('')))
+    expect(await runCli(calibration, env, added.io), added.stderr()).toBe(0)
+    const { ref } = z.object({ ref: z.string() }).parse(JSON.parse(added.stdout()))
     const out = join(dir.path, 'corrected.csv')
     expect(await runCli(argv(out, params({ values: 'corrected' })), env, capture().io)).toBe(0)
     const rows = (await readFile(out, 'utf8'))

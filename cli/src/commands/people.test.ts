@@ -9,7 +9,8 @@ import { tempDir } from '@skolluft/testkit'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { DATABASE_FILE, openDataDir } from '../data-dir.ts'
-import { type CliIo, runCli } from '../main.ts'
+import { runCli } from '../main.ts'
+import { type Captured, capture } from '../test-io.ts'
 import { PeopleCommandError, userAdd } from './people.ts'
 
 /**
@@ -42,25 +43,6 @@ const TokenOutput = z.strictObject({
   sites: z.array(z.string()),
   expires_at: z.iso.datetime(),
 })
-
-interface Captured {
-  readonly io: CliIo
-  readonly stdout: () => string
-  readonly stderr: () => string
-}
-
-function capture(): Captured {
-  const out: string[] = []
-  const err: string[] = []
-  return {
-    io: {
-      out: (t) => out.push(t.endsWith('\n') ? t : `${t}\n`),
-      err: (t) => err.push(t.endsWith('\n') ? t : `${t}\n`),
-    },
-    stdout: () => out.join(''),
-    stderr: () => err.join(''),
-  }
-}
 
 let dir: Awaited<ReturnType<typeof tempDir>>
 let env: NodeJS.ProcessEnv
