@@ -1,15 +1,20 @@
-import { readdirSync, readFileSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type ExportReading, flagsOf, type Metric } from '@skolluft/core'
 import { exportChunks, loadExportCorrections } from '@skolluft/export'
 import { startQualityChecks } from '@skolluft/ingest'
 import { silentLogger } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage } from '@skolluft/storage'
-import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { runCli, SC_ARCHIVE_COLUMNS, SC_FIXTURES, SC_SITE, SC_SITES_CSV } from '../support/sensor-community.ts'
+import {
+  dataDirWithScSite,
+  runCli,
+  SC_ARCHIVE_COLUMNS,
+  SC_FIXTURES,
+  SC_SITE,
+  scFixtureNames,
+} from '../support/sensor-community.ts'
 
 /**
  * `skolluft import sensor-community --merge-station` on the real Aberdeen archive files (test/fixtures/
@@ -146,9 +151,7 @@ async function storedReadings(storage: Storage, deviceId = DEVICE): Promise<Expo
 describe('skolluft import sensor-community --merge-station (real archive files)', () => {
   let dir: { path: string; cleanup: () => Promise<void> }
   let env: Record<string, string>
-  const names = readdirSync(SC_FIXTURES)
-    .filter((f) => f.endsWith('.csv'))
-    .sort()
+  const names = scFixtureNames()
   const sources = names.map((name) => ({ name, ...readRows(name) }))
   const pmRows = sources.filter((s) => s.kind === 'pm').flatMap((s) => s.rows)
   const climateRows = sources.filter((s) => s.kind === 'climate').flatMap((s) => s.rows)
@@ -156,12 +159,7 @@ describe('skolluft import sensor-community --merge-station (real archive files)'
   const joinedRh = new Map(expected.filter((r) => r.values.pm25 !== undefined).map((r) => [r.ts, r.values.rh]))
 
   beforeAll(async () => {
-    dir = await tempDir()
-    env = { DATA_DIR: dir.path }
-    const sites = join(dir.path, 'sites.csv')
-    await writeFile(sites, SC_SITES_CSV)
-    const imported = await runCli(['sites', 'import', sites], env)
-    expect(imported.code, imported.output).toBe(0)
+    ;({ dir, env } = await dataDirWithScSite())
   })
 
   afterAll(async () => {

@@ -1,12 +1,18 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Metric } from '@skolluft/core'
 import { openSqliteStorage } from '@skolluft/storage'
-import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { runCli, SC_ARCHIVE_COLUMNS, SC_FIXTURES, SC_SITE, SC_SITES_CSV } from '../support/sensor-community.ts'
+import {
+  dataDirWithScSite,
+  runCli,
+  SC_ARCHIVE_COLUMNS,
+  SC_FIXTURES,
+  SC_SITE,
+  scFixtureNames,
+} from '../support/sensor-community.ts'
 
 /**
  * Issue 5 "Proof": the real Sensor.Community archive files in test/fixtures/sensor-community (Aberdeen, 5–11
@@ -75,19 +81,11 @@ function readSource(name: string): SourceFile {
 describe('skolluft import sensor-community (real archive files)', () => {
   let dir: { path: string; cleanup: () => Promise<void> }
   let env: Record<string, string>
-  const sources = readdirSync(SC_FIXTURES)
-    .filter((f) => f.endsWith('.csv'))
-    .sort()
-    .map(readSource)
+  const sources = scFixtureNames().map(readSource)
   const totalRows = sources.reduce((sum, s) => sum + s.rows, 0)
 
   beforeAll(async () => {
-    dir = await tempDir()
-    env = { DATA_DIR: dir.path }
-    const sites = join(dir.path, 'sites.csv')
-    await writeFile(sites, SC_SITES_CSV)
-    const imported = await runCli(['sites', 'import', sites], env)
-    expect(imported.code, imported.output).toBe(0)
+    ;({ dir, env } = await dataDirWithScSite())
   })
 
   afterAll(async () => {

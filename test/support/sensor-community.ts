@@ -1,4 +1,8 @@
+import { readdirSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { tempDir } from '@skolluft/testkit'
 import { spawnCli, waitForExit } from './platform.ts'
 
 /**
@@ -57,4 +61,28 @@ export async function runCli(args: readonly string[], env: Record<string, string
   })
   const code = await waitForExit(child)
   return { code, stdout, output: child.output() }
+}
+
+/** The fixture file names, sorted (SDS011 and BME280 day files). */
+export function scFixtureNames(): string[] {
+  return readdirSync(SC_FIXTURES)
+    .filter((f) => f.endsWith('.csv'))
+    .sort()
+}
+
+/** A fresh DATA_DIR with the Aberdeen site imported through `skolluft sites import` (the real CLI). */
+export async function dataDirWithScSite(): Promise<{
+  dir: Awaited<ReturnType<typeof tempDir>>
+  env: Record<string, string>
+}> {
+  const dir = await tempDir()
+  const env = { DATA_DIR: dir.path }
+  const sites = join(dir.path, 'sites.csv')
+  await writeFile(sites, SC_SITES_CSV)
+  const imported = await runCli(['sites', 'import', sites], env)
+  if (imported.code !== 0) {
+    await dir.cleanup()
+    throw new Error(`sites import exited ${imported.code}: ${imported.output}`)
+  }
+  return { dir, env }
 }
