@@ -71,16 +71,21 @@ function compareToAfter(after: ExportAfter, siteId: string, deviceId: string, ts
 
 /** The storage query of a raw export: with RH for humidity corrections, and from the `after` reading on. */
 function rawStreamQuery(request: ExportRequest): ExportQuery {
-  const { query, after } = request
-  const withRh: ExportQuery =
-    request.values === 'corrected' && !query.metrics.includes('rh')
-      ? { ...query, metrics: [...query.metrics, 'rh'] }
-      : query
-  if (after === undefined) return withRh
+  const { after } = request
+  const query = queryWithRh(request)
+  if (after === undefined) return query
   return {
-    ...withRh,
+    ...query,
     after: { siteId: after.siteId === '' ? null : after.siteId, deviceId: after.deviceId, ts: after.ts },
   }
+}
+
+/** The storage query, with RH added for humidity corrections (they need the RH of the same reading or hour). */
+function queryWithRh(request: ExportRequest): ExportQuery {
+  const { query } = request
+  return request.values === 'corrected' && !query.metrics.includes('rh')
+    ? { ...query, metrics: [...query.metrics, 'rh'] }
+    : query
 }
 
 /** Each device's corrector, made once per export (none without `correctorFor`). */
@@ -165,9 +170,7 @@ export async function* exportRows(
   const { resolution, schema, query, after } = request
   const corrected = request.values === 'corrected'
   const correctorOf = correctorCache(sources)
-  // Humidity corrections need the RH of the same reading (or device-hour) even when rh is not exported.
-  const withRh: ExportQuery =
-    corrected && !query.metrics.includes('rh') ? { ...query, metrics: [...query.metrics, 'rh'] } : query
+  const withRh = queryWithRh(request)
 
   if (resolution === 'raw') {
     for await (const batch of sources.readings.streamReadings(rawStreamQuery(request))) {
