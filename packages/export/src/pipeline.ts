@@ -234,7 +234,6 @@ export async function* exportChunks(
 ): AsyncGenerator<ExportChunk> {
   const stats = options.stats ?? newExportStats()
   const columns = exportColumns(request.schema, request.resolution)
-  const rows = exportRows(sources, request, stats)
   if (request.format === 'parquet') {
     const encoder = createParquetEncoder({
       columns: columns.map((name) => ({ name, type: DATA_DICTIONARY[name].type })),
@@ -248,7 +247,7 @@ export async function* exportChunks(
       },
     })
     let pending = 0
-    for await (const batch of rows) {
+    for await (const batch of exportRows(sources, request, stats)) {
       pending += batch.length
       const bytes = encoder.push(batch)
       if (bytes !== undefined) {
@@ -259,7 +258,6 @@ export async function* exportChunks(
     yield { data: encoder.end(), rows: pending }
     return
   }
-  const line = createLineFormatter(request.format, request.resolution, request.schema)
   // A resumed text export continues a file that already has its header.
   const header = request.after === undefined ? exportHeader(request.format, request.resolution, request.schema) : ''
   if (header !== '') yield { data: header, rows: 0 }
@@ -267,7 +265,9 @@ export async function* exportChunks(
     yield* rawTextChunks(sources, request, request.format, stats)
     return
   }
-  for await (const batch of rows) {
+  // Aggregates: few rows, the cell path.
+  const line = createLineFormatter(request.format, request.resolution, request.schema)
+  for await (const batch of exportRows(sources, request, stats)) {
     let text = ''
     for (const cells of batch) text += line(cells)
     yield { data: text, rows: batch.length }
