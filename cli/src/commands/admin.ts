@@ -37,7 +37,7 @@ export interface DeviceAddOptions {
 
 /** Registers a device at a site and prints its credentials. The secret is shown only here, once. */
 export async function deviceAdd(env: NodeJS.ProcessEnv, io: CliIo, options: DeviceAddOptions): Promise<number> {
-  const { DATA_DIR } = loadConfig(CommonConfig, env)
+  const config = loadConfig(CommonConfig, env)
   const deviceId = options.deviceId ?? `dev-${randomBytes(5).toString('hex')}`
   const id = DeviceId.safeParse(deviceId)
   if (!id.success) {
@@ -46,7 +46,7 @@ export async function deviceAdd(env: NodeJS.ProcessEnv, io: CliIo, options: Devi
   }
   const password = generateSecret()
   const secretHash = await hashSecret(password)
-  await withDataDir(DATA_DIR, async (storage) => {
+  await withDataDir(config, async (storage) => {
     await storage.registry.addDevice(
       {
         id: id.data,
@@ -72,8 +72,8 @@ export async function deviceAdd(env: NodeJS.ProcessEnv, io: CliIo, options: Devi
 }
 
 export async function deviceList(env: NodeJS.ProcessEnv, io: CliIo, json: boolean): Promise<number> {
-  const { DATA_DIR } = loadConfig(CommonConfig, env)
-  const [devices, latest] = await withDataDir(DATA_DIR, (storage) =>
+  const config = loadConfig(CommonConfig, env)
+  const [devices, latest] = await withDataDir(config, (storage) =>
     Promise.all([storage.registry.listDevices(), storage.readings.latestByDevice()]),
   )
   const lastSeen = new Map(latest.map((l) => [l.deviceId, l]))
@@ -110,8 +110,8 @@ export async function deviceList(env: NodeJS.ProcessEnv, io: CliIo, json: boolea
 }
 
 export async function deviceRevoke(env: NodeJS.ProcessEnv, io: CliIo, deviceId: string): Promise<number> {
-  const { DATA_DIR } = loadConfig(CommonConfig, env)
-  const revoked = await withDataDir(DATA_DIR, async (storage) => {
+  const config = loadConfig(CommonConfig, env)
+  const revoked = await withDataDir(config, async (storage) => {
     const done = await storage.registry.revokeDevice(deviceId, Date.now())
     if (done) await auditCli(storage, 'device.revoke', deviceId)
     return done
@@ -130,7 +130,7 @@ export async function sitesImport(
   file: string,
   allowPartial: boolean,
 ): Promise<number> {
-  const { DATA_DIR } = loadConfig(CommonConfig, env)
+  const config = loadConfig(CommonConfig, env)
   const text = await readFile(file, 'utf8')
   const format = detectSitesFormat(basename(file), text)
   const { sites, errors } = parseSitesFile(text, format)
@@ -139,7 +139,7 @@ export async function sitesImport(
     io.err(`skolluft: ${errors.length} invalid row(s); nothing imported (use --allow-partial to import the valid rows)`)
     return 1
   }
-  const result = await withDataDir(DATA_DIR, async (storage) => {
+  const result = await withDataDir(config, async (storage) => {
     const r = await storage.registry.upsertSites(sites)
     await auditCli(storage, 'sites.import', null, { file: basename(file), inserted: r.inserted, updated: r.updated })
     return r
@@ -153,8 +153,8 @@ export async function rejectsList(
   io: CliIo,
   query: { limit: number; deviceId: string | undefined; json: boolean },
 ): Promise<number> {
-  const { DATA_DIR } = loadConfig(CommonConfig, env)
-  const [entries, counts] = await withDataDir(DATA_DIR, (storage) =>
+  const config = loadConfig(CommonConfig, env)
+  const [entries, counts] = await withDataDir(config, (storage) =>
     Promise.all([
       storage.rejects.list({ limit: query.limit, ...(query.deviceId ? { deviceId: query.deviceId } : {}) }),
       storage.rejects.counts(),
@@ -191,7 +191,8 @@ export async function deviceConfig(
   // Loaded here only: the other admin commands need neither MQTT nor the ingest's schema.
   const [{ IngestConfig }, { default: mqtt }] = await Promise.all([import('@skolluft/ingest'), import('mqtt')])
   // The same broker settings as the ingest's (MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD).
-  const { DATA_DIR, MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD } = loadConfig(CommonConfig.extend(IngestConfig.shape), env)
+  const settings = loadConfig(CommonConfig.extend(IngestConfig.shape), env)
+  const { DATA_DIR, MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD } = settings
   const parsed = DeviceConfig.safeParse(config)
   if (!parsed.success) {
     io.err(
@@ -199,7 +200,7 @@ export async function deviceConfig(
     )
     return 2
   }
-  return withDataDir(DATA_DIR, async (storage) => {
+  return withDataDir(settings, async (storage) => {
     const device = await storage.registry.getDevice(deviceId)
     if (!device || device.revokedAt !== null) {
       io.err(`skolluft: no active device "${deviceId}"`)

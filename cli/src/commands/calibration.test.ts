@@ -45,7 +45,7 @@ async function cli(...argv: string[]): Promise<{ code: number } & Captured> {
 beforeEach(async () => {
   dir = await tempDir()
   env = { DATA_DIR: dir.path, LOG_LEVEL: 'info' }
-  storage = await openDataDir(dir.path)
+  storage = await openDataDir({ DATA_DIR: dir.path })
   await storage.registry.upsertSites([
     { id: 'site-a', name: 'Skola A (demo)', kind: 'school', municipality: 'Lund', lat: 55.7, lon: 13.2, demo: true },
   ])

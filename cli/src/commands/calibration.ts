@@ -73,9 +73,9 @@ async function withCalibrations<T>(
   io: CliIo,
   fn: (ctx: CalibrationContext) => Promise<T>,
 ): Promise<T> {
-  const { DATA_DIR, LOG_LEVEL } = loadConfig(CommonConfig, env)
-  const log = cliLogger(LOG_LEVEL, io)
-  return withDataDir(DATA_DIR, (storage) => fn({ storage, log, clock: Date.now }))
+  const config = loadConfig(CommonConfig, env)
+  const log = cliLogger(config.LOG_LEVEL, io)
+  return withDataDir(config, (storage) => fn({ storage, log, clock: Date.now }))
 }
 
 export interface CalibrationAddOptions {

@@ -36,7 +36,7 @@ beforeAll(async () => {
     receivedAt: T0,
     expectedPerHour: 60,
   }))
-  await withDataDir(dir.path, async (storage) => {
+  await withDataDir({ DATA_DIR: dir.path }, async (storage) => {
     await storage.registry.upsertSites([site])
     await storage.readings.writeReadings(readings)
     // A registered SDS011 with its own RH, a day later (the tests above never see it).
@@ -164,7 +164,7 @@ describe('skolluft export, schema 2', () => {
     const token = capture()
     expect(await runCli(['token', 'create', '--role', 'researcher', '--json'], env, token.io)).toBe(0)
     const { token: secret } = z.object({ token: z.string() }).parse(JSON.parse(token.stdout()))
-    const storage = await openDataDir(dir.path)
+    const storage = await openDataDir({ DATA_DIR: dir.path })
     const api = await startApi({ log: silentLogger(), storage, host: '127.0.0.1', port: 0 })
     try {
       const body = await new Promise<Buffer>((resolve, reject) => {

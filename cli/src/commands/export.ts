@@ -65,7 +65,7 @@ export async function runExport(
   options: ExportCliOptions,
   clock: () => number = Date.now,
 ): Promise<number> {
-  const { DATA_DIR } = loadConfig(CommonConfig, env)
+  const config = loadConfig(CommonConfig, env)
   const exportEnv = loadConfig(ExportEnv, env)
   const given = Object.fromEntries(
     Object.entries(options.params).filter((e): e is [string, string] => e[1] !== undefined),
@@ -82,7 +82,7 @@ export async function runExport(
   const partial = `${options.out}.partial`
   const resumed =
     options.resume === true && parsed.data.format !== 'parquet' ? await readPartial(partial, parsed.data) : undefined
-  const result = await withDataDir(DATA_DIR, async (storage) => {
+  const result = await withDataDir(config, async (storage) => {
     let request: ExportRequest
     try {
       request = buildExportRequest(

@@ -23,7 +23,7 @@ import {
 import { generateSecret, hashSecret, loadConfig, silentLogger } from '@skolluft/runtime'
 import type { DeviceRecord, Storage, StoredReading } from '@skolluft/storage'
 import { CommonConfig } from '../config.ts'
-import { withDataDir } from '../data-dir.ts'
+import { type DataDirConfig, withDataDir } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
 import { CLI_ACTOR } from './people.ts'
 
@@ -125,7 +125,7 @@ export async function importSensorCommunity(
   io: CliIo,
   options: SensorCommunityImportOptions,
 ): Promise<number> {
-  const { DATA_DIR } = loadConfig(CommonConfig, env)
+  const config = loadConfig(CommonConfig, env)
   // Every file is read and parsed before anything is written: an unreadable file stops the import untouched.
   const parsed: ParsedFile[] = []
   for (const path of options.files) {
@@ -160,7 +160,7 @@ export async function importSensorCommunity(
     }
     file.readings.splice(0, file.readings.length, ...kept)
   }
-  if (options.mergeStation === true) return await importStations(DATA_DIR, io, options, parsed)
+  if (options.mergeStation === true) return await importStations(config, io, options, parsed)
   for (const group of sensors.values()) {
     const deviceId = `${options.devicePrefix}-${group.sensorId}`
     if (!DeviceId.safeParse(deviceId).success) {
@@ -169,7 +169,7 @@ export async function importSensorCommunity(
     }
   }
 
-  const outcome = await withDataDir(DATA_DIR, async (storage) => {
+  const outcome = await withDataDir(config, async (storage) => {
     if ((await storage.registry.getSite(options.siteId)) === undefined) {
       io.err(`skolluft: no site "${options.siteId}" (import sites first: skolluft sites import <file>)`)
       return undefined
@@ -350,7 +350,7 @@ export interface ImportedStation {
 
 /** --merge-station: one device per station, PM readings joined with the climate sensor's (module comment). */
 async function importStations(
-  dataDir: string,
+  config: DataDirConfig,
   io: CliIo,
   options: SensorCommunityImportOptions,
   parsed: ParsedFile[],
@@ -415,7 +415,7 @@ async function importStations(
     }
   }
 
-  const outcome = await withDataDir(dataDir, async (storage) => {
+  const outcome = await withDataDir(config, async (storage) => {
     if ((await storage.registry.getSite(options.siteId)) === undefined) {
       io.err(`skolluft: no site "${options.siteId}" (import sites first: skolluft sites import <file>)`)
       return undefined

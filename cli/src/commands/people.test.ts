@@ -83,7 +83,7 @@ async function rawSeries(token?: string): Promise<Response> {
 beforeEach(async () => {
   dir = await tempDir()
   env = { DATA_DIR: dir.path, LOG_LEVEL: 'info' }
-  storage = await openDataDir(dir.path)
+  storage = await openDataDir({ DATA_DIR: dir.path })
   await storage.registry.upsertSites(SITES.map((s) => ({ ...s, demo: true })))
 })
 

@@ -73,9 +73,9 @@ interface PeopleContext {
 
 /** Opens DATA_DIR and runs `fn` with what the API's operations need; always closes the store. */
 async function withPeople<T>(env: NodeJS.ProcessEnv, io: CliIo, fn: (ctx: PeopleContext) => Promise<T>): Promise<T> {
-  const { DATA_DIR, LOG_LEVEL } = loadConfig(CommonConfig, env)
-  const log = cliLogger(LOG_LEVEL, io)
-  return withDataDir(DATA_DIR, (storage) => fn({ storage, log, clock: Date.now }))
+  const config = loadConfig(CommonConfig, env)
+  const log = cliLogger(config.LOG_LEVEL, io)
+  return withDataDir(config, (storage) => fn({ storage, log, clock: Date.now }))
 }
 
 /**

@@ -221,7 +221,7 @@ export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<numbe
     .extend(AlertsKeyEnv.shape)
   const config = loadConfig(StartConfig, env)
   const log = createLogger({ level: config.LOG_LEVEL })
-  const storage = await openDataDir(config.DATA_DIR)
+  const storage = await openDataDir(config)
   const closers: Closer[] = [() => storage.close()]
   try {
     if (config.DEMO_SITES) await importDemoSitesIfEmpty(storage, log)
@@ -294,7 +294,7 @@ export async function runGateway(env: NodeJS.ProcessEnv, _io: CliIo): Promise<nu
   const { GatewayConfig } = await loadGateway()
   const config = loadConfig(CommonConfig.extend(GatewayConfig.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-gateway' })
-  const storage = await openDataDir(config.DATA_DIR)
+  const storage = await openDataDir(config)
   await ensureServiceCredentials(config.DATA_DIR, storage.registry)
   let started: Awaited<ReturnType<typeof startPlatformGateway>>
   try {
@@ -313,7 +313,7 @@ export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
   const config = loadConfig(CommonConfig.extend(IngestConfig.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-ingest' })
   const credential = await loadServiceCredential('ingest', config.DATA_DIR, config)
-  const storage = await openDataDir(config.DATA_DIR)
+  const storage = await openDataDir(config)
   const ingest = await startIngest({ log, storage, mqtt: { url: config.MQTT_URL, ...credential } })
   // Closed in reverse order: the quality worker stops before storage closes.
   const quality = startQualityChecks({ log, storage })
@@ -325,7 +325,7 @@ export async function runAlerts(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
   const config = loadConfig(CommonConfig.extend(AlertsEnv.shape).extend(AlertsKeyEnv.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-alerts' })
   const credential = await loadServiceCredential('alerts', config.DATA_DIR, config)
-  const storage = await openDataDir(config.DATA_DIR)
+  const storage = await openDataDir(config)
   try {
     const alertsKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
     const alerts = await startPlatformAlerts(log, storage, config, { url: config.MQTT_URL, ...credential }, alertsKey)
@@ -350,7 +350,7 @@ export async function runApi(env: NodeJS.ProcessEnv, io: CliIo): Promise<number>
   const { ApiEnv, apiListenOptions, startApi } = await loadApi()
   const config = loadConfig(CommonConfig.extend(ApiEnv.shape).extend(LiveEnv.shape).extend(AlertsKeyEnv.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-api' })
-  const storage = await openDataDir(config.DATA_DIR)
+  const storage = await openDataDir(config)
   const closers: Closer[] = [() => storage.close()]
   try {
     const alertsKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
@@ -392,7 +392,7 @@ export async function runSim(
   let devices = await readSimDevices(devicesFile ?? join(config.DATA_DIR, SIM_DEVICES_FILE))
   if (devices.length === 0 && devicesFile === undefined) {
     // No fleet yet: register one simulated device per site in the data directory's registry.
-    const storage = await openDataDir(config.DATA_DIR)
+    const storage = await openDataDir(config)
     try {
       devices = await ensureSimDevices(
         config.DATA_DIR,
