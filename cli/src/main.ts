@@ -9,6 +9,7 @@ const people = () => import('./commands/people.ts')
 const importer = () => import('./commands/import.ts')
 const exporter = () => import('./commands/export.ts')
 const calibration = () => import('./commands/calibration.ts')
+const influx = () => import('./commands/influx.ts')
 
 export const USAGE = `usage: skolluft <command> [options]
 
@@ -67,6 +68,18 @@ Data export (works on DATA_DIR; schemas skolluft-export/1 and /2, see docs/expor
                                 rows, sha256, corrections, licence: EXPORT_LICENCE, attribution:
                                 EXPORT_ATTRIBUTION); an interrupted run leaves <file>.partial, which
                                 --resume continues (CSV, NDJSON)
+
+InfluxDB 2 (STORE=influxdb; INFLUX_URL, INFLUX_ORG, INFLUX_BUCKET, INFLUX_TOKEN: an operator token):
+  influx setup [--retention <days>] [--apply] [--ingest-env <file>] [--read-env <file>]
+               [--init --username <name> --password-file <file>]
+                                creates what is missing: the organisation, the bucket (retention in days; default 0:
+                                kept forever, readings are research data), a token for the ingest (write + read on
+                                the bucket) and a read-only one (API, Grafana), each shown once or written to its
+                                env file (mode 0600); a second run changes nothing; a different retention or token
+                                permissions are reported and changed only with --apply; --init onboards a fresh
+                                server (the password from the file; INFLUX_TOKEN becomes the operator token)
+  influx check [--retention <days>]
+                                compares without changing anything; exit 1 when something is missing or differs
 `
 
 const STRING_FLAG = { type: 'string' } as const
@@ -203,6 +216,8 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
       }
       case 'calibration':
         return await runCalibration(rest, env, io)
+      case 'influx':
+        return await runInflux(rest, env, io)
       case undefined:
       case 'help':
       case '--help':
@@ -452,5 +467,43 @@ async function runCalibration(args: readonly string[], env: NodeJS.ProcessEnv, i
     }
     default:
       throw new UsageError('calibration: subcommands are add, fit, list, retire')
+  }
+}
+
+async function runInflux(args: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const [sub, ...rest] = args
+  const text = STRING_FLAG
+  const flag = { type: 'boolean', default: false } as const
+  switch (sub) {
+    case 'setup': {
+      const { values } = parseArgs({
+        args: [...rest],
+        options: {
+          retention: text,
+          apply: flag,
+          init: flag,
+          username: text,
+          'password-file': text,
+          'ingest-env': text,
+          'read-env': text,
+        },
+        strict: true,
+      })
+      return await (await influx()).influxSetup(env, io, {
+        retention: values.retention,
+        apply: values.apply,
+        init: values.init,
+        username: values.username,
+        passwordFile: values['password-file'],
+        ingestEnv: values['ingest-env'],
+        readEnv: values['read-env'],
+      })
+    }
+    case 'check': {
+      const { values } = parseArgs({ args: [...rest], options: { retention: text }, strict: true })
+      return await (await influx()).influxCheck(env, io, { retention: values.retention })
+    }
+    default:
+      throw new UsageError('influx: subcommands are setup, check')
   }
 }
