@@ -122,4 +122,14 @@ describe('ApiEnv', () => {
     expect(env).toMatchObject({ PORT: 0, HOST: '127.0.0.1', OPERATOR_TOKEN: token })
     expect(apiListenOptions(env)).toMatchObject({ host: '127.0.0.1', port: 0, options: { operatorToken: token } })
   })
+
+  it('passes REDIS_URL on (redis:// or rediss://, unset or empty: one instance) and refuses anything else', () => {
+    for (const url of ['redis://127.0.0.1:6379', 'rediss://user:secret@redis.example.org:6380/0']) {
+      expect(apiListenOptions(loadConfig(ApiEnv, { REDIS_URL: url })).redisUrl).toBe(url)
+    }
+    expect(apiListenOptions(loadConfig(ApiEnv, { REDIS_URL: '' })).redisUrl).toBeUndefined()
+    expect(apiListenOptions(loadConfig(ApiEnv, {})).redisUrl).toBeUndefined()
+    expect(problemsOf({ REDIS_URL: 'http://127.0.0.1:6379' })).toEqual(['REDIS_URL'])
+    expect(problemsOf({ REDIS_URL: '127.0.0.1:6379' })).toEqual(['REDIS_URL'])
+  })
 })

@@ -34,6 +34,11 @@ export const ApiEnv = z.object({
   TRUST_PROXY: z.preprocess(unsetIfEmpty, z.string().max(200).optional()),
   /** `production` makes alert webhooks https-only (the alerts service reads the same variable). */
   NODE_ENV: z.preprocess(unsetIfEmpty, z.string().max(100).default('development')),
+  /** Joins several API instances for live events (live/cluster.ts); unset: one instance, no Redis. */
+  REDIS_URL: z.preprocess(
+    unsetIfEmpty,
+    z.url({ protocol: /^rediss?$/, error: 'REDIS_URL must be a redis:// or rediss:// URL' }).optional(),
+  ),
   /** Licence, attribution and threshold profiles in export manifests (@skolluft/export ExportEnv). */
   ...ExportEnv.shape,
 })
@@ -45,11 +50,13 @@ export function apiListenOptions(
 ): {
   host: string
   port: number
+  redisUrl: string | undefined
   options: Partial<ApiOptions>
 } {
   return {
     host: env.HOST,
     port: env.PORT,
+    redisUrl: env.REDIS_URL,
     options: {
       operatorToken: env.OPERATOR_TOKEN,
       publicMap: env.PUBLIC_MAP ?? defaults.publicMap,

@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import { createServer } from 'node:http'
 import { Server as SocketServer } from 'socket.io'
 import { API_V1_PREFIX, createApi } from './app.ts'
+import { connectLiveCluster, type LiveCluster } from './live/cluster.ts'
 import { createLiveHub, type LiveHub } from './live/hub.ts'
 import { type MqttFeed, type MqttFeedOptions, startMqttFeed } from './live/mqtt-feed.ts'
 import type { ApiDeps } from './options.ts'
@@ -17,6 +18,13 @@ export interface StartApiOptions extends ApiDeps {
   readonly port: number
   /** Broker credentials of the `api` service, for live events; without them the map updates on reload only. */
   readonly live?: MqttFeedOptions
+  /**
+   * `redis://` or `rediss://` URL joining several API instances (live/cluster.ts); unset: a single instance.
+   * REDIS_URL, passed on by apiListenOptions.
+   */
+  readonly redisUrl?: string | undefined
+  /** How long start-up waits for Redis before it goes on without it (live/cluster.ts default). */
+  readonly redisConnectTimeoutMs?: number
 }
 
 export interface RunningApi {
@@ -38,7 +46,7 @@ export function isSameOrigin(origin: string | undefined, host: string | undefine
 }
 
 export async function startApi(options: StartApiOptions): Promise<RunningApi> {
-  const { host, port, live, ...deps } = options
+  const { host, port, live, redisUrl, redisConnectTimeoutMs, ...deps } = options
   const api = createApi(deps)
   const server = createServer(api.app)
   const io = new SocketServer(server, {
@@ -52,18 +60,29 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
       callback(null, isSameOrigin(req.headers.origin, req.headers.host))
     },
   })
+  let cluster: LiveCluster | undefined
+  if (redisUrl !== undefined) {
+    cluster = await connectLiveCluster({
+      url: redisUrl,
+      io,
+      log: deps.log,
+      ...(redisConnectTimeoutMs === undefined ? {} : { connectTimeoutMs: redisConnectTimeoutMs }),
+    })
+  }
   const hub = createLiveHub({
     io,
     auth: api.auth,
     policy: api.ctx.options,
     log: deps.log,
     revalidateMs: api.ctx.options.liveRevalidateMs,
+    ...(cluster === undefined ? {} : { cluster }),
   })
   server.listen({ host, port })
   await once(server, 'listening')
   const address = server.address()
   if (address === null || typeof address === 'string') {
     server.close()
+    await cluster?.close()
     throw new Error(`api server has no TCP address (got ${String(address)})`)
   }
   let feed: MqttFeed | undefined
@@ -76,7 +95,10 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
       clock: api.ctx.clock,
     })
   }
-  deps.log.info({ host, port: address.port, api: API_V1_PREFIX, live: live !== undefined }, 'api listening')
+  deps.log.info(
+    { host, port: address.port, api: API_V1_PREFIX, live: live !== undefined, cluster: cluster !== undefined },
+    'api listening',
+  )
 
   let closing: Promise<void> | undefined
   return {
@@ -87,6 +109,8 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
         await feed?.close()
         hub.close()
         await new Promise<void>((resolve) => io.close(() => resolve()))
+        // After io.close(): it closes the Redis adapter, whose unsubscriptions go out on the way.
+        await cluster?.close()
         await new Promise<void>((resolve, reject) => {
           const force = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS)
           force.unref()

@@ -1,4 +1,12 @@
-import { type AccessPolicy, canOnSite, holds, isValidId, type MetricValues, type Principal } from '@skolluft/core'
+import {
+  type AccessPolicy,
+  canOnSite,
+  holds,
+  isValidId,
+  METRICS,
+  type MetricValues,
+  type Principal,
+} from '@skolluft/core'
 import type { Logger } from '@skolluft/runtime'
 import type { Server, Socket } from 'socket.io'
 import { z } from 'zod'
@@ -15,6 +23,10 @@ import type { Authenticator } from '../auth/authenticate.ts'
  * keeps only the newest event per site, merged per metric. Memory per client is bounded by the number of
  * sites, however fast readings arrive and however slow the client is. A client that never acks gets
  * one batch per ACK_TIMEOUT_MS.
+ *
+ * With several API instances (cluster.ts) each hub serves only the sockets connected to it. Broker events
+ * reach every instance through its own feed (publishReadings/publishStatus: local only); events that start
+ * in one instance go to the others through the cluster adapter (broadcastReadings/broadcastStatus).
  */
 export const ACK_TIMEOUT_MS = 10_000
 /** Events are gathered this long before a batch goes out, so a burst becomes one message. */
@@ -43,6 +55,26 @@ export interface StatusEvent {
   readonly ts: string
 }
 
+/** serverSideEmit event names between instances (cluster.ts); the payloads are checked like any input. */
+export const PEER_READINGS_EVENT = 'skolluft:live-readings'
+export const PEER_STATUS_EVENT = 'skolluft:live-status'
+
+const IdString = z.string().refine(isValidId, 'not an id')
+const PeerReadings = z.array(
+  z.strictObject({
+    site: IdString,
+    device: IdString,
+    ts: z.iso.datetime({ offset: true }),
+    values: z.partialRecord(z.enum(METRICS), z.number()),
+  }),
+)
+const PeerStatus = z.strictObject({
+  site: IdString,
+  device: IdString,
+  online: z.boolean(),
+  ts: z.iso.datetime({ offset: true }),
+})
+
 const Subscription = z.union([
   z.strictObject({ map: z.literal(true) }),
   z.strictObject({ site: z.string().refine(isValidId, 'not a site id') }),
@@ -60,10 +92,24 @@ interface Client {
 }
 
 export interface LiveHub {
+  /**
+   * Events this instance learnt from the broker, to the sockets connected here only: every instance has its
+   * own feed (mqtt-feed.ts), so sending them on would deliver them once per instance.
+   */
   publishReadings(events: readonly ReadingEvent[]): void
   publishStatus(event: StatusEvent): void
-  /** Connected clients and the events waiting for them, for tests and metrics. */
-  stats(): { clients: number; pending: number; inFlight: number }
+  /**
+   * Events that originate in this instance, which no other instance learns of by itself: to the sockets
+   * connected here and, when instances are joined (cluster.ts), to every other instance's. While Redis is
+   * unavailable the other instances miss them (logged).
+   */
+  broadcastReadings(events: readonly ReadingEvent[]): void
+  broadcastStatus(event: StatusEvent): void
+  /**
+   * Connected clients and the events waiting for them; `fromPeers` counts the events received from other
+   * instances. For tests and metrics.
+   */
+  stats(): { clients: number; pending: number; inFlight: number; fromPeers: number }
   /** Stops the periodic credential check (the sockets close with the socket.io server). */
   close(): void
 }
@@ -80,9 +126,12 @@ export function createLiveHub(deps: {
   readonly policy: AccessPolicy
   readonly log: Logger
   readonly revalidateMs?: number
+  /** Set when the instances are joined through Redis (cluster.ts); unset: this is the only instance. */
+  readonly cluster?: { ready(): boolean }
 }): LiveHub {
-  const { io, auth, policy, log } = deps
+  const { io, auth, policy, log, cluster } = deps
   const clients = new Set<Client>()
+  let fromPeers = 0
   const principals = new WeakMap<Socket, Principal>()
 
   /** Who opened the socket, from its handshake's headers, as a request would be authenticated. */
@@ -195,22 +244,66 @@ export function createLiveHub(deps: {
     })
   })
 
+  function publishReadings(events: readonly ReadingEvent[]): void {
+    for (const client of clients) {
+      for (const event of events) {
+        if (!wants(client, event.site)) continue
+        client.pending.set(event.site, merge(client.pending.get(event.site), event))
+      }
+      schedule(client)
+    }
+  }
+
+  function publishStatus(event: StatusEvent): void {
+    for (const client of clients) {
+      if (!wants(client, event.site) || !canOnSite(client.principal, 'devices:read', event.site, policy)) continue
+      client.pendingStatus.set(event.device, event)
+      schedule(client)
+    }
+  }
+
+  /** To the other instances; the sender never receives its own serverSideEmit (socket.io docs). */
+  function toPeers(event: string, payload: unknown, count: number): void {
+    if (cluster === undefined) return
+    // Not queued while Redis is away: stale live events are worth less than bounded memory.
+    if (!cluster.ready()) {
+      log.warn({ event, events: count }, 'live events not sent to other API instances: redis unavailable')
+      return
+    }
+    io.serverSideEmit(event, payload)
+  }
+
+  if (cluster !== undefined) {
+    io.on(PEER_READINGS_EVENT, (body: unknown) => {
+      const parsed = PeerReadings.safeParse(body)
+      if (!parsed.success) {
+        log.warn({ event: PEER_READINGS_EVENT }, 'malformed live event from another instance dropped')
+        return
+      }
+      fromPeers += parsed.data.length
+      publishReadings(parsed.data)
+    })
+    io.on(PEER_STATUS_EVENT, (body: unknown) => {
+      const parsed = PeerStatus.safeParse(body)
+      if (!parsed.success) {
+        log.warn({ event: PEER_STATUS_EVENT }, 'malformed live event from another instance dropped')
+        return
+      }
+      fromPeers += 1
+      publishStatus(parsed.data)
+    })
+  }
+
   return {
-    publishReadings(events) {
-      for (const client of clients) {
-        for (const event of events) {
-          if (!wants(client, event.site)) continue
-          client.pending.set(event.site, merge(client.pending.get(event.site), event))
-        }
-        schedule(client)
-      }
+    publishReadings,
+    publishStatus,
+    broadcastReadings(events) {
+      publishReadings(events)
+      toPeers(PEER_READINGS_EVENT, events, events.length)
     },
-    publishStatus(event) {
-      for (const client of clients) {
-        if (!wants(client, event.site) || !canOnSite(client.principal, 'devices:read', event.site, policy)) continue
-        client.pendingStatus.set(event.device, event)
-        schedule(client)
-      }
+    broadcastStatus(event) {
+      publishStatus(event)
+      toPeers(PEER_STATUS_EVENT, event, 1)
     },
     close() {
       clearInterval(revalidateTimer)
@@ -222,7 +315,7 @@ export function createLiveHub(deps: {
         pending += client.pending.size
         if (client.inFlight) inFlight += 1
       }
-      return { clients: clients.size, pending, inFlight }
+      return { clients: clients.size, pending, inFlight, fromPeers }
     },
   }
 }
