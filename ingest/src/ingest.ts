@@ -63,10 +63,32 @@ export interface IngestOptions {
     readonly url: string
     readonly username: string
     readonly password: string
+    /** Default: the username. Each worker of a shared group needs its own, stable across restarts. */
     readonly clientId?: string
+    /** Share the telemetry with the other workers of this group (`$share/<group>/…`); see `telemetryFilter`. */
+    readonly sharedGroup?: string
   }
   readonly clock?: () => number
   readonly registryPollMs?: number
+}
+
+/**
+ * The subscription that brings telemetry to this worker: every device's telemetry, or with a group the MQTT
+ * shared subscription `$share/<group>/<filter>` [MQTT-4.8.2], where the broker hands each message to one
+ * member of the group. The group is validated by IngestConfig (one topic level, no wildcards).
+ *
+ * What Mosquitto 2.0.11 does with a member that dies (measured by test/e2e/ingest-shared.test.ts, and
+ * src/subs.c `subs__shared_process`): members are served in strict rotation, connected or not. A member with a
+ * persistent session that is gone keeps (1) its unacknowledged in-flight messages and (2) its turn in the
+ * rotation, so every Nth new message is queued in its session; neither is handed to the other members (the
+ * spec allows waiting for the member to reconnect, [MQTT-4.8.2] "Shared Subscriptions" notes). When a worker
+ * with the same client id connects again, the broker resends the in-flight ones (with DUP set) and then the
+ * queue. Zero loss therefore needs every worker restarted with its own stable client id (a supervisor does
+ * that), and a broker queue large enough for its share during the outage (Mosquitto drops QoS 1 messages
+ * beyond `max_queued_messages`, default 1000).
+ */
+export function telemetryFilter(sharedGroup: string | undefined): string {
+  return sharedGroup === undefined ? ALL_TELEMETRY_FILTER : `$share/${sharedGroup}/${ALL_TELEMETRY_FILTER}`
 }
 
 export interface IngestStats {
@@ -248,10 +270,11 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     }
   }
 
+  // Stable across restarts, so the broker keeps our session; the gateway requires service client
+  // ids to be the service's username (or start with it).
+  const clientId = options.mqtt.clientId ?? options.mqtt.username
   const client: MqttClient = mqtt.connect(options.mqtt.url, {
-    // Stable across restarts, so the broker keeps our session; the gateway requires service client
-    // ids to be the service's username (or start with it).
-    clientId: options.mqtt.clientId ?? options.mqtt.username,
+    clientId,
     username: options.mqtt.username,
     password: options.mqtt.password,
     protocolVersion: 4,
@@ -336,12 +359,36 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
   })
   client.on('error', (error) => log.error({ err: error }, 'mqtt client error'))
 
-  const granted = await client.subscribeAsync(ALL_TELEMETRY_FILTER, { qos: 1 })
-  if (granted.some((g) => g.qos === 128)) {
-    await client.endAsync(true)
-    throw new IngestError('SUBSCRIBE_REFUSED', `broker refused the subscription to ${ALL_TELEMETRY_FILTER}`)
+  const sharedGroup = options.mqtt.sharedGroup
+  const filter = telemetryFilter(sharedGroup)
+  // MQTT.js 5 rejects on a SUBACK failure code (0x80, [MQTT-3.9.3-2]) rather than returning it; either way
+  // the client is ended here, or its reconnect loop would keep a process that cannot work alive.
+  let refusal: unknown
+  try {
+    const granted = await client.subscribeAsync(filter, { qos: 1 })
+    if (granted.some((g) => g.qos >= 0x80)) refusal = new Error('SUBACK failure code')
+  } catch (error) {
+    refusal = error
   }
-  log.info({ url: options.mqtt.url, filter: ALL_TELEMETRY_FILTER }, 'ingest subscribed')
+  if (refusal !== undefined) {
+    await client.endAsync(true)
+    if (sharedGroup !== undefined) {
+      // Refused rather than accepted and silent: the skolluft gateway (aedes 1.2, no shared subscriptions)
+      // refuses every `$` filter (gateway/src/permissions.ts), so a group pointed at it fails here, loudly.
+      throw new IngestError(
+        'SUBSCRIBE_REFUSED',
+        `broker refused the shared subscription ${filter}: INGEST_SHARED_GROUP needs a broker with MQTT shared subscriptions (Mosquitto 2, docs/scaling.md); the built-in skolluft gateway has none, so unset INGEST_SHARED_GROUP and run one ingest behind it`,
+        { cause: refusal },
+      )
+    }
+    throw new IngestError('SUBSCRIBE_REFUSED', `broker refused the subscription to ${filter}`, { cause: refusal })
+  }
+  if (sharedGroup !== undefined) {
+    // A session that ran without a group still holds the plain subscription and would go on receiving every
+    // message besides its share. Dropped after the shared one is in place, so nothing falls in between.
+    await client.unsubscribeAsync(ALL_TELEMETRY_FILTER)
+  }
+  log.info({ url: options.mqtt.url, filter, clientId, sharedGroup }, 'ingest subscribed')
 
   return {
     stats: () => ({ ...stats, rejectedByCode: { ...stats.rejectedByCode } }),

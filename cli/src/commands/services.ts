@@ -314,7 +314,16 @@ export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-ingest' })
   const credential = await loadServiceCredential('ingest', config.DATA_DIR, config)
   const storage = await openDataDir(config)
-  const ingest = await startIngest({ log, storage, mqtt: { url: config.MQTT_URL, ...credential } })
+  const ingest = await startIngest({
+    log,
+    storage,
+    mqtt: {
+      url: config.MQTT_URL,
+      ...credential,
+      clientId: config.INGEST_CLIENT_ID,
+      sharedGroup: config.INGEST_SHARED_GROUP,
+    },
+  })
   // Closed in reverse order: the quality worker stops before storage closes.
   const quality = startQualityChecks({ log, storage })
   return runUntilSignal(log, [() => storage.close(), () => ingest.close(), () => quality.close()])
