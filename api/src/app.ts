@@ -3,6 +3,7 @@ import express from 'express'
 import { type Authenticator, createAuthenticator } from './auth/authenticate.ts'
 import { dashboardRouter } from './dashboard.ts'
 import { requestLog, securityHeaders } from './http-headers.ts'
+import { createAccessChanges } from './live/access-changes.ts'
 import { createMapSnapshots, type MapSnapshots } from './map-snapshot.ts'
 import { type ApiContext, type ApiDeps, DEFAULT_API_OPTIONS } from './options.ts'
 import { problemHandler, unmatchedRoute } from './problem.ts'
@@ -46,6 +47,7 @@ export function createApi(deps: ApiDeps): Api {
     clock: deps.clock ?? Date.now,
     options: { ...DEFAULT_API_OPTIONS, ...deps.options },
     alertsKey: deps.alertsKey ?? null,
+    accessChanges: createAccessChanges(),
   }
   const auth = createAuthenticator(ctx)
   const limits = createRateLimits(ctx.clock, ctx.options.rateLimit)

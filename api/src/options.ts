@@ -1,6 +1,7 @@
 import { ExportEnv } from '@skolluft/export'
 import type { Logger } from '@skolluft/runtime'
 import type { Storage } from '@skolluft/storage'
+import type { AccessChanges } from './live/access-changes.ts'
 import { REVALIDATE_MS } from './live/hub.ts'
 import { API_BURST, API_RATE_PER_S } from './rate-limit.ts'
 
@@ -93,4 +94,6 @@ export interface ApiContext {
   readonly clock: () => number
   readonly options: ApiOptions
   readonly alertsKey: Buffer | null
+  /** Routes report ended sessions, changed users and revoked tokens here; the live hub re-checks its sockets. */
+  readonly accessChanges: AccessChanges
 }

@@ -77,6 +77,8 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     revalidateMs: api.ctx.options.liveRevalidateMs,
     ...(cluster === undefined ? {} : { cluster }),
   })
+  // Log-outs, user changes and revoked tokens that requests make here reach the live sockets of every instance.
+  const stopAccessChanges = api.ctx.accessChanges.subscribe((change) => hub.accessChanged(change))
   server.listen({ host, port })
   await once(server, 'listening')
   const address = server.address()
@@ -107,6 +109,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     close() {
       closing ??= (async () => {
         await feed?.close()
+        stopAccessChanges()
         hub.close()
         await new Promise<void>((resolve) => io.close(() => resolve()))
         // After io.close(): it closes the Redis adapter, whose unsubscriptions go out on the way.

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FLUSH_DELAY_MS, issueApiToken, type ReadingEvent, type RunningApi, startApi } from '@skolluft/api'
-import { DAY_MS, defaultScopes } from '@skolluft/core'
+import { DAY_MS, defaultScopes, type Permission, type Role } from '@skolluft/core'
 import { createLogger, generateSecret, hashSecret } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage } from '@skolluft/storage'
 import { closedPort, waitFor } from '@skolluft/testkit'
@@ -18,8 +18,17 @@ import { redisAvailable, startRedis, type TestRedis } from '../support/redis.ts'
  * as behind a load balancer with sticky sessions. Every live event must reach every entitled client once,
  * whichever instance it is connected to: broker events through each instance's own feed (not through Redis
  * as well), events that start in one instance through Redis.
+ *
+ * Access changes made over HTTP on one instance (log-out, a disabled or changed user, a revoked token) must
+ * reach the sockets on every instance at once, not at the periodic re-check (REVALIDATE_MS, 30 s, which these
+ * instances keep): the instances here are started with the default, so anything under a second is the hub's
+ * doing.
  */
 const QUIET_MS = 4 * FLUSH_DELAY_MS
+/** Access changes must reach every instance's sockets within this (the brief: "within a second, not 30 s"). */
+const ACCESS_CUT_OFF_MS = 1_000
+/** After a probe reached the control socket, how long the victim's copy (flushed in the same tick) may lag. */
+const PROBE_GRACE_MS = 50
 const SITE = 'site-a'
 
 const ReadingBatch = z.array(
@@ -47,10 +56,16 @@ let b: Instance
 let apiCredential: { username: string; password: string }
 let device: { deviceId: string; password: string }
 let staffToken: string
+/** Manages users and tokens (Bearer: no CSRF token needed). */
+let adminAuth: Record<string, string>
 const sockets: Socket[] = []
 const extraInstances: Instance[] = []
 
-async function startInstance(storage: Storage, redisUrl: string, redisConnectTimeoutMs?: number): Promise<Instance> {
+async function startInstance(
+  storage: Storage,
+  redisUrl: string | undefined,
+  redisConnectTimeoutMs?: number,
+): Promise<Instance> {
   const logs: string[] = []
   const api = await startApi({
     log: createLogger({ level: 'debug', destination: { write: (line: string) => void logs.push(line) } }),
@@ -114,6 +129,91 @@ function nextEvent(deviceId: string, values: ReadingEvent['values']): ReadingEve
   return { site: SITE, device: deviceId, ts: new Date(Date.UTC(2026, 0, 15, 8, minute)).toISOString(), values }
 }
 
+async function addToken(
+  role: Role,
+  scopes: Permission[] = defaultScopes(role),
+): Promise<{ id: string; value: string }> {
+  const issued = await issueApiToken()
+  await platform.storage.access.createToken({
+    id: issued.id,
+    name: `${role} live`,
+    role,
+    scopes,
+    sites: [],
+    userId: null,
+    secretHash: issued.secretHash,
+    createdAt: Date.now() - DAY_MS,
+    expiresAt: null,
+  })
+  return { id: issued.id, value: issued.value }
+}
+
+let users = 0
+const PASSWORD = 'staff password 0123'
+async function addStaffUser(): Promise<{ id: string; email: string }> {
+  users += 1
+  const email = `staff-${users}@example.org`
+  const user = await platform.storage.access.addUser(
+    { email, name: null, role: 'staff', sites: [], passwordHash: await hashSecret(PASSWORD) },
+    Date.now(),
+  )
+  return { id: user.id, email }
+}
+
+const LoginAnswer = z.object({ csrfToken: z.string().min(1) })
+/** POST /auth/login on `instance`: the session's Cookie header and CSRF token. */
+async function logIn(instance: Instance, email: string): Promise<{ cookie: string; csrf: string }> {
+  const res = await fetch(`http://127.0.0.1:${instance.api.port}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  })
+  expect(res.status).toBe(200)
+  const cookie = /^(skolluft_session=[^;]+)/.exec(res.headers.getSetCookie()[0] ?? '')?.[1]
+  if (cookie === undefined) throw new Error('no session cookie')
+  return { cookie, csrf: LoginAnswer.parse(await res.json()).csrfToken }
+}
+
+async function request(
+  instance: Instance,
+  method: 'POST' | 'PATCH' | 'DELETE',
+  path: string,
+  headers: Record<string, string>,
+  body?: unknown,
+): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${instance.api.port}/api/v1${path}`, {
+    method,
+    headers: { ...headers, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  })
+  await res.arrayBuffer()
+  return res.status
+}
+
+let probes = 0
+/**
+ * Whether `victim` still gets device-status (staff only; anonymous sockets do not) on `instance`: a status
+ * published there reaches `control`, an unaffected staff socket on the same instance, and then, or not, the
+ * victim.
+ */
+async function seesDeviceStatus(instance: Instance, victim: LiveClient, control: LiveClient): Promise<boolean> {
+  probes += 1
+  const device = `dev-probe-${probes}`
+  instance.api.hub.publishStatus({ site: SITE, device, online: true, ts: new Date().toISOString() })
+  await waitFor(() => control.statuses.some((s) => s.device === device), `probe ${device} on the control socket`)
+  await sleep(PROBE_GRACE_MS)
+  return victim.statuses.some((s) => s.device === device)
+}
+
+/** Milliseconds from now until `victim` stops getting device-status; gives up at twice ACCESS_CUT_OFF_MS. */
+async function msUntilCutOff(instance: Instance, victim: LiveClient, control: LiveClient): Promise<number> {
+  const started = performance.now()
+  while (await seesDeviceStatus(instance, victim, control)) {
+    if (performance.now() - started > 2 * ACCESS_CUT_OFF_MS) break
+  }
+  return performance.now() - started
+}
+
 beforeAll(async () => {
   if (!run) return
   redis = await startRedis()
@@ -139,6 +239,7 @@ beforeAll(async () => {
     expiresAt: null,
   })
   staffToken = issued.value
+  adminAuth = { Authorization: `Bearer ${(await addToken('admin', ['users:manage', 'tokens:manage'])).value}` }
   // Two processes would each open the file; two connections to it in one process are the same to SQLite.
   const dbFile = join(platform.dataDir, 'skolluft.db')
   a = await startInstance(openSqliteStorage({ path: dbFile }), redis.url)
@@ -254,5 +355,81 @@ describe.runIf(run)('live events across API instances joined through Redis', () 
     const event = nextEvent('dev-lonely', { rh: 40 })
     lonely.api.hub.broadcastReadings([event])
     expect(await timesReceived(client, event.device, event.ts)).toBe(1)
+  })
+})
+
+describe.runIf(run)('access changes through one instance reach the live sockets of every instance at once', () => {
+  it("narrows a logged-out session's sockets on B and on A, and not the same user's other session", async () => {
+    const user = await addStaffUser()
+    const ending = await logIn(a, user.email)
+    const other = await logIn(a, user.email)
+    const endingOnB = await liveClient(b, { Cookie: ending.cookie })
+    const otherOnB = await liveClient(b, { Cookie: other.cookie })
+    const endingOnA = await liveClient(a, { Cookie: ending.cookie })
+    const otherOnA = await liveClient(a, { Cookie: other.cookie })
+    expect(await seesDeviceStatus(b, endingOnB, otherOnB)).toBe(true)
+    expect(await seesDeviceStatus(a, endingOnA, otherOnA)).toBe(true)
+    const before = b.api.hub.stats().accessFromPeers
+
+    expect(await request(a, 'POST', '/auth/logout', { Cookie: ending.cookie, 'X-CSRF-Token': ending.csrf })).toBe(204)
+    expect(await msUntilCutOff(b, endingOnB, otherOnB)).toBeLessThan(ACCESS_CUT_OFF_MS)
+    expect(await msUntilCutOff(a, endingOnA, otherOnA)).toBeLessThan(ACCESS_CUT_OFF_MS)
+    expect(b.api.hub.stats().accessFromPeers).toBe(before + 1)
+    // The map is public here: the socket stays open with what anyone may see, as after a periodic check.
+    expect(endingOnB.socket.connected).toBe(true)
+    // The other session of the same user keeps its rights (the probes above reached it).
+    expect(await seesDeviceStatus(b, otherOnB, otherOnB)).toBe(true)
+  })
+
+  it('narrows the sockets on B of a user disabled, or given another role, through A', async () => {
+    const control = await liveClient(b, { Authorization: `Bearer ${staffToken}` })
+    const disabled = await addStaffUser()
+    const demoted = await addStaffUser()
+    const disabledOnB = await liveClient(b, { Cookie: (await logIn(a, disabled.email)).cookie })
+    const demotedOnB = await liveClient(b, { Cookie: (await logIn(b, demoted.email)).cookie })
+    expect(await seesDeviceStatus(b, disabledOnB, control)).toBe(true)
+    expect(await seesDeviceStatus(b, demotedOnB, control)).toBe(true)
+
+    expect(await request(a, 'PATCH', `/users/${disabled.id}`, adminAuth, { disabled: true })).toBe(200)
+    expect(await msUntilCutOff(b, disabledOnB, control)).toBeLessThan(ACCESS_CUT_OFF_MS)
+    expect(await request(a, 'PATCH', `/users/${demoted.id}`, adminAuth, { role: 'researcher' })).toBe(200)
+    expect(await msUntilCutOff(b, demotedOnB, control)).toBeLessThan(ACCESS_CUT_OFF_MS)
+  })
+
+  it('closes the socket on B of a token revoked through A', async () => {
+    const control = await liveClient(b, { Authorization: `Bearer ${staffToken}` })
+    const token = await addToken('staff')
+    const byToken = await liveClient(b, { Authorization: `Bearer ${token.value}` })
+    expect(await seesDeviceStatus(b, byToken, control)).toBe(true)
+
+    expect(await request(a, 'DELETE', `/tokens/${token.id}`, adminAuth)).toBe(204)
+    const started = performance.now()
+    await waitFor(() => byToken.socket.disconnected, 'the revoked token socket to close', {
+      timeoutMs: ACCESS_CUT_OFF_MS,
+    })
+    expect(performance.now() - started).toBeLessThan(ACCESS_CUT_OFF_MS)
+    expect(control.socket.connected).toBe(true)
+  })
+
+  it('acts on its own access changes at once without Redis (a single instance)', async () => {
+    const single = await startInstance(openSqliteStorage({ path: join(platform.dataDir, 'skolluft.db') }), undefined)
+    extraInstances.push(single)
+    const control = await liveClient(single, { Authorization: `Bearer ${staffToken}` })
+    const user = await addStaffUser()
+    const session = await logIn(single, user.email)
+    const bySession = await liveClient(single, { Cookie: session.cookie })
+    const token = await addToken('staff')
+    const byToken = await liveClient(single, { Authorization: `Bearer ${token.value}` })
+    expect(await seesDeviceStatus(single, bySession, control)).toBe(true)
+    expect(await seesDeviceStatus(single, byToken, control)).toBe(true)
+
+    expect(
+      await request(single, 'POST', '/auth/logout', { Cookie: session.cookie, 'X-CSRF-Token': session.csrf }),
+    ).toBe(204)
+    expect(await msUntilCutOff(single, bySession, control)).toBeLessThan(ACCESS_CUT_OFF_MS)
+    expect(await request(single, 'DELETE', `/tokens/${token.id}`, adminAuth)).toBe(204)
+    await waitFor(() => byToken.socket.disconnected, 'the revoked token socket to close', {
+      timeoutMs: ACCESS_CUT_OFF_MS,
+    })
   })
 })

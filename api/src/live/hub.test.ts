@@ -319,7 +319,13 @@ describe('a slow client', () => {
     await sleep(QUIET_MS)
     // The slow client got nothing more, and waits with one merged event per site.
     expect(slow.batches).toHaveLength(1)
-    expect(publicOn.hub.stats()).toEqual({ clients: 2, pending: SITES.length, inFlight: 1, fromPeers: 0 })
+    expect(publicOn.hub.stats()).toEqual({
+      clients: 2,
+      pending: SITES.length,
+      inFlight: 1,
+      fromPeers: 0,
+      accessFromPeers: 0,
+    })
 
     // Newest per site: the last pm25 and the last no2 of each site, with the newest time and device.
     const newest = (site: string): ReadingEvent => {

@@ -11,6 +11,7 @@ import type { Logger } from '@skolluft/runtime'
 import type { Server, Socket } from 'socket.io'
 import { z } from 'zod'
 import type { Authenticator } from '../auth/authenticate.ts'
+import { AccessChange } from './access-changes.ts'
 
 /**
  * Live events over socket.io. A client subscribes to the whole map and/or to single sites:
@@ -27,6 +28,13 @@ import type { Authenticator } from '../auth/authenticate.ts'
  * With several API instances (cluster.ts) each hub serves only the sockets connected to it. Broker events
  * reach every instance through its own feed (publishReadings/publishStatus: local only); events that start
  * in one instance go to the others through the cluster adapter (broadcastReadings/broadcastStatus).
+ *
+ * Access changes (a log-out, a disabled or changed user, a revoked token: access-changes.ts) are re-checked at
+ * once on every instance (accessChanged): the instance that made the change checks its own affected sockets
+ * and tells the others through the cluster adapter, so a socket on any instance loses what it may no longer
+ * see within the time a Redis message takes, not REVALIDATE_MS. The periodic check stays as the safety net
+ * for changes no instance hears of: made while Redis was down, or by the CLI, which writes to storage
+ * directly and reaches no API process.
  */
 export const ACK_TIMEOUT_MS = 10_000
 /** Events are gathered this long before a batch goes out, so a burst becomes one message. */
@@ -36,7 +44,8 @@ export const MAX_SITE_SUBSCRIPTIONS = 100
 /**
  * A connection outlives the request that opened it, so its credentials are checked again this often:
  * after a log-out, a disabled account or a revoked token the socket is closed (or narrowed to what the
- * caller may still see) within this time.
+ * caller may still see) within this time. Changes made through the API are acted on at once (accessChanged);
+ * this bounds the rest (CLI changes, messages lost while Redis was down).
  */
 export const REVALIDATE_MS = 30_000
 
@@ -58,6 +67,7 @@ export interface StatusEvent {
 /** serverSideEmit event names between instances (cluster.ts); the payloads are checked like any input. */
 export const PEER_READINGS_EVENT = 'skolluft:live-readings'
 export const PEER_STATUS_EVENT = 'skolluft:live-status'
+export const PEER_ACCESS_EVENT = 'skolluft:live-access'
 
 const IdString = z.string().refine(isValidId, 'not an id')
 const PeerReadings = z.array(
@@ -83,6 +93,10 @@ const Subscription = z.union([
 interface Client {
   readonly socket: Socket
   principal: Principal
+  /** The session whose cookie opened the socket; null for tokens and anonymous sockets. */
+  readonly sessionId: string | null
+  /** Bumped by every credential check, so the result of an older, slower check does not win. */
+  checks: number
   map: boolean
   readonly sites: Set<string>
   readonly pending: Map<string, ReadingEvent>
@@ -106,10 +120,17 @@ export interface LiveHub {
   broadcastReadings(events: readonly ReadingEvent[]): void
   broadcastStatus(event: StatusEvent): void
   /**
-   * Connected clients and the events waiting for them; `fromPeers` counts the events received from other
-   * instances. For tests and metrics.
+   * Access changed (routes call this through ApiContext.accessChanges): re-checks now the credentials of the
+   * sockets it touches, here and, when instances are joined, on every other instance. A socket whose
+   * credentials no longer hold is closed; one that holds less is narrowed. Returns at once; the checks run
+   * in the background. While Redis is unavailable the other instances find out at their periodic check.
    */
-  stats(): { clients: number; pending: number; inFlight: number; fromPeers: number }
+  accessChanged(change: AccessChange): void
+  /**
+   * Connected clients and the events waiting for them; `fromPeers` counts the live events received from other
+   * instances, `accessFromPeers` the access changes. For tests and metrics.
+   */
+  stats(): { clients: number; pending: number; inFlight: number; fromPeers: number; accessFromPeers: number }
   /** Stops the periodic credential check (the sockets close with the socket.io server). */
   close(): void
 }
@@ -132,7 +153,10 @@ export function createLiveHub(deps: {
   const { io, auth, policy, log, cluster } = deps
   const clients = new Set<Client>()
   let fromPeers = 0
-  const principals = new WeakMap<Socket, Principal>()
+  let accessFromPeers = 0
+  /** Counts access changes heard of; a handshake that overlapped one is checked again once connected. */
+  let accessEpoch = 0
+  const handshakes = new WeakMap<Socket, { principal: Principal; sessionId: string | null; epoch: number }>()
 
   /** Who opened the socket, from its handshake's headers, as a request would be authenticated. */
   function credentialsOf(socket: Socket) {
@@ -141,19 +165,57 @@ export function createLiveHub(deps: {
   }
 
   async function revalidate(client: Client): Promise<void> {
+    client.checks += 1
+    const check = client.checks
     let principal: Principal | undefined
     try {
       principal = (await credentialsOf(client.socket)).principal
     } catch {
       principal = undefined
     }
+    // A newer check started meanwhile (an access change during a periodic check): its answer counts.
+    if (check !== client.checks || client.socket.disconnected) return
     if (principal === undefined || !holds(principal, 'map:read', policy)) {
       log.info({ socket: client.socket.id }, 'live socket closed: its credentials are no longer valid')
       client.socket.disconnect(true)
       return
     }
-    // A principal whose sites or role changed sees only what the new rights allow from now on.
+    // A principal whose sites or role changed sees only what the new rights allow from now on, including
+    // what was queued for it under the old rights.
     client.principal = principal
+    for (const site of client.pending.keys())
+      if (!canOnSite(principal, 'map:read', site, policy)) client.pending.delete(site)
+    for (const [device, status] of client.pendingStatus) {
+      if (
+        !canOnSite(principal, 'map:read', status.site, policy) ||
+        !canOnSite(principal, 'devices:read', status.site, policy)
+      )
+        client.pendingStatus.delete(device)
+    }
+  }
+
+  function touches(client: Client, change: AccessChange): boolean {
+    const { principal } = client
+    switch (change.kind) {
+      case 'session':
+        return client.sessionId === change.id
+      case 'user':
+        return principal.kind === 'user' && principal.id === change.id
+      case 'token':
+        return principal.kind === 'token' && principal.id === change.id
+    }
+  }
+
+  /** Re-checks the sockets connected here that `change` touches. */
+  function recheck(change: AccessChange): void {
+    accessEpoch += 1
+    let sockets = 0
+    for (const client of clients) {
+      if (!touches(client, change)) continue
+      sockets += 1
+      revalidate(client).catch((error: unknown) => log.warn({ err: error }, 'live socket check failed'))
+    }
+    if (sockets > 0) log.info({ change: change.kind, sockets }, 'live sockets re-checked after an access change')
   }
 
   const revalidateTimer = setInterval(() => {
@@ -165,13 +227,14 @@ export function createLiveHub(deps: {
   revalidateTimer.unref()
 
   io.use((socket, next) => {
+    const epoch = accessEpoch
     credentialsOf(socket)
       .then((state) => {
         if (!holds(state.principal, 'map:read', policy)) {
           next(new Error('unauthorized: log in to follow the map'))
           return
         }
-        principals.set(socket, state.principal)
+        handshakes.set(socket, { principal: state.principal, sessionId: state.session?.id ?? null, epoch })
         next()
       })
       .catch((error: unknown) => next(error instanceof Error ? error : new Error('authentication failed')))
@@ -206,14 +269,16 @@ export function createLiveHub(deps: {
   }
 
   io.on('connection', (socket) => {
-    const principal = principals.get(socket)
-    if (principal === undefined) {
+    const handshake = handshakes.get(socket)
+    if (handshake === undefined) {
       socket.disconnect(true)
       return
     }
     const client: Client = {
       socket,
-      principal,
+      principal: handshake.principal,
+      sessionId: handshake.sessionId,
+      checks: 0,
       map: false,
       sites: new Set(),
       pending: new Map(),
@@ -222,6 +287,10 @@ export function createLiveHub(deps: {
       timer: undefined,
     }
     clients.add(client)
+    // An access change arrived while this handshake read the credentials: they may be stale already.
+    if (handshake.epoch !== accessEpoch && handshake.principal.kind !== 'anonymous') {
+      revalidate(client).catch((error: unknown) => log.warn({ err: error }, 'live socket check failed'))
+    }
     socket.on('subscribe', (body: unknown) => {
       const parsed = Subscription.safeParse(body)
       if (!parsed.success) {
@@ -265,7 +334,8 @@ export function createLiveHub(deps: {
   /** To the other instances; the sender never receives its own serverSideEmit (socket.io docs). */
   function toPeers(event: string, payload: unknown, count: number): void {
     if (cluster === undefined) return
-    // Not queued while Redis is away: stale live events are worth less than bounded memory.
+    // Not queued while Redis is away: stale live events are worth less than bounded memory, and an access
+    // change reaches the other instances' sockets at their periodic check anyway (REVALIDATE_MS).
     if (!cluster.ready()) {
       log.warn({ event, events: count }, 'live events not sent to other API instances: redis unavailable')
       return
@@ -292,6 +362,15 @@ export function createLiveHub(deps: {
       fromPeers += 1
       publishStatus(parsed.data)
     })
+    io.on(PEER_ACCESS_EVENT, (body: unknown) => {
+      const parsed = AccessChange.safeParse(body)
+      if (!parsed.success) {
+        log.warn({ event: PEER_ACCESS_EVENT }, 'malformed access change from another instance dropped')
+        return
+      }
+      accessFromPeers += 1
+      recheck(parsed.data)
+    })
   }
 
   return {
@@ -305,6 +384,10 @@ export function createLiveHub(deps: {
       publishStatus(event)
       toPeers(PEER_STATUS_EVENT, event, 1)
     },
+    accessChanged(change) {
+      recheck(change)
+      toPeers(PEER_ACCESS_EVENT, change, 1)
+    },
     close() {
       clearInterval(revalidateTimer)
     },
@@ -315,7 +398,7 @@ export function createLiveHub(deps: {
         pending += client.pending.size
         if (client.inFlight) inFlight += 1
       }
-      return { clients: clients.size, pending, inFlight, fromPeers }
+      return { clients: clients.size, pending, inFlight, fromPeers, accessFromPeers }
     },
   }
 }

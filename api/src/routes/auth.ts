@@ -131,7 +131,10 @@ export function authRouter(ctx: ApiContext, limits: RateLimits): Router {
     .route('/auth/logout')
     .post(async (req, res) => {
       const { session } = authOf(req)
-      if (session !== null) await storage.access.deleteSession(session.id)
+      if (session !== null) {
+        await storage.access.deleteSession(session.id)
+        ctx.accessChanges.notify({ kind: 'session', id: session.id })
+      }
       res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'strict' })
       cacheNever(res)
       res.status(204).end()

@@ -115,6 +115,7 @@ export function tokensRouter(ctx: ApiContext): Router {
       if (!(await ctx.storage.access.revokeToken(req.params.id, ctx.clock()))) {
         throw notFoundProblem('no such token', 'token_not_found')
       }
+      ctx.accessChanges.notify({ kind: 'token', id: req.params.id })
       await audit(ctx, actorOf(admin), 'token.revoke', req.params.id)
       res.status(204).end()
     })

@@ -119,6 +119,7 @@ export function usersRouter(ctx: ApiContext): Router {
       if (updated === undefined) throw notFoundProblem('no such user', 'user_not_found')
       // A changed role, site binding, password or a disabled account must not live on in open sessions.
       await storage.access.deleteUserSessions(current.id)
+      ctx.accessChanges.notify({ kind: 'user', id: current.id })
       await audit(ctx, actorOf(admin), 'user.update', current.id, {
         fields: Object.keys(parsed.data).filter((k) => k !== 'password'),
         passwordChanged: password !== undefined,
@@ -133,6 +134,7 @@ export function usersRouter(ctx: ApiContext): Router {
       if (admin.kind === 'user' && admin.id === current.id) throw selfDisableProblem()
       await storage.access.updateUser(current.id, { disabledAt: ctx.clock() })
       await storage.access.deleteUserSessions(current.id)
+      ctx.accessChanges.notify({ kind: 'user', id: current.id })
       await audit(ctx, actorOf(admin), 'user.disable', current.id)
       res.status(204).end()
     })
