@@ -31,6 +31,8 @@ export const STORAGE_ERROR_CODES = [
   'CORRUPT_ROW',
   'SCHEMA_TOO_NEW',
   'CLOSED',
+  /** A store opened for reading only was asked to write (STORE=influxdb in a process that writes no readings). */
+  'READ_ONLY',
 ] as const
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number]
 
