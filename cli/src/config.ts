@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { envFlag } from '@skolluft/runtime'
+import { envFlag, unsetIfEmpty } from '@skolluft/runtime'
 import { z } from 'zod'
 
 /**
@@ -9,14 +9,44 @@ import { z } from 'zod'
  */
 const flag = (fallback: boolean) => envFlag().default(fallback)
 
-export const CommonConfig = z.object({
-  DATA_DIR: z
-    .string()
-    .min(1)
-    .default('./data')
-    .transform((p) => resolve(p)),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+const optionalText = () => z.preprocess(unsetIfEmpty, z.string().min(1).optional())
+
+/**
+ * Where readings live (issue 6). `sqlite` (default): everything in DATA_DIR/skolluft.db, no server. `influxdb`: the
+ * readings and their quality flags in an InfluxDB 2 bucket (INFLUX_URL, INFLUX_TOKEN, INFLUX_ORG, INFLUX_BUCKET, all
+ * required then: data-dir.ts says which are missing), everything else still in DATA_DIR/skolluft.db. While InfluxDB
+ * is unreachable the readings wait in INFLUX_SPOOL_PATH (default DATA_DIR/influx-spool.db).
+ */
+export const StoreEnv = z.object({
+  STORE: z.enum(['sqlite', 'influxdb'], { error: 'STORE is sqlite (the default) or influxdb' }).default('sqlite'),
+  INFLUX_URL: z.preprocess(
+    unsetIfEmpty,
+    z.url({ protocol: /^https?$/, error: 'INFLUX_URL must be an http:// or https:// URL' }).optional(),
+  ),
+  INFLUX_TOKEN: optionalText(),
+  INFLUX_ORG: optionalText(),
+  INFLUX_BUCKET: optionalText(),
+  INFLUX_SPOOL_PATH: z.preprocess(
+    unsetIfEmpty,
+    z
+      .string()
+      .min(1)
+      .transform((p) => resolve(p))
+      .optional(),
+  ),
 })
+export type StoreEnv = z.infer<typeof StoreEnv>
+
+export const CommonConfig = z
+  .object({
+    DATA_DIR: z
+      .string()
+      .min(1)
+      .default('./data')
+      .transform((p) => resolve(p)),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .extend(StoreEnv.shape)
 
 export const SimEnv = z.object({
   SIM: flag(true),

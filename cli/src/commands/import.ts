@@ -23,9 +23,12 @@ import {
 import { generateSecret, hashSecret, loadConfig, silentLogger } from '@skolluft/runtime'
 import type { DeviceRecord, Storage, StoredReading } from '@skolluft/storage'
 import { CommonConfig } from '../config.ts'
-import { type DataDirConfig, withDataDir } from '../data-dir.ts'
+import { type DataDirConfig, type OpenDataDirOptions, withDataDir } from '../data-dir.ts'
 import type { CliIo } from '../main.ts'
 import { CLI_ACTOR } from './people.ts'
+
+/** With STORE=influxdb an import writes readings through its own spool (DATA_DIR/influx-spool-import.db). */
+const IMPORT_WRITER: OpenDataDirOptions = { writer: 'import' }
 
 /**
  * `skolluft import sensor-community <file…> --site <siteId>`: historical data from Sensor.Community archive CSV
@@ -169,7 +172,7 @@ export async function importSensorCommunity(
     }
   }
 
-  const outcome = await withDataDir(config, async (storage) => {
+  const outcome = await withDataDir({ ...config, ...IMPORT_WRITER }, async (storage) => {
     if ((await storage.registry.getSite(options.siteId)) === undefined) {
       io.err(`skolluft: no site "${options.siteId}" (import sites first: skolluft sites import <file>)`)
       return undefined
@@ -415,7 +418,7 @@ async function importStations(
     }
   }
 
-  const outcome = await withDataDir(config, async (storage) => {
+  const outcome = await withDataDir({ ...config, ...IMPORT_WRITER }, async (storage) => {
     if ((await storage.registry.getSite(options.siteId)) === undefined) {
       io.err(`skolluft: no site "${options.siteId}" (import sites first: skolluft sites import <file>)`)
       return undefined

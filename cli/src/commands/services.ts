@@ -221,7 +221,7 @@ export async function runStart(env: NodeJS.ProcessEnv, io: CliIo): Promise<numbe
     .extend(AlertsKeyEnv.shape)
   const config = loadConfig(StartConfig, env)
   const log = createLogger({ level: config.LOG_LEVEL })
-  const storage = await openDataDir(config)
+  const storage = await openDataDir(config, { log, writer: 'start' })
   const closers: Closer[] = [() => storage.close()]
   try {
     if (config.DEMO_SITES) await importDemoSitesIfEmpty(storage, log)
@@ -294,7 +294,7 @@ export async function runGateway(env: NodeJS.ProcessEnv, _io: CliIo): Promise<nu
   const { GatewayConfig } = await loadGateway()
   const config = loadConfig(CommonConfig.extend(GatewayConfig.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-gateway' })
-  const storage = await openDataDir(config)
+  const storage = await openDataDir(config, { log })
   await ensureServiceCredentials(config.DATA_DIR, storage.registry)
   let started: Awaited<ReturnType<typeof startPlatformGateway>>
   try {
@@ -313,7 +313,7 @@ export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
   const config = loadConfig(CommonConfig.extend(IngestConfig.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-ingest' })
   const credential = await loadServiceCredential('ingest', config.DATA_DIR, config)
-  const storage = await openDataDir(config)
+  const storage = await openDataDir(config, { log, writer: config.INGEST_CLIENT_ID ?? 'ingest' })
   const ingest = await startIngest({
     log,
     storage,
@@ -334,7 +334,7 @@ export async function runAlerts(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
   const config = loadConfig(CommonConfig.extend(AlertsEnv.shape).extend(AlertsKeyEnv.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-alerts' })
   const credential = await loadServiceCredential('alerts', config.DATA_DIR, config)
-  const storage = await openDataDir(config)
+  const storage = await openDataDir(config, { log })
   try {
     const alertsKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
     const alerts = await startPlatformAlerts(log, storage, config, { url: config.MQTT_URL, ...credential }, alertsKey)
@@ -359,7 +359,7 @@ export async function runApi(env: NodeJS.ProcessEnv, io: CliIo): Promise<number>
   const { ApiEnv, apiListenOptions, startApi } = await loadApi()
   const config = loadConfig(CommonConfig.extend(ApiEnv.shape).extend(LiveEnv.shape).extend(AlertsKeyEnv.shape), env)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-api' })
-  const storage = await openDataDir(config)
+  const storage = await openDataDir(config, { log })
   const closers: Closer[] = [() => storage.close()]
   try {
     const alertsKey = await loadAlertsKey(config.DATA_DIR, config.ALERTS_KEY)
@@ -401,7 +401,7 @@ export async function runSim(
   let devices = await readSimDevices(devicesFile ?? join(config.DATA_DIR, SIM_DEVICES_FILE))
   if (devices.length === 0 && devicesFile === undefined) {
     // No fleet yet: register one simulated device per site in the data directory's registry.
-    const storage = await openDataDir(config)
+    const storage = await openDataDir(config, { log })
     try {
       devices = await ensureSimDevices(
         config.DATA_DIR,

@@ -11,6 +11,7 @@ export * from './flux.ts'
 export * from './line-protocol.ts'
 export type { InfluxReadingStore, InfluxReadingStoreOptions, LineWriter } from './reading-store.ts'
 export { createInfluxReadingStore } from './reading-store.ts'
+export { openSpoolFile, type SpoolFile } from './spool-file.ts'
 export * from './writer.ts'
 
 /** Where the InfluxDB readings live (INFLUX_URL, INFLUX_TOKEN, INFLUX_ORG, INFLUX_BUCKET). */
