@@ -1,8 +1,8 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import { userInfo } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { AlertsEnv } from '@skolluft/alerts'
@@ -10,21 +10,29 @@ import { ApiEnv } from '@skolluft/api'
 import { GatewayConfig } from '@skolluft/gateway'
 import { IngestConfig } from '@skolluft/ingest'
 import { closedPort, tempDir, waitFor } from '@skolluft/testkit'
-import mqtt from 'mqtt'
+import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse, parseAllDocuments } from 'yaml'
 import { z } from 'zod'
 import { AlertsKeyEnv } from '../../cli/src/alerts-key.ts'
 import { InfluxEnv } from '../../cli/src/commands/influx.ts'
+import { LiveEnv } from '../../cli/src/commands/services.ts'
 import { CommonConfig, SimEnv } from '../../cli/src/config.ts'
-import { MOSQUITTO_PASSWD_PATH, MOSQUITTO_PATH, mosquittoAvailable } from '../support/mosquitto.ts'
+import {
+  entrypointEnv,
+  MOSQUITTO_ENTRYPOINT,
+  type MosquittoUser,
+  mosquittoAvailable,
+  startMosquitto,
+  type TestMosquitto,
+} from '../support/mosquitto.ts'
 
 /**
  * infra/ holds deployment files that cannot run here (no Docker engine, no kubectl, no network): this checks what can
  * be checked without them. Every YAML parses; compose services and Kubernetes workloads have what a deployment needs
  * (images, health checks, probes, resources, no literal secrets); the settings named anywhere are listed in the
- * .env examples and validate against the services' own zod schemas; the Mosquitto entry point and ACL run against
- * Debian's mosquitto; the container health check script runs against real servers.
+ * .env examples and validate against the services' own zod schemas; the Mosquitto entry point and access rules run
+ * against Debian's mosquitto; the container health check script runs against real servers.
  */
 const INFRA = fileURLToPath(new URL('../../infra/', import.meta.url))
 const read = (path: string) => readFileSync(join(INFRA, path), 'utf8')
@@ -116,15 +124,10 @@ const skolluftServices = Object.entries(compose.services).filter(([, s]) => s.bu
 
 /** Settings the services read, from their zod schemas (the lists cannot drift from the code). */
 const SCHEMA_KEYS = new Set(
-  [CommonConfig, SimEnv, GatewayConfig, IngestConfig, ApiEnv, AlertsEnv, AlertsKeyEnv, InfluxEnv].flatMap((s) =>
-    Object.keys(s.shape),
+  [CommonConfig, SimEnv, GatewayConfig, IngestConfig, ApiEnv, AlertsEnv, AlertsKeyEnv, InfluxEnv, LiveEnv].flatMap(
+    (s) => Object.keys(s.shape),
   ),
 )
-/**
- * Read by the services but not (yet) in an exported schema: LIVE_MQTT_URL (cli services.ts LiveEnv, module-private)
- * and the issue 6 settings other changes are adding (plan: .tmp/issue6-plan.md). Checked one way only: listed.
- */
-const UNEXPORTED_KEYS = ['LIVE_MQTT_URL', 'STORE', 'INFLUX_SPOOL_PATH', 'INGEST_SHARED_GROUP', 'INGEST_CLIENT_ID']
 
 describe('infra: YAML and structure', () => {
   it('parses every YAML file under infra/ without errors or warnings', () => {
@@ -220,7 +223,8 @@ describe('infra: YAML and structure', () => {
   it('k8s: the Mosquitto ConfigMap is a copy of infra/mosquitto', () => {
     const cm = k8sDocs.find(({ doc }) => K8sDoc.parse(doc).metadata.name === 'mosquitto-config')?.doc
     const data = z.object({ data: z.record(z.string(), z.string()) }).parse(cm).data
-    for (const file of ['mosquitto.conf', 'acl', 'docker-entrypoint.sh', 'healthcheck.sh']) {
+    expect(Object.keys(data).sort()).toEqual(['docker-entrypoint.sh', 'healthcheck.sh', 'mosquitto.conf'])
+    for (const file of ['mosquitto.conf', 'docker-entrypoint.sh', 'healthcheck.sh']) {
       expect(data[file], file).toBe(read(join('mosquitto', file)))
     }
   })
@@ -261,7 +265,7 @@ describe('infra: settings', () => {
 
   it('lists every key of the services’ env schemas in both env examples', () => {
     expect(SCHEMA_KEYS.size).toBeGreaterThan(30)
-    for (const key of [...SCHEMA_KEYS, ...UNEXPORTED_KEYS]) {
+    for (const key of SCHEMA_KEYS) {
       expect(listed, `.env.example: ${key}`).toContain(key)
       expect(listedSystemd, `skolluft.env.example: ${key}`).toContain(key)
     }
@@ -287,7 +291,7 @@ describe('infra: settings', () => {
   })
 
   it('names nothing in the env examples that nothing reads', () => {
-    const known = new Set([...SCHEMA_KEYS, ...UNEXPORTED_KEYS, 'REDIS_URL'])
+    const known = SCHEMA_KEYS
     for (const name of listedSystemd) expect(known, `skolluft.env.example: ${name}`).toContain(name)
     const elsewhere = `${composeText}\n${k8sDocs.map(({ doc }) => JSON.stringify(doc)).join('\n')}`
     for (const name of listed) {
@@ -336,138 +340,184 @@ describe('infra: settings', () => {
   })
 })
 
-describe.runIf(mosquittoAvailable())('infra: the Mosquitto entry point and ACL (Debian mosquitto)', () => {
-  const PASSWORDS = {
-    MQTT_INGEST_PASSWORD: 'ingest-pw',
-    MQTT_API_PASSWORD: 'api-pw',
-    MQTT_ALERTS_PASSWORD: 'alerts-pw',
-  }
-  let dir: Awaited<ReturnType<typeof tempDir>>
-  let broker: ChildProcess
-  let url = ''
-  let healthPassword = ''
-  let output = ''
+describe.runIf(mosquittoAvailable())('infra: the Mosquitto entry point and access rules (Debian mosquitto)', () => {
+  const PASSWORDS = { ingest: 'ingest-pw', api: 'api-pw', alerts: 'alerts-pw' }
+  const DEVICES = [
+    { username: 'dev-a', password: 'secret-a' },
+    { username: 'dev-b', password: 'secret-b' },
+  ]
+  let broker: TestMosquitto
+  let scratch: Awaited<ReturnType<typeof tempDir>>
+  const clients: MqttClient[] = []
 
-  const baseEnv = () => ({
-    ...process.env,
-    PATH: `${dirname(MOSQUITTO_PATH)}:${dirname(MOSQUITTO_PASSWD_PATH)}:${process.env.PATH ?? ''}`,
-    MOSQUITTO_CONF: join(dir.path, 'mosquitto.conf'),
-    MOSQUITTO_DEVICES_FILE: join(dir.path, 'devices.passwd'),
-    MOSQUITTO_PASSWORD_FILE: join(dir.path, 'passwd'),
-    MOSQUITTO_HEALTH_FILE: join(dir.path, 'health.password'),
-  })
+  const connect = async (user: MosquittoUser, protocolVersion: 4 | 5 = 5, clientId?: string) => {
+    const client = await mqtt.connectAsync(broker.url, {
+      username: user.username,
+      password: user.password,
+      protocolVersion,
+      reconnectPeriod: 0,
+      ...(clientId === undefined ? {} : { clientId }),
+    })
+    clients.push(client)
+    return client
+  }
+  const device = (i: number) => DEVICES[i] ?? { username: '', password: '' }
+
+  /** Runs the entry point on a device file with this content; resolves to its exit code and output. */
+  const runEntrypoint = async (devicesFile: string) => {
+    const dir = join(scratch.path, `run-${Math.random().toString(16).slice(2)}`)
+    await mkdir(dir)
+    await writeFile(join(dir, 'devices.passwd'), devicesFile)
+    return execFileAsync('sh', [MOSQUITTO_ENTRYPOINT], {
+      env: {
+        ...entrypointEnv(dir),
+        MOSQUITTO_CONF: join(dir, 'missing.conf'),
+        MQTT_INGEST_PASSWORD: 'x',
+        MQTT_API_PASSWORD: 'x',
+        MQTT_ALERTS_PASSWORD: 'x',
+      },
+    }).then(
+      ({ stdout, stderr }) => ({ code: 0, output: stdout + stderr }),
+      (error: { code?: number; stdout?: string; stderr?: string }) => ({
+        code: error.code ?? -1,
+        output: `${error.stdout ?? ''}${error.stderr ?? ''}`,
+      }),
+    )
+  }
 
   beforeAll(async () => {
-    dir = await tempDir('skolluft-infra-mosquitto-')
-    const port = await closedPort()
-    url = `mqtt://127.0.0.1:${port}`
-    // The shipped configuration with this machine's paths, port and user.
-    const conf = read('mosquitto/mosquitto.conf')
-      .replace('listener 1883 0.0.0.0', `listener ${port} 127.0.0.1\nuser ${userInfo().username}`)
-      .replace('password_file /mosquitto/data/passwd', `password_file ${join(dir.path, 'passwd')}`)
-      .replace('acl_file /mosquitto/config/acl', `acl_file ${join(INFRA, 'mosquitto/acl')}`)
-      .replace('persistence_location /mosquitto/data/', `persistence_location ${dir.path}/`)
-    expect(conf).not.toMatch(/^[a-z_]+ \/mosquitto\//m)
-    const { writeFile } = await import('node:fs/promises')
-    await writeFile(join(dir.path, 'mosquitto.conf'), conf)
-    await execFileAsync(MOSQUITTO_PASSWD_PATH, ['-c', '-b', join(dir.path, 'devices.passwd'), 'dev-a', 'secret-a'])
-    await execFileAsync(MOSQUITTO_PASSWD_PATH, ['-b', join(dir.path, 'devices.passwd'), 'dev-b', 'secret-b'])
-    broker = spawn('sh', [join(INFRA, 'mosquitto/docker-entrypoint.sh')], {
-      env: { ...baseEnv(), ...PASSWORDS },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    broker.stdout?.on('data', (c: Buffer) => {
-      output += c.toString()
-    })
-    broker.stderr?.on('data', (c: Buffer) => {
-      output += c.toString()
-    })
-    await waitFor(
-      async () => {
-        if (broker.exitCode !== null) throw new Error(`mosquitto exited: ${output}`)
-        const client = await mqtt
-          .connectAsync(url, { username: 'svc.api', password: 'api-pw', reconnectPeriod: 0 })
-          .catch(() => undefined)
-        await client?.endAsync()
-        return client !== undefined
-      },
-      'mosquitto from the entry point',
-      { timeoutMs: 10_000 },
-    )
-    healthPassword = readFileSync(join(dir.path, 'health.password'), 'utf8')
+    scratch = await tempDir('skolluft-infra-mosquitto-')
+    broker = await startMosquitto({ devices: DEVICES, passwords: PASSWORDS })
   })
 
   afterAll(async () => {
-    if (broker !== undefined && broker.exitCode === null) {
-      const exited = new Promise((resolve) => broker.once('exit', resolve))
-      broker.kill('SIGTERM')
-      await exited
-    }
-    await dir?.cleanup()
+    for (const c of clients) await c.endAsync(true)
+    await broker?.close()
+    await scratch?.cleanup()
   })
 
   it('refuses to start without a service password', async () => {
-    const failed = await execFileAsync('sh', [join(INFRA, 'mosquitto/docker-entrypoint.sh')], {
-      env: { ...baseEnv(), MOSQUITTO_PASSWORD_FILE: join(dir.path, 'other-passwd'), MQTT_INGEST_PASSWORD: 'x' },
+    const dir = join(scratch.path, 'no-password')
+    await mkdir(dir)
+    const failed = await execFileAsync('sh', [MOSQUITTO_ENTRYPOINT], {
+      env: { ...entrypointEnv(dir), MQTT_INGEST_PASSWORD: 'x' },
     }).catch((error: unknown) => error)
     expect(String(failed)).toMatch(/MQTT_API_PASSWORD is not set/)
   })
 
-  it('lets a device publish only to its own topics, into the ingest’s shared subscription', async () => {
-    const ingest = await mqtt.connectAsync(url, {
-      username: 'svc.ingest',
-      password: 'ingest-pw',
-      protocolVersion: 5,
-      reconnectPeriod: 0,
-    })
-    const device = await mqtt.connectAsync(url, {
-      username: 'dev-a',
-      password: 'secret-a',
-      protocolVersion: 5,
-      reconnectPeriod: 0,
-    })
-    const api = await mqtt.connectAsync(url, {
-      username: 'svc.api',
-      password: 'api-pw',
-      protocolVersion: 5,
-      reconnectPeriod: 0,
-    })
-    try {
-      const received: string[] = []
-      ingest.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`))
-      await ingest.subscribeAsync('$share/ingest/aq/v1/devices/+/telemetry', { qos: 1 })
-      await expect(device.publishAsync('aq/v1/devices/dev-b/telemetry', 'forged', { qos: 1 })).rejects.toThrow(
-        /Not authorized/,
-      )
-      await expect(device.publishAsync('aq/v1/devices/dev-a/config', 'x', { qos: 1 })).rejects.toThrow(/Not authorized/)
-      await expect(api.publishAsync('aq/v1/events/readings-committed', 'x', { qos: 1 })).rejects.toThrow(
-        /Not authorized/,
-      )
-      await device.publishAsync('aq/v1/devices/dev-a/telemetry', 'own', { qos: 1 })
-      await waitFor(() => received.length > 0, 'the device’s own telemetry')
-      expect(received).toEqual(['aq/v1/devices/dev-a/telemetry own'])
-      await expect(
-        mqtt.connectAsync(url, { username: 'dev-a', password: 'wrong', reconnectPeriod: 0 }),
-      ).rejects.toThrow(/Not authorized|Bad username or password/)
-    } finally {
-      await Promise.all([ingest.endAsync(), device.endAsync(), api.endAsync()])
+  it('refuses a device file it cannot turn into logins: old hashes, bad ids, a device named twice', async () => {
+    const good = readFileSync(join(broker.dir, 'devices.passwd'), 'utf8').trim().split('\n')
+    const [lineA = '', lineB = ''] = good
+    // Mosquitto 1.x's `$6$` (SHA-512) hash; a service-like name (a dot); a device twice.
+    const old = await runEntrypoint(`${lineA}\nold-dev:$6$c2FsdA==$aGFzaA==\n`)
+    expect(old.code).not.toBe(0)
+    expect(old.output).toContain("line(s) 2: not '<device id>:$7$…'")
+    expect(old.output).not.toContain('aGFzaA')
+    const dotted = await runEntrypoint(`svc.ingest:${lineB.slice(lineB.indexOf(':') + 1)}\n`)
+    expect(dotted.output).toContain('line(s) 1: not')
+    const twice = await runEntrypoint(`${lineA}\n\n${lineA}\n`)
+    expect(twice.code).not.toBe(0)
+    expect(twice.output).toContain('names these devices more than once: dev-a')
+  })
+
+  it('lets a device publish only to its own topics, into the ingest’s shared subscription and the api', async () => {
+    const ingest = await connect(broker.services.ingest)
+    const api = await connect(broker.services.api)
+    const alerts = await connect(broker.services.alerts)
+    const devA = await connect(device(0))
+    const received = { ingest: [] as string[], api: [] as string[], alerts: [] as string[] }
+    ingest.on('message', (topic, payload) => received.ingest.push(`${topic} ${payload.toString()}`))
+    api.on('message', (topic, payload) => received.api.push(`${topic} ${payload.toString()}`))
+    alerts.on('message', (topic) => received.alerts.push(topic))
+    await ingest.subscribeAsync('$share/ingest/aq/v1/devices/+/telemetry', { qos: 1 })
+    await api.subscribeAsync(['aq/v1/devices/+/telemetry', 'aq/v1/devices/+/status'], { qos: 0 })
+    await alerts.subscribeAsync('aq/v1/events/readings-committed', { qos: 1 })
+
+    for (const [client, topic] of [
+      [devA, 'aq/v1/devices/dev-b/telemetry'],
+      [devA, 'aq/v1/devices/dev-a/config'],
+      [devA, '$CONTROL/dynamic-security/v1'],
+      [api, 'aq/v1/events/readings-committed'],
+      [alerts, 'aq/v1/devices/dev-a/config'],
+    ] as const) {
+      await expect(client.publishAsync(topic, 'forged', { qos: 1 }), topic).rejects.toThrow(/Not authorized/)
     }
+    await devA.publishAsync('aq/v1/devices/dev-a/telemetry', 'own', { qos: 1 })
+    await devA.publishAsync('aq/v1/devices/dev-a/status', 'online', { qos: 1 })
+    await ingest.publishAsync('aq/v1/events/readings-committed', '{}', { qos: 1 })
+    await waitFor(
+      () => received.ingest.length > 0 && received.api.length > 1 && received.alerts.length > 0,
+      'telemetry at the ingest and the api, the event at alerts',
+    )
+    expect(received.ingest).toEqual(['aq/v1/devices/dev-a/telemetry own'])
+    expect(received.api).toEqual(['aq/v1/devices/dev-a/telemetry own', 'aq/v1/devices/dev-a/status online'])
+    expect(received.alerts).toEqual(['aq/v1/events/readings-committed'])
+    await expect(
+      mqtt.connectAsync(broker.url, { username: 'dev-a', password: 'wrong', reconnectPeriod: 0 }),
+    ).rejects.toThrow(/Not authorized|Bad username or password/)
+  })
+
+  it('refuses a device’s SUBSCRIBE to the ingest’s group and to other devices’ topics (SUBACK failure)', async () => {
+    const forbidden = [
+      '$share/ingest/aq/v1/devices/+/telemetry',
+      '$share/ingest/aq/v1/devices/dev-a/telemetry',
+      '$share/other/#',
+      'aq/v1/devices/+/telemetry',
+      'aq/v1/devices/dev-b/telemetry',
+      'aq/v1/devices/dev-b/config',
+      'aq/v1/events/readings-committed',
+      '#',
+      '$CONTROL/dynamic-security/#',
+    ]
+    // [MQTT-3.9.3]: 0x87 Not authorized in v5, 0x80 Failure in 3.1.1.
+    for (const [protocolVersion, failure] of [
+      [5, 0x87],
+      [4, 0x80],
+    ] as const) {
+      const client = await connect(device(0), protocolVersion)
+      for (const filter of forbidden) {
+        await expect(client.subscribeAsync(filter, { qos: 1 }), `v${protocolVersion} ${filter}`).rejects.toMatchObject({
+          packet: { granted: [failure] },
+        })
+      }
+    }
+    // The api and alerts accounts cannot join the ingest's group either: only svc.ingest may.
+    const api = await connect(broker.services.api)
+    await expect(api.subscribeAsync('$share/ingest/aq/v1/devices/+/telemetry', { qos: 1 })).rejects.toMatchObject({
+      packet: { granted: [0x87] },
+    })
+
+    // Its own config it may read: the retained one is delivered on SUBSCRIBE.
+    const ingest = await connect(broker.services.ingest)
+    await ingest.publishAsync('aq/v1/devices/dev-a/config', '{"interval_s":60}', { qos: 1, retain: true })
+    const devA = await connect(device(0))
+    const config = new Promise<string>((resolve) => devA.once('message', (t, p) => resolve(`${t} ${p.toString()}`)))
+    expect(await devA.subscribeAsync('aq/v1/devices/dev-a/config', { qos: 1 })).toMatchObject([{ qos: 1 }])
+    expect(await config).toBe('aq/v1/devices/dev-a/config {"interval_s":60}')
+  })
+
+  it('loses nothing to a device that tries to join the ingest’s group', async () => {
+    const TOTAL = 300
+    const ingest = await connect(broker.services.ingest, 5, 'svc.ingest-solo')
+    let received = 0
+    ingest.on('message', () => {
+      received += 1
+    })
+    await ingest.subscribeAsync('$share/solo/aq/v1/devices/+/telemetry', { qos: 1 })
+    const rogue = await connect(device(1), 5)
+    await expect(rogue.subscribeAsync('$share/solo/aq/v1/devices/+/telemetry', { qos: 1 })).rejects.toThrow()
+    const devA = await connect(device(0), 4)
+    for (let i = 0; i < TOTAL; i += 1) await devA.publishAsync('aq/v1/devices/dev-a/telemetry', String(i), { qos: 1 })
+    await waitFor(() => received === TOTAL, `all ${TOTAL} messages at the ingest (got ${received})`)
   })
 
   it('gives the health check account the broker uptime, generated at start', async () => {
-    expect(healthPassword).toMatch(/^[0-9a-f]{48}$/)
-    const health = await mqtt.connectAsync(url, {
-      username: 'svc.health',
-      password: healthPassword,
-      reconnectPeriod: 0,
-    })
-    try {
-      const uptime = new Promise<string>((resolve) => health.once('message', (topic) => resolve(topic)))
-      await health.subscribeAsync('$SYS/broker/uptime')
-      expect(await uptime).toBe('$SYS/broker/uptime')
-    } finally {
-      await health.endAsync()
-    }
+    expect(broker.services.health.password).toMatch(/^[0-9a-f]{48}$/)
+    const health = await connect(broker.services.health, 4)
+    const uptime = new Promise<string>((resolve) => health.once('message', (topic) => resolve(topic)))
+    await health.subscribeAsync('$SYS/broker/uptime')
+    expect(await uptime).toBe('$SYS/broker/uptime')
+    await expect(health.subscribeAsync('$SYS/#')).rejects.toMatchObject({ packet: { granted: [0x80] } })
   })
 })
 

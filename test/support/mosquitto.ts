@@ -1,19 +1,38 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chmod, writeFile } from 'node:fs/promises'
+import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { userInfo } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { generateSecret } from '@skolluft/runtime'
 import { closedPort, tempDir, waitFor } from '@skolluft/testkit'
 
 /**
- * Eclipse Mosquitto 2 for tests: Debian's `mosquitto` package (installed by .ci/run; /usr/sbin/mosquitto
- * 2.0.11), started on 127.0.0.1 at a free port with a generated configuration in a temp dir, no anonymous
- * access, a password file and an ACL file. MOSQUITTO_PATH / MOSQUITTO_PASSWD_PATH point elsewhere if needed.
+ * Eclipse Mosquitto 2 for tests, run the way the container runs it: Debian's `mosquitto` package (installed by
+ * .ci/run; /usr/sbin/mosquitto 2.0.11) started through the shipped entry point (infra/mosquitto/docker-entrypoint.sh)
+ * with the shipped infra/mosquitto/mosquitto.conf, only its port, paths and user moved into a temp dir. So the
+ * logins and ACLs tested are the dynamic-security rules a deployment gets, not a copy.
+ * MOSQUITTO_PATH, MOSQUITTO_PASSWD_PATH and MOSQUITTO_DYNSEC_PLUGIN_PATH point elsewhere if needed.
  */
 export const MOSQUITTO_PATH = process.env.MOSQUITTO_PATH ?? '/usr/sbin/mosquitto'
 export const MOSQUITTO_PASSWD_PATH = process.env.MOSQUITTO_PASSWD_PATH ?? '/usr/bin/mosquitto_passwd'
+/** Where Debian's package (per architecture) or a source build puts the dynamic-security plugin. */
+export const MOSQUITTO_DYNSEC_PLUGIN_PATH =
+  process.env.MOSQUITTO_DYNSEC_PLUGIN_PATH ??
+  [
+    '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so',
+    '/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so',
+    '/usr/lib/mosquitto_dynamic_security.so',
+  ].find((p) => existsSync(p)) ??
+  '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so'
+
+export const MOSQUITTO_INFRA_DIR = fileURLToPath(new URL('../../infra/mosquitto/', import.meta.url))
+export const MOSQUITTO_ENTRYPOINT = join(MOSQUITTO_INFRA_DIR, 'docker-entrypoint.sh')
+export const MOSQUITTO_SHIPPED_CONF = join(MOSQUITTO_INFRA_DIR, 'mosquitto.conf')
+/** The plugin path in the shipped configuration (the eclipse-mosquitto image's). */
+const IMAGE_DYNSEC_PLUGIN_PATH = '/usr/lib/mosquitto_dynamic_security.so'
 
 /** How long mosquitto may take to accept connections after spawning (it starts in milliseconds). */
 const START_TIMEOUT_MS = 10_000
@@ -27,113 +46,53 @@ const execFileAsync = promisify(execFile)
  * unless SKOLLUFT_REQUIRE_MOSQUITTO=1 (set by .ci/run), where a missing broker fails the run instead.
  */
 export function mosquittoAvailable(): boolean {
-  const missing = [MOSQUITTO_PATH, MOSQUITTO_PASSWD_PATH].filter((p) => !existsSync(p))
+  const missing = [MOSQUITTO_PATH, MOSQUITTO_PASSWD_PATH, MOSQUITTO_DYNSEC_PLUGIN_PATH].filter((p) => !existsSync(p))
   if (missing.length === 0) return true
-  const reason = `no ${missing.join(' or ')} (Debian: apt-get install -y mosquitto, or set MOSQUITTO_PATH and MOSQUITTO_PASSWD_PATH)`
+  const reason = `no ${missing.join(' or ')} (Debian: apt-get install -y mosquitto, or set MOSQUITTO_PATH, MOSQUITTO_PASSWD_PATH and MOSQUITTO_DYNSEC_PLUGIN_PATH)`
   if (process.env.SKOLLUFT_REQUIRE_MOSQUITTO === '1') throw new Error(`Mosquitto tests required but ${reason}`)
   console.warn(`SKIPPING Mosquitto tests: ${reason}`)
   return false
 }
 
-export interface MosquittoConfigOptions {
-  /** Listener address; `0.0.0.0` in a container. */
-  readonly host: string
+export interface LocalConfOptions {
   readonly port: number
-  readonly passwordFile: string
-  readonly aclFile: string
-  /** Directory of `mosquitto.db`; must end in a slash for mosquitto (added if missing). */
-  readonly persistenceDir: string
-  /** `stdout`, `stderr` or `file <path>`. */
-  readonly logDest?: string
+  /** Replaces /mosquitto/data/ (persistence, the plugin's file). */
+  readonly dataDir: string
   /** The OS user mosquitto runs as when started as root (it drops privileges to `mosquitto` otherwise). */
-  readonly runAsUser?: string
-  /** QoS 1 messages in flight per MQTT 3.1.1 client; see MOSQUITTO_MAX_INFLIGHT. */
+  readonly runAsUser: string
+  /** Overrides the shipped max_inflight_messages / max_queued_messages. */
   readonly maxInflightMessages?: number
-  /** Messages queued per session beyond the in-flight ones; see MOSQUITTO_MAX_QUEUED. */
   readonly maxQueuedMessages?: number
   /** Also log every packet (`log_type all`: "Sending PUBLISH to <client id> (d0, q1, …)"); for tests. */
   readonly logPackets?: boolean
 }
 
-/**
- * QoS 1 deliveries mosquitto keeps in flight to one v3.1.1 client (its default is 20). The ingest holds each
- * PUBACK until the commit and commits many messages at once (ingest/src/ack-after-commit.ts); 20 in flight
- * would make every commit a group of at most 20. 200 stays under the ingest's own MAX_IN_FLIGHT (500), so
- * the broker, not the ingest's back-pressure, is the bound.
- */
-export const MOSQUITTO_MAX_INFLIGHT = 200
-/**
- * Messages queued for one persistent session beyond those in flight. Mosquitto's default is 1000, and past
- * the limit it DROPS QoS 1 messages for that session (mosquitto.conf(5), max_queued_messages). An ingest
- * worker that is down (crashed, being restarted) keeps receiving its round-robin share into its queue (see
- * test/e2e/ingest-shared.test.ts), so the queue must hold everything a fleet sends during an outage:
- * 1 000 000 messages is ~10 days of 1 000 devices at one message a minute, at ~200 B each ~200 MB.
- */
-export const MOSQUITTO_MAX_QUEUED = 1_000_000
-
-/** mosquitto.conf for the platform: authenticated only, ACL from a file, persistent sessions on disk. */
-export function mosquittoConfig(options: MosquittoConfigOptions): string {
-  const persistence = options.persistenceDir.endsWith('/') ? options.persistenceDir : `${options.persistenceDir}/`
-  return [
-    '# Generated for skolluft (test/support/mosquitto.ts). Mosquitto 2.0.',
-    'per_listener_settings false',
-    `listener ${options.port} ${options.host}`,
-    'allow_anonymous false',
-    `password_file ${options.passwordFile}`,
-    `acl_file ${options.aclFile}`,
-    ...(options.runAsUser === undefined ? [] : [`user ${options.runAsUser}`]),
-    // Persistent sessions (the ingest's queue) survive a broker restart.
-    'persistence true',
-    `persistence_location ${persistence}`,
-    'autosave_interval 60',
-    // Sessions never expire: a worker's queued share waits for that worker to come back (see MOSQUITTO_MAX_QUEUED).
-    `max_inflight_messages ${options.maxInflightMessages ?? MOSQUITTO_MAX_INFLIGHT}`,
-    `max_queued_messages ${options.maxQueuedMessages ?? MOSQUITTO_MAX_QUEUED}`,
-    `log_dest ${options.logDest ?? 'stdout'}`,
-    ...(options.logPackets === true
-      ? ['log_type all']
-      : ['log_type error', 'log_type warning', 'log_type notice', 'log_type information']),
-    'connection_messages true',
-    'log_timestamp true',
-    '',
-  ].join('\n')
+function replaceOnce(text: string, from: string | RegExp, to: string): string {
+  const found = typeof from === 'string' ? text.includes(from) : from.test(text)
+  if (!found)
+    throw new Error(`the shipped mosquitto.conf has no ${String(from)}: test/support/mosquitto.ts is out of date`)
+  return text.replace(from, to)
 }
 
 /**
- * The ACL (mosquitto.conf(5), acl_file), mirroring gateway/src/permissions.ts: a device (username = device id)
- * publishes only its own telemetry and status and reads only its own config; the ingest reads every device's
- * telemetry and status (directly or through `$share/<group>/…`) and publishes device config and platform
- * events; the api reads telemetry and status; the alerts service reads platform events.
- *
- * Caveat, measured on 2.0.11: the acl_file checks PUBLISH and each delivery, never SUBSCRIBE (security_default.c:
- * `if(access == MOSQ_ACL_SUBSCRIBE) return MOSQ_ERR_SUCCESS;`, marked FIXME). Any logged-in client, a device
- * too, can join `$share/<ingest group>/aq/v1/devices/+/telemetry`; it then takes its turn in the rotation, the
- * delivery to it is refused by the read ACL, and that message reaches no ingest worker: with one such intruder
- * and one worker, half the telemetry was lost. Keep the group name out of device hands, or use Mosquitto's
- * dynamic-security plugin (mosquitto_dynamic_security.so, in Debian's package), which does check subscriptions.
+ * The shipped mosquitto.conf with this machine's port (127.0.0.1 only), user, plugin path and data dir; everything
+ * else as shipped. Throws when a line it moves is missing, and when a container path is left.
  */
-export function mosquittoAcl(users: {
-  readonly ingest: string
-  readonly api?: string
-  readonly alerts?: string
-}): string {
-  const lines = [
-    '# Generated for skolluft (test/support/mosquitto.ts). %u is the username (a device logs in as its id).',
-    'pattern write aq/v1/devices/%u/telemetry',
-    'pattern write aq/v1/devices/%u/status',
-    'pattern read aq/v1/devices/%u/config',
-    '',
-    `user ${users.ingest}`,
-    'topic read aq/v1/devices/+/telemetry',
-    'topic read aq/v1/devices/+/status',
-    'topic write aq/v1/devices/+/config',
-    'topic write aq/v1/events/#',
-  ]
-  if (users.api !== undefined) {
-    lines.push('', `user ${users.api}`, 'topic read aq/v1/devices/+/telemetry', 'topic read aq/v1/devices/+/status')
+export function localMosquittoConf(shipped: string, options: LocalConfOptions): string {
+  const dataDir = options.dataDir.endsWith('/') ? options.dataDir : `${options.dataDir}/`
+  let conf = replaceOnce(shipped, 'listener 1883 0.0.0.0', `listener ${options.port} 127.0.0.1`)
+  conf = `${conf}\nuser ${options.runAsUser}\n`
+  conf = replaceOnce(conf, `plugin ${IMAGE_DYNSEC_PLUGIN_PATH}`, `plugin ${MOSQUITTO_DYNSEC_PLUGIN_PATH}`)
+  conf = conf.replaceAll('/mosquitto/data/', dataDir)
+  if (options.maxInflightMessages !== undefined) {
+    conf = replaceOnce(conf, /^max_inflight_messages \d+$/m, `max_inflight_messages ${options.maxInflightMessages}`)
   }
-  if (users.alerts !== undefined) lines.push('', `user ${users.alerts}`, 'topic read aq/v1/events/#')
-  return `${lines.join('\n')}\n`
+  if (options.maxQueuedMessages !== undefined) {
+    conf = replaceOnce(conf, /^max_queued_messages \d+$/m, `max_queued_messages ${options.maxQueuedMessages}`)
+  }
+  if (options.logPackets === true) conf = replaceOnce(conf, /^log_type information$/m, 'log_type all')
+  if (/^[a-z_]+ \/mosquitto\//m.test(conf)) throw new Error('a /mosquitto/ container path is left in mosquitto.conf')
+  return conf
 }
 
 export interface MosquittoUser {
@@ -141,23 +100,48 @@ export interface MosquittoUser {
   readonly password: string
 }
 
+/** The services' accounts the entry point creates (svc.<name>); their passwords are generated unless given. */
+export interface MosquittoServices {
+  readonly ingest: MosquittoUser
+  readonly api: MosquittoUser
+  readonly alerts: MosquittoUser
+  /** Generated by the entry point at start (never leaves the container in production). */
+  readonly health: MosquittoUser
+}
+
 export interface TestMosquitto {
   readonly url: string
   readonly port: number
-  /** Everything mosquitto has logged so far. */
+  readonly services: MosquittoServices
+  /** The temp dir holding the configuration, the plugin's file and the persistence database. */
+  readonly dir: string
+  /** Everything mosquitto (and the entry point) logged so far. */
   log(): string
   /** SIGTERM, then SIGKILL after STOP_TIMEOUT_MS; removes the temp dir. */
   close(): Promise<void>
 }
 
-/** Writes the password file with `mosquitto_passwd -b` (the first call creates it with -c). */
-async function writePasswordFile(path: string, users: readonly MosquittoUser[]): Promise<void> {
+/** Writes a device file as the operator does, `mosquitto_passwd -b` per device (the first call creates it, -c). */
+export async function writeDevicesFile(path: string, devices: readonly MosquittoUser[]): Promise<void> {
+  if (devices.length === 0) return
   let first = true
-  for (const user of users) {
-    await execFileAsync(MOSQUITTO_PASSWD_PATH, [...(first ? ['-c'] : []), '-b', path, user.username, user.password])
+  for (const device of devices) {
+    await execFileAsync(MOSQUITTO_PASSWD_PATH, [...(first ? ['-c'] : []), '-b', path, device.username, device.password])
     first = false
   }
   await chmod(path, 0o600)
+}
+
+/** The entry point's environment for files in `dir`: its path variables and a PATH that finds Debian's binaries. */
+export function entrypointEnv(dir: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PATH: `${dirname(MOSQUITTO_PATH)}:${dirname(MOSQUITTO_PASSWD_PATH)}:${process.env.PATH ?? ''}`,
+    MOSQUITTO_CONF: join(dir, 'mosquitto.conf'),
+    MOSQUITTO_DEVICES_FILE: join(dir, 'devices.passwd'),
+    MOSQUITTO_DYNSEC_FILE: join(dir, 'dynamic-security.json'),
+    MOSQUITTO_HEALTH_FILE: join(dir, 'health.password'),
+  }
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -177,44 +161,52 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Starts mosquitto with the given users (devices and services) and ACL. Call mosquittoAvailable() first.
- * The ingest user is named in `acl.ingest`; every user needs an entry in `users` to log in.
+ * Starts mosquitto through the shipped entry point with these devices (username = device id) and the services'
+ * accounts (svc.ingest, svc.api, svc.alerts; passwords generated unless given). Call mosquittoAvailable() first.
  */
 export async function startMosquitto(options: {
-  readonly users: readonly MosquittoUser[]
-  readonly acl: Parameters<typeof mosquittoAcl>[0]
+  readonly devices: readonly MosquittoUser[]
+  readonly passwords?: { readonly ingest?: string; readonly api?: string; readonly alerts?: string }
   readonly maxInflightMessages?: number
   readonly maxQueuedMessages?: number
   readonly logPackets?: boolean
 }): Promise<TestMosquitto> {
   const dir = await tempDir('skolluft-mosquitto-')
-  const passwordFile = join(dir.path, 'passwd')
-  const aclFile = join(dir.path, 'acl')
-  const configFile = join(dir.path, 'mosquitto.conf')
   const port = await closedPort()
-  await writePasswordFile(passwordFile, options.users)
-  await writeFile(aclFile, mosquittoAcl(options.acl), { mode: 0o600 })
+  const env = entrypointEnv(dir.path)
+  const passwords = {
+    ingest: options.passwords?.ingest ?? generateSecret(),
+    api: options.passwords?.api ?? generateSecret(),
+    alerts: options.passwords?.alerts ?? generateSecret(),
+  }
+  await writeDevicesFile(join(dir.path, 'devices.passwd'), options.devices)
   await writeFile(
-    configFile,
-    mosquittoConfig({
-      host: '127.0.0.1',
+    join(dir.path, 'mosquitto.conf'),
+    localMosquittoConf(await readFile(MOSQUITTO_SHIPPED_CONF, 'utf8'), {
       port,
-      passwordFile,
-      aclFile,
-      persistenceDir: dir.path,
+      dataDir: dir.path,
       runAsUser: userInfo().username,
       logPackets: options.logPackets ?? false,
       ...(options.maxInflightMessages === undefined ? {} : { maxInflightMessages: options.maxInflightMessages }),
       ...(options.maxQueuedMessages === undefined ? {} : { maxQueuedMessages: options.maxQueuedMessages }),
     }),
   )
-  const child = spawn(MOSQUITTO_PATH, ['-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('sh', [MOSQUITTO_ENTRYPOINT], {
+    env: {
+      ...env,
+      MQTT_INGEST_PASSWORD: passwords.ingest,
+      MQTT_API_PASSWORD: passwords.api,
+      MQTT_ALERTS_PASSWORD: passwords.alerts,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let output = ''
   const collect = (chunk: Buffer) => {
     output += chunk.toString()
   }
   child.stdout?.on('data', collect)
   child.stderr?.on('data', collect)
+  let healthPassword = ''
   try {
     await waitFor(
       async () => {
@@ -224,6 +216,7 @@ export async function startMosquitto(options: {
       `mosquitto to listen on 127.0.0.1:${port}`,
       { timeoutMs: START_TIMEOUT_MS },
     )
+    healthPassword = await readFile(join(dir.path, 'health.password'), 'utf8')
   } catch (error) {
     child.kill('SIGKILL')
     await exited(child)
@@ -233,6 +226,13 @@ export async function startMosquitto(options: {
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
+    dir: dir.path,
+    services: {
+      ingest: { username: 'svc.ingest', password: passwords.ingest },
+      api: { username: 'svc.api', password: passwords.api },
+      alerts: { username: 'svc.alerts', password: passwords.alerts },
+      health: { username: 'svc.health', password: healthPassword },
+    },
     log: () => output,
     async close() {
       const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS)

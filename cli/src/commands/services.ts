@@ -346,7 +346,7 @@ export async function runAlerts(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
 }
 
 /** Live map events come from the broker at LIVE_MQTT_URL (unset: the map updates on reload only). */
-const LiveEnv = z.object({
+export const LiveEnv = z.object({
   LIVE_MQTT_URL: z.preprocess(
     unsetIfEmpty,
     z.url({ protocol: /^mqtts?$/, error: 'LIVE_MQTT_URL must be an mqtt:// or mqtts:// URL' }).optional(),
