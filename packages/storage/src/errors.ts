@@ -33,6 +33,11 @@ export const STORAGE_ERROR_CODES = [
   'CLOSED',
   /** A store opened for reading only was asked to write (STORE=influxdb in a process that writes no readings). */
   'READ_ONLY',
+  /**
+   * A networked store could not answer now (unreachable, timed out, overloaded, or refused the credential); a later
+   * attempt may succeed. The ingest retries it and holds the device's acknowledgement meanwhile.
+   */
+  'STORAGE_UNAVAILABLE',
 ] as const
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number]
 

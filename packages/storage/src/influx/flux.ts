@@ -18,25 +18,64 @@ export const READING_META_FIELDS = ['seq', 'received_at', 'expected_per_hour', '
 /** The earliest time a range may start at (the epoch): `range(start: 0)` reads the whole history. */
 const EPOCH = new Date(0)
 
+/**
+ * The stop of a range over the whole history. `range()` stops at `now()` by default
+ * (https://docs.influxdata.com/flux/v0/stdlib/universe/range/), which would hide points stamped later than the
+ * server's clock: a device clock running ahead, or a `skolluft_meta` point written at another machine's `Date.now()`.
+ * InfluxDB stores times up to 2262-04-11T23:47:16.854775806Z (int64 ns); 2100 stays clear of that edge, where
+ * window arithmetic (`stop` + a period) could overflow, and is later than any reading this platform will take.
+ */
+const END_OF_TIME = new Date(Date.UTC(2100, 0, 1))
+
 const at = (ms: number) => new Date(ms)
 
-/** `and r.device == "…"` / `and r.site == "…"` / `and not exists r.site` as one Flux boolean expression. */
-function keyFilter(filter: { readonly deviceId?: string; readonly siteId?: string | null }): ParameterizedQuery {
-  const device = filter.deviceId === undefined ? flux`true` : flux`r.device == ${filter.deviceId}`
-  const site =
-    filter.siteId === undefined
-      ? flux`true`
-      : filter.siteId === null
-        ? flux`not exists r.site`
-        : flux`r.site == ${filter.siteId}`
-  return flux`${device} and ${site}`
+/**
+ * The terms joined with `and`, or `true` when there are none. Leaving absent filters out (instead of `and true`) keeps
+ * the filter wholly pushable to the storage engine: a boolean literal is not (`isPushableExpr`,
+ * query/stdlib/influxdata/influxdb/rules.go), and a filter left behind stops later push-downs (`SortedPivotRule`,
+ * `PushDownGroupAggregateRule`) that need `ReadRange` as the direct predecessor.
+ */
+function allOf(terms: readonly (ParameterizedQuery | undefined)[]): ParameterizedQuery {
+  const [first, ...rest] = terms.filter((t) => t !== undefined)
+  if (first === undefined) return flux`true`
+  return rest.reduce((all, one) => flux`${all} and ${one}`, first)
 }
 
-function setFilter(column: 'device' | 'site', values: readonly string[] | undefined): ParameterizedQuery {
-  if (values === undefined) return flux`true`
-  return column === 'device'
-    ? flux`contains(value: r.device, set: ${values})`
-    : flux`exists r.site and contains(value: r.site, set: ${values})`
+/** `r.device == "…"`, `r.site == "…"` / `not exists r.site` (siteId null), for the ids given. */
+function keyTerms(filter: {
+  readonly deviceId?: string
+  readonly siteId?: string | null
+}): (ParameterizedQuery | undefined)[] {
+  return [
+    filter.deviceId === undefined ? undefined : flux`r.device == ${filter.deviceId}`,
+    filter.siteId === undefined
+      ? undefined
+      : filter.siteId === null
+        ? flux`not exists r.site`
+        : flux`r.site == ${filter.siteId}`,
+  ]
+}
+
+function keyFilter(filter: { readonly deviceId?: string; readonly siteId?: string | null }): ParameterizedQuery {
+  return allOf(keyTerms(filter))
+}
+
+/**
+ * `(r.<column> == "a" or r.<column> == "b" …)`: unlike `contains()`, comparisons of a tag (or `_field`) with a
+ * literal are pushed down to the storage engine, so only the matching series are read (InfluxDB's
+ * `isPushableExpr`, query/stdlib/influxdata/influxdb/rules.go). An empty list matches nothing.
+ */
+function anyOf(column: 'device' | 'site' | '_field', values: readonly string[]): ParameterizedQuery {
+  const [first, ...rest] = values.map((v) =>
+    column === 'device' ? flux`r.device == ${v}` : column === 'site' ? flux`r.site == ${v}` : flux`r._field == ${v}`,
+  )
+  if (first === undefined) return flux`false`
+  return flux`(${rest.reduce((all, one) => flux`${all} or ${one}`, first)})`
+}
+
+function setFilter(column: 'device' | 'site', values: readonly string[] | undefined): ParameterizedQuery | undefined {
+  if (values === undefined) return undefined
+  return column === 'device' ? anyOf('device', values) : flux`exists r.site and ${anyOf('site', values)}`
 }
 
 /** Raw points of one metric in time order (then device), at most `limit`. */
@@ -79,8 +118,8 @@ export function hourSumsQuery(
 ): ParameterizedQuery {
   return flux`from(bucket: ${bucket})
   |> range(start: ${at(q.from)}, stop: ${at(q.to)})
-  |> filter(fn: (r) => r._measurement == "reading" and contains(value: r._field, set: ${q.fields}))
-  |> filter(fn: (r) => ${keyFilter(q)} and ${setFilter('device', q.deviceIds)} and ${setFilter('site', q.siteIds)})
+  |> filter(fn: (r) => r._measurement == "reading" and ${anyOf('_field', q.fields)})
+  |> filter(fn: (r) => ${allOf([...keyTerms(q), setFilter('device', q.deviceIds), setFilter('site', q.siteIds)])})
   |> map(fn: (r) => ({r with _value: float(v: r._value)}))
   |> window(every: 1h)
   |> reduce(
@@ -99,8 +138,8 @@ export function hourSumsQuery(
 export function latestQuery(bucket: string): ParameterizedQuery {
   const fields = [...METRICS, 'received_at']
   return flux`from(bucket: ${bucket})
-  |> range(start: ${EPOCH})
-  |> filter(fn: (r) => r._measurement == "reading" and contains(value: r._field, set: ${fields}))
+  |> range(start: ${EPOCH}, stop: ${END_OF_TIME})
+  |> filter(fn: (r) => r._measurement == "reading" and ${anyOf('_field', fields)})
   |> last()
   |> keep(columns: ["_time", "_value", "_field", "device", "site"])`
 }
@@ -108,7 +147,7 @@ export function latestQuery(bucket: string): ParameterizedQuery {
 /** Readings (one `received_at` per reading) matching the filter. */
 export function countQuery(bucket: string, filter: { readonly deviceId?: string; readonly siteId?: string }) {
   return flux`from(bucket: ${bucket})
-  |> range(start: ${EPOCH})
+  |> range(start: ${EPOCH}, stop: ${END_OF_TIME})
   |> filter(fn: (r) => r._measurement == "reading" and r._field == "received_at")
   |> filter(fn: (r) => ${keyFilter(filter)})
   |> group()
@@ -120,7 +159,7 @@ export function existingKeysQuery(bucket: string, deviceIds: readonly string[], 
   return flux`from(bucket: ${bucket})
   |> range(start: ${at(from)}, stop: ${at(to)})
   |> filter(fn: (r) => r._measurement == "reading" and r._field == "received_at")
-  |> filter(fn: (r) => contains(value: r.device, set: ${deviceIds}))
+  |> filter(fn: (r) => ${anyOf('device', deviceIds)})
   |> keep(columns: ["_time", "device"])`
 }
 
@@ -137,8 +176,8 @@ export function pairsQuery(
 ) {
   return flux`from(bucket: ${bucket})
   |> range(start: ${at(q.from)}, stop: ${at(q.to)})
-  |> filter(fn: (r) => r._measurement == "reading" and contains(value: r._field, set: ${q.metrics}))
-  |> filter(fn: (r) => ${setFilter('device', q.deviceIds)} and ${setFilter('site', q.siteIds)})
+  |> filter(fn: (r) => r._measurement == "reading" and ${anyOf('_field', q.metrics)})
+  |> filter(fn: (r) => ${allOf([setFilter('device', q.deviceIds), setFilter('site', q.siteIds)])})
   |> group(columns: ["site", "device"])
   |> first()
   |> keep(columns: ["site", "device"])`
@@ -165,7 +204,7 @@ export function readingRowsQuery(
   const carries = fluxExpression(q.metrics.map((m) => `exists r.${m}`).join(' or '))
   return flux`from(bucket: ${bucket})
   |> range(start: ${at(q.from)}, stop: ${at(q.to)})
-  |> filter(fn: (r) => r._measurement == "reading" and contains(value: r._field, set: ${fields}))
+  |> filter(fn: (r) => r._measurement == "reading" and ${anyOf('_field', fields)})
   |> filter(fn: (r) => ${keyFilter(q)})
   |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
   |> group()
@@ -220,7 +259,7 @@ export function backlogQuery(
 /** Device-hours checked with rules older than `version` (what a version bump makes dirty again). */
 export function outdatedHoursQuery(bucket: string, version: number) {
   return flux`from(bucket: ${bucket})
-  |> range(start: ${EPOCH})
+  |> range(start: ${EPOCH}, stop: ${END_OF_TIME})
   |> filter(fn: (r) => r._measurement == "device_hour" and r._field == "qc_version" and r._value < ${version})
   |> group()
   |> count()`
@@ -229,7 +268,7 @@ export function outdatedHoursQuery(bucket: string, version: number) {
 /** The highest quality rules version asked for (measurement `skolluft_meta`). */
 export function requiredVersionQuery(bucket: string) {
   return flux`from(bucket: ${bucket})
-  |> range(start: ${EPOCH})
+  |> range(start: ${EPOCH}, stop: ${END_OF_TIME})
   |> filter(fn: (r) => r._measurement == "skolluft_meta" and r._field == "qc_version")
   |> group()
   |> max()`

@@ -28,6 +28,9 @@ export interface InfluxConnection {
  */
 export const CLOSE_DRAIN_MS = 5_000
 
+/** The duplicate lookup before a write gives up after this long; the write then goes on without it. */
+export const INFLUX_LOOKUP_TIMEOUT_MS = 5_000
+
 /** Flux queries give up after this long: an export page or a year of hours takes well under it. */
 export const INFLUX_QUERY_TIMEOUT_MS = 60_000
 
@@ -75,6 +78,7 @@ export function openInfluxStorage(options: InfluxStorageOptions): InfluxStorage 
   const queryApi = new InfluxDB({ url, token, timeout: INFLUX_QUERY_TIMEOUT_MS }).getQueryApi(org)
   const readings = createInfluxReadingStore({
     queryApi,
+    lookupApi: new InfluxDB({ url, token, timeout: INFLUX_LOOKUP_TIMEOUT_MS }).getQueryApi(org),
     bucket,
     writer: writer ?? READ_ONLY_WRITER,
     log: options.log.child({ module: 'influx' }),

@@ -1,11 +1,11 @@
-import { METRICS } from '@skolluft/core'
+import { HOUR_MS, METRICS } from '@skolluft/core'
 import type { StoredReading } from '../types.ts'
 
 /**
  * The InfluxDB line protocol encoder for skolluft's readings, precision ms
  * (https://docs.influxdata.com/influxdb/v2/reference/syntax/line-protocol/).
  *
- * Schema (shared contract, .tmp/issue6-plan.md):
+ * Schema (docs/influxdb.md says why it is so):
  *
  * ```text
  * reading,device=<deviceId>[,site=<siteId>] pm1=…,pm25=…,pm10=…,no2=…,temp=…,rh=…,seq=<n>i,received_at=<ms>i,expected_per_hour=… <ts ms>
@@ -48,8 +48,6 @@ export const FIELD = {
   checked: 'checked',
   qcVersion: 'qc_version',
 } as const
-
-const HOUR_MS = 3_600_000
 
 export const LINE_PROTOCOL_ERROR_CODES = ['NON_FINITE', 'NOT_AN_INTEGER', 'INVALID_TEXT', 'NO_FIELDS'] as const
 export type LineProtocolErrorCode = (typeof LINE_PROTOCOL_ERROR_CODES)[number]

@@ -77,6 +77,11 @@ export interface LineWriter {
 
 export interface InfluxReadingStoreOptions {
   readonly queryApi: QueryApi
+  /**
+   * The duplicate lookup before each write, with a short timeout of its own (default: queryApi): an InfluxDB that
+   * hangs must not hold the devices' acknowledgements for a whole query timeout before the writer spools.
+   */
+  readonly lookupApi?: QueryApi
   readonly bucket: string
   readonly writer: LineWriter
   /** Each device's current site (open placement), for latestBySite. */
@@ -86,9 +91,19 @@ export interface InfluxReadingStoreOptions {
 
 type Row = Record<string, unknown>
 
-/** Epoch ms of a Flux time column (RFC 3339 string). */
+/**
+ * Epoch ms of a Flux time column: an RFC 3339 string by default; a number or Date if the process switched the
+ * client's (global) dateTime serializer (`serializeDateTimeAsNumber` / `serializeDateTimeAsDate`).
+ */
 function ms(value: unknown): number {
-  const t = typeof value === 'string' ? Date.parse(value) : Number.NaN
+  const t =
+    typeof value === 'string'
+      ? Date.parse(value)
+      : typeof value === 'number'
+        ? value
+        : value instanceof Date
+          ? value.getTime()
+          : Number.NaN
   if (!Number.isFinite(t))
     throw new StorageError('INVALID_QUERY', `InfluxDB returned a time that is not one: ${String(value)}`)
   return t
@@ -126,15 +141,30 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
   let closed = false
   /** Until when the duplicate lookup is skipped after it failed (epoch ms). */
   let lookupPausedUntil = 0
+  /**
+   * Keys `${device}@${ts}` of the readings of writeReadings calls in flight, to the call's end. A call holding a key
+   * another call is writing waits for that call first, so its lookup then sees the reading: first write wins within
+   * this process too (concurrent calls would otherwise all look up before any of them wrote).
+   */
+  const inFlight = new Map<string, Promise<void>>()
 
-  async function rows(query: ParameterizedQuery): Promise<Row[]> {
+  async function rows(query: ParameterizedQuery, api: QueryApi = queryApi): Promise<Row[]> {
     if (closed) throw new StorageError('CLOSED', 'the storage is closed')
-    return queryApi.collectRows<Row>(query, (values, meta) => meta.toObject(values))
+    try {
+      return await api.collectRows<Row>(query, (values, meta) => meta.toObject(values))
+    } catch (error) {
+      // Unreachable, timed out, refused: one code callers can treat as "try again later" (the ingest does).
+      throw new StorageError('STORAGE_UNAVAILABLE', `InfluxDB query failed: ${(error as Error).message}`, {
+        cause: error,
+      })
+    }
   }
 
   /** Hour sums of the asked fields, keyed per (device, site, hour), in no particular order. */
   async function deviceHours(q: Parameters<typeof hourSumsQuery>[1]): Promise<Map<string, DeviceHour>> {
     const out = new Map<string, DeviceHour>()
+    // Flux refuses a range with start >= stop ("cannot query an empty range", flux stdlib/universe/range.go).
+    if (q.from >= q.to) return out
     for (const row of await rows(hourSumsQuery(bucket, { ...q, fields: [...q.fields, 'expected_per_hour'] }))) {
       const deviceId = String(row.device)
       const siteId = str(row.site)
@@ -193,12 +223,12 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
     }
     try {
       const found = new Set<string>()
-      for (const row of await rows(existingKeysQuery(bucket, [...devices], from, to))) {
+      for (const row of await rows(existingKeysQuery(bucket, [...devices], from, to), options.lookupApi)) {
         found.add(`${String(row.device)}@${ms(row._time)}`)
       }
       return found
     } catch (error) {
-      if (error instanceof StorageError) throw error
+      if (error instanceof StorageError && error.code !== 'STORAGE_UNAVAILABLE') throw error
       // A server that takes line protocol but no Flux (VictoriaMetrics in the tests) or a failing query: the
       // readings are still written; only a conflicting rewrite of an existing key could then win. Paused for a
       // while, so a lookup that keeps failing costs neither a request per write nor a log line per write.
@@ -212,26 +242,47 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
     async writeReadings(readings): Promise<WriteResult> {
       if (closed) throw new StorageError('CLOSED', 'the storage is closed')
       if (readings.length === 0) return { inserted: 0, duplicates: 0 }
-      const stored = await storedKeys(readings)
-      const seen = stored ?? new Set<string>()
-      const lines: string[] = []
-      const hours = new Set<string>()
-      let inserted = 0
-      for (const r of readings) {
-        const key = `${r.deviceId}@${r.ts}`
-        if (seen.has(key)) continue
-        seen.add(key)
-        lines.push(readingLine(r))
-        hours.add(`${r.deviceId}@${hourStart(r.ts)}`)
-        inserted++
+      const keys = new Set(readings.map((r) => `${r.deviceId}@${r.ts}`))
+      for (;;) {
+        const earlier = new Set<Promise<void>>()
+        for (const key of keys) {
+          const call = inFlight.get(key)
+          if (call !== undefined) earlier.add(call)
+        }
+        if (earlier.size === 0) break
+        await Promise.all(earlier)
       }
-      // After the readings, in the same request: a check that reads `dirty` and then the readings sees both.
-      for (const h of hours) {
-        const at = h.lastIndexOf('@')
-        lines.push(deviceHourLine(h.slice(0, at), Number(h.slice(at + 1)), { dirty: randomInt(1, 2 ** 47) }))
+      // No await between the check above and this: the keys are ours until `done`.
+      let done = () => {}
+      const call = new Promise<void>((resolve) => {
+        done = resolve
+      })
+      for (const key of keys) inFlight.set(key, call)
+      try {
+        const stored = await storedKeys(readings)
+        const seen = stored ?? new Set<string>()
+        const lines: string[] = []
+        const hours = new Set<string>()
+        let inserted = 0
+        for (const r of readings) {
+          const key = `${r.deviceId}@${r.ts}`
+          if (seen.has(key)) continue
+          seen.add(key)
+          lines.push(readingLine(r))
+          hours.add(`${r.deviceId}@${hourStart(r.ts)}`)
+          inserted++
+        }
+        // After the readings, in the same request: a check that reads `dirty` and then the readings sees both.
+        for (const h of hours) {
+          const at = h.lastIndexOf('@')
+          lines.push(deviceHourLine(h.slice(0, at), Number(h.slice(at + 1)), { dirty: randomInt(1, 2 ** 47) }))
+        }
+        if (lines.length > 0) await writer.write(lines)
+        return { inserted, duplicates: readings.length - inserted }
+      } finally {
+        for (const key of keys) if (inFlight.get(key) === call) inFlight.delete(key)
+        done()
       }
-      if (lines.length > 0) await writer.write(lines)
-      return { inserted, duplicates: readings.length - inserted }
     },
 
     async rawSeries(query): Promise<RawPoint[]> {
@@ -240,7 +291,7 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
       }
       if (!METRICS.includes(query.metric))
         throw new StorageError('INVALID_QUERY', `unknown metric ${String(query.metric)}`)
-      if (query.limit <= 0) return []
+      if (query.limit <= 0 || query.from >= query.to) return []
       return (await rows(rawPointsQuery(bucket, query))).map((row) => ({
         t: new Date(ms(row._time)).toISOString(),
         value: num(row._value),
@@ -366,7 +417,8 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
     },
 
     async qualityBacklog(finalBefore, limit, after): Promise<QualityBacklogEntry[]> {
-      if (!Number.isSafeInteger(limit) || limit <= 0) return []
+      // Hours that ended by finalBefore: hourStart + 1 h <= finalBefore (none before the epoch, where ranges start).
+      if (!Number.isSafeInteger(limit) || limit <= 0 || finalBefore - HOUR_MS < 0) return []
       const required = await requiredVersion()
       const list = await rows(
         backlogQuery(bucket, {
@@ -386,6 +438,16 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
       }
       if (!Number.isSafeInteger(check.version) || check.version < 1) {
         throw new StorageError('INVALID_QUERY', `a quality rules version is a positive integer, not ${check.version}`)
+      }
+      // As the SQLite store (checkQualityArgs): a negative or unbounded reach would check the wrong span.
+      if (
+        !(
+          check.contextBeforeMs >= 0 &&
+          check.contextAfterMs >= 0 &&
+          check.contextBeforeMs + check.contextAfterMs < 1e12
+        )
+      ) {
+        throw new StorageError('INVALID_QUERY', 'the quality context spans are finite, non-negative durations')
       }
       const finalEnd = Math.floor(finalBefore / HOUR_MS) * HOUR_MS
       if (hour + HOUR_MS > finalEnd) return NO_CHANGE
@@ -468,7 +530,8 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
     to: number,
   ): AsyncGenerator<(ExportReading & { qc: number | null })[]> {
     let start = from
-    for (;;) {
+    // `start < to`: Flux refuses an empty range, and a full page can end at to - 1.
+    while (start < to) {
       const page = await rows(
         readingRowsQuery(bucket, { deviceId, siteId, metrics, withQc, from: start, to, limit: EXPORT_BATCH_ROWS }),
       )
@@ -502,6 +565,9 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
       .map((row) => ({ siteId: str(row.site), deviceId: String(row.device) }))
       .sort((a, b) => compare(a.siteId ?? '', a.deviceId, b.siteId ?? '', b.deviceId))
     const resume = query.after
+    // Hours checked with rules older than the version asked for count as unchecked, as requireQualityVersion makes
+    // them dirty again in the SQLite store (their flags are stale until rechecked).
+    const required = await requiredVersion()
     for (const pair of pairs) {
       let from = query.from
       if (resume !== undefined) {
@@ -514,7 +580,8 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
       for (const s of await rows(
         deviceHoursQuery(bucket, { deviceId: pair.deviceId, from: hourStart(from), to: query.to }),
       )) {
-        if (s.checked === undefined || s.checked === null || s.dirty !== s.checked) unchecked.add(ms(s._time))
+        const stale = s.checked === undefined || s.checked === null || s.dirty !== s.checked
+        if (stale || num(s.qc_version ?? 0) < required) unchecked.add(ms(s._time))
       }
       for await (const batch of readingBatches(pair.deviceId, pair.siteId, metrics, true, from, query.to)) {
         yield batch.map((r) => ({ ...r, siteId: pair.siteId, qc: unchecked.has(hourStart(r.ts)) ? null : (r.qc ?? 0) }))
@@ -568,6 +635,11 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
               ...(rh === undefined ? {} : { rh }),
             })
           }
+          if (out.length >= EXPORT_BATCH_ROWS) {
+            yield out
+            out = []
+            await nextTurn()
+          }
         }
       } else {
         const byHour = new Map<number, DeviceHour[]>()
@@ -579,12 +651,13 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
             if (b === undefined) continue
             out.push({ siteId, t, metric: m, n: b.n, sum: b.sum, min: b.min, max: b.max, expected: b.expected })
           }
+          // Per hour, not per site: a site with a year of hours would otherwise be one batch.
+          if (out.length >= EXPORT_BATCH_ROWS) {
+            yield out
+            out = []
+            await nextTurn()
+          }
         }
-      }
-      if (out.length >= EXPORT_BATCH_ROWS) {
-        yield out
-        out = []
-        await nextTurn()
       }
     }
     if (out.length > 0) yield out
