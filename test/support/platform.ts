@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { METRICS } from '@skolluft/core'
 import { type Gateway, type GatewayLimits, type GatewayOptions, startGateway } from '@skolluft/gateway'
 import { generateSecret, hashSecret, silentLogger } from '@skolluft/runtime'
-import { openSqliteStorage, type Storage } from '@skolluft/storage'
+import { openSqliteSpool, openSqliteStorage, type Storage, type TelemetrySpool } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
 import { expect } from 'vitest'
 
@@ -41,10 +41,19 @@ export const TEST_SITES = [
   },
 ] as const
 
+export interface TestPlatformOptions {
+  /**
+   * Gives the gateway its durable telemetry spool (DATA_DIR/gateway-spool.db, as `skolluft gateway` runs it).
+   * Then `gateway.stats().spoolEntries` counts the telemetry the ingest has not acknowledged yet.
+   */
+  readonly spool?: boolean
+}
+
 /** A data directory with two sites, an ingest service account and a gateway on a random port. */
 export async function startTestPlatform(
   limits: Partial<GatewayLimits> = {},
   durableSubscribers: GatewayOptions['durableSubscribers'] = [],
+  options: TestPlatformOptions = {},
 ): Promise<TestPlatform> {
   const dir = await tempDir()
   const storage = openSqliteStorage({ path: join(dir.path, 'skolluft.db') })
@@ -55,6 +64,9 @@ export async function startTestPlatform(
     secretHash: await hashSecret(password),
     role: 'ingest',
   })
+  const spool: TelemetrySpool | undefined = options.spool
+    ? openSqliteSpool({ path: join(dir.path, 'gateway-spool.db') })
+    : undefined
   const gateway = await startGateway({
     log: silentLogger(),
     registry: storage.registry,
@@ -63,6 +75,7 @@ export async function startTestPlatform(
     limits,
     registryPollMs: 200,
     durableSubscribers,
+    ...(spool === undefined ? {} : { spool }),
   })
   return {
     dataDir: dir.path,
@@ -72,6 +85,7 @@ export async function startTestPlatform(
     ingestCredential: { username: 'svc.ingest', password },
     async close() {
       await gateway.close()
+      await spool?.close()
       await storage.close()
       await dir.cleanup()
     },

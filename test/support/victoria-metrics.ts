@@ -201,6 +201,11 @@ export async function startVictoriaMetrics(): Promise<TestVictoriaMetrics> {
  * - `maxLines` answers 413 to a request with more lines;
  * - `cut()` destroys every open connection (a request in flight gets no answer) and stops listening (new ones are
  *   refused); `restore()` listens again on the same port.
+ * - `stall()` makes it a server that stopped answering (a frozen process, or a network that drops packets): write
+ *   requests are held, neither forwarded nor answered, until the client gives up or `cut()` drops them. It
+ *   resolves once the target has answered every request forwarded before, so a test can then persist and kill the
+ *   target without losing a write it acknowledged. Other requests (queries) are still forwarded. `restore()`
+ *   ends the stall.
  * Everything else is forwarded to `targetUrl` (gzip bodies unpacked), and `accepted` records, in order, the lines
  * of each request the target answered with 2xx (even when the answer could no longer reach the client).
  */
@@ -208,6 +213,7 @@ export interface InfluxFront {
   readonly url: string
   readonly accepted: string[][]
   cut(): Promise<void>
+  stall(): Promise<void>
   restore(): Promise<void>
   close(): Promise<void>
 }
@@ -221,6 +227,10 @@ export async function startInfluxFront(targetUrl: string, options: InfluxFrontOp
   const port = await closedPort()
   const accepted: string[][] = []
   let server: Server | null = null
+  let stalled = false
+  /** Requests forwarded to the target and not answered yet, and who waits for none to be left. */
+  let forwarding = 0
+  const forwardedAll: (() => void)[] = []
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const chunks: Buffer[] = []
@@ -241,13 +251,23 @@ export async function startInfluxFront(targetUrl: string, options: InfluxFrontOp
         return
       }
     }
-    const upstream = await fetch(`${targetUrl}${request.url ?? '/'}`, {
-      method: request.method ?? 'POST',
-      headers: { 'content-type': 'text/plain; charset=utf-8' },
-      body,
-    })
-    const text = await upstream.text()
-    if (upstream.ok) accepted.push(lines)
+    // Held: no answer and nothing forwarded; the connection stays open until the client or cut() ends it.
+    if (stalled && /\/write\b/.test(request.url ?? '')) return
+    forwarding += 1
+    let upstream: Response
+    let text: string
+    try {
+      upstream = await fetch(`${targetUrl}${request.url ?? '/'}`, {
+        method: request.method ?? 'POST',
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+        body,
+      })
+      text = await upstream.text()
+      if (upstream.ok) accepted.push(lines)
+    } finally {
+      forwarding -= 1
+      if (forwarding === 0) for (const wake of forwardedAll.splice(0)) wake()
+    }
     response.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'text/plain' })
     response.end(text)
   }
@@ -280,7 +300,13 @@ export async function startInfluxFront(targetUrl: string, options: InfluxFrontOp
     url: `http://127.0.0.1:${port}`,
     accepted,
     cut,
+    stall() {
+      stalled = true
+      if (forwarding === 0) return Promise.resolve()
+      return new Promise((resolve) => forwardedAll.push(resolve))
+    },
     async restore() {
+      stalled = false
       if (server === null) await listen()
     },
     close: cut,
