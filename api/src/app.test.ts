@@ -5,7 +5,8 @@ import { openSqliteStorage, type Storage, type StoredReading } from '@skolluft/s
 import { tempDir, waitFor } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { issueApiToken } from './auth/credentials.ts'
-import { MAX_SERIES_POINTS } from './series-query.ts'
+import { SeriesResponse } from './routes/openapi.ts'
+import { MAX_SERIES_POINTS, MAX_SERIES_SPAN } from './series-query.ts'
 import { type RunningApi, startApi } from './server.ts'
 
 /**
@@ -440,22 +441,76 @@ describe('GET /api/v1/sites/:id/series', () => {
     ])
   })
 
-  it('defaults to hourly means over the 24 h before now', async () => {
+  it('defaults to hourly means over the 24 h before now, every hour of them', async () => {
     const { body } = await get(`${series}?metric=no2`)
-    expect(body).toMatchObject({
-      every: '1h',
-      from: '2026-11-29T12:00:00.000Z',
-      to: '2026-11-30T12:00:00.000Z',
-      points: [{ t: '2026-11-30T11:00:00.000Z', mean: 18.2, n: 1, valid: false }],
-    })
+    expect(body).toMatchObject({ every: '1h', from: '2026-11-29T12:00:00.000Z', to: '2026-11-30T12:00:00.000Z' })
+    const points = (body as { points: { t: string; n: number }[] }).points
+    expect(points.map((p) => p.t)).toEqual(
+      Array.from({ length: 24 }, (_, i) => new Date(Date.parse('2026-11-29T12:00:00Z') + i * HOUR_MS).toISOString()),
+    )
+    expect(points.filter((p) => p.n > 0)).toEqual([
+      {
+        t: '2026-11-30T11:00:00.000Z',
+        mean: 18.2,
+        min: 18.2,
+        max: 18.2,
+        n: 1,
+        expected: 60,
+        coverage: 0.017,
+        valid: false,
+      },
+    ])
   })
 
-  it('returns UTC+1 daily means of valid hours, marking days under 18 valid hours invalid', async () => {
+  it('keeps the empty hours of the range, from the hour containing a mid-hour from', async () => {
+    const { body } = await get(`${series}?metric=pm25&every=1h&from=2026-11-30T07:30:00Z&to=2026-11-30T12:00:00Z`)
+    const empty = (t: string) => ({ t, mean: null, min: null, max: null, n: 0, expected: 0, coverage: 0, valid: false })
+    expect((body as { points: unknown[] }).points).toEqual([
+      empty('2026-11-30T07:00:00.000Z'),
+      empty('2026-11-30T08:00:00.000Z'),
+      expect.objectContaining({ t: '2026-11-30T09:00:00.000Z', n: 60 }),
+      expect.objectContaining({ t: '2026-11-30T10:00:00.000Z', n: 30 }),
+      expect.objectContaining({ t: '2026-11-30T11:00:00.000Z', n: 45 }),
+    ])
+    // As documented in the OpenAPI description (null numbers for an empty window).
+    expect(SeriesResponse.safeParse(body).success).toBe(true)
+    const none = await get(`${series}?metric=pm10&every=1h&from=2026-11-30T09:00:00Z&to=2026-11-30T11:00:00Z`)
+    expect((none.body as { points: unknown[] }).points).toEqual([
+      empty('2026-11-30T09:00:00.000Z'),
+      empty('2026-11-30T10:00:00.000Z'),
+    ])
+  })
+
+  it('serves every window of the longest allowed hourly and daily spans within the point cap', async () => {
+    // From mid-hour / mid-day, the longest span touches one window more than span / window.
+    for (const [every, from, windowMs] of [
+      ['1h', NOW - MAX_SERIES_SPAN['1h'].ms - 30 * MINUTE_MS, HOUR_MS],
+      ['1d', NOW + 12 * HOUR_MS - MAX_SERIES_SPAN['1d'].ms, DAY_MS],
+    ] as const) {
+      const to = from + MAX_SERIES_SPAN[every].ms
+      const url = `${series}?metric=pm25&every=${every}&from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`
+      const { res, body } = await get(url)
+      expect(res.status).toBe(200)
+      const points = (body as { points: { t: string; n: number }[] }).points
+      expect(points).toHaveLength(MAX_SERIES_SPAN[every].ms / windowMs + 1)
+      expect(points.length).toBeLessThanOrEqual(MAX_SERIES_POINTS)
+      expect(points.filter((p) => p.n > 0).length).toBe(every === '1h' ? 3 : 1)
+      const times = points.map((p) => Date.parse(p.t))
+      expect(times.every((t, i) => i === 0 || t - (times[i - 1] ?? 0) === windowMs)).toBe(true)
+      // One window longer is refused with a 400, not shortened.
+      const longer = `${series}?metric=pm25&every=${every}&from=${new Date(from - windowMs).toISOString()}&to=${new Date(to).toISOString()}`
+      expect((await problem(longer, 400)).body.code).toBe('span_too_long')
+    }
+  })
+
+  it('returns UTC+1 daily means of valid hours, marking days under 18 valid hours invalid, empty days kept', async () => {
     const { res, body } = await get(
-      '/api/v1/sites/backaskolan/series?metric=pm25&every=1d&from=2026-11-28T23:00:00Z&to=2026-11-30T12:00:00Z',
+      '/api/v1/sites/backaskolan/series?metric=pm25&every=1d&from=2026-11-28T12:00:00Z&to=2026-11-30T12:00:00Z',
     )
     expect(res.status).toBe(200)
     expect((body as { points: unknown[] }).points).toEqual([
+      // The UTC+1 day containing `from` (2026-11-28), without data.
+      { t: '2026-11-27T23:00:00.000Z', mean: null, min: null, max: null, n: 0, expected: 0, coverage: 0, valid: false },
       // Coverage 20/24 and 5/24, sent with 3 decimals.
       {
         t: '2026-11-28T23:00:00.000Z',

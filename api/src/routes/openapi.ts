@@ -58,11 +58,13 @@ import { CreateUserBody, UpdateUserBody } from './users.ts'
  * (z.toJSONSchema; OpenAPI 3.1 uses JSON Schema 2020-12), so the document cannot drift from the checks.
  */
 
+/** A window of an hourly or daily series; a window without samples has n 0, expected 0 and null numbers. */
 const AggregatePoint = z.object({
   t: z.iso.datetime(),
-  mean: z.number(),
-  min: z.number(),
-  max: z.number(),
+  /** Null without samples, and for a day without a valid hour. */
+  mean: z.number().nullable(),
+  min: z.number().nullable(),
+  max: z.number().nullable(),
   n: z.number().int(),
   /** Samples the window should have had (a day: 24 × the hourly expectation); n / expected is the sample coverage. */
   expected: z.number().min(0),
@@ -134,6 +136,10 @@ const OPERATIONS: readonly Operation[] = [
     tag: 'sites',
     access: 'series:hourly',
     summary: `Series of one metric: raw (needs series:raw), hourly or daily with n, coverage and validity. At most ${MAX_SERIES_POINTS} points and ${MAX_SERIES_SPAN.raw.label} raw / ${MAX_SERIES_SPAN['1h'].label} hourly / ${MAX_SERIES_SPAN['1d'].label} daily per request; larger requests get 400 series_too_large or span_too_long`,
+    description: [
+      '`every=1h` and `every=1d` return every window of the range in time order, also those without samples: UTC hours from the hour containing `from` while the hour starts before `to`; calendar days in fixed UTC+1 (Swedish normal time all year, no daylight saving: a day runs from 23:00 UTC the evening before, 24 h also on clock-change days) from the day containing `from` while the day starts before `to`.',
+      'A window without samples is `{"t": …, "mean": null, "min": null, "max": null, "n": 0, "expected": 0, "coverage": 0, "valid": false}`; a chart draws it as a gap. `t` is the window start (UTC). `every=raw` returns only the readings there are.',
+    ].join('\n\n'),
     query: SeriesQueryParams,
     response: SeriesResponse,
   },

@@ -1,4 +1,12 @@
-import { canOnSite, isValidId, METRIC_INFO, type SiteFeature, sitesFor } from '@skolluft/core'
+import {
+  aggregateWindowCount,
+  canOnSite,
+  isValidId,
+  METRIC_INFO,
+  type SiteFeature,
+  sitesFor,
+  withEmptyWindows,
+} from '@skolluft/core'
 import type { Request, Response } from 'express'
 import { Router } from 'express'
 import { authOf, cacheFor, requirePermission, requireSitePermission } from '../auth/authenticate.ts'
@@ -32,7 +40,8 @@ function acceptsGzip(req: Request): boolean {
  *   GET /sites             FeatureCollection of every site the caller may see (map:read), with latest
  *                          values, index, device health summary and open breaches
  *   GET /sites/:id         one Feature; plus `devices` (each device's health) for callers with devices:read
- *   GET /sites/:id/series  time series of one metric (see series-query.ts); raw needs series:raw
+ *   GET /sites/:id/series  time series of one metric (see series-query.ts); raw needs series:raw; 1h and 1d
+ *                          have every window of the range, those without samples with n 0 (core withEmptyWindows)
  */
 export function sitesRouter(ctx: ApiContext, snapshots: MapSnapshots): Router {
   const { storage, clock, options } = ctx
@@ -112,6 +121,10 @@ export function sitesRouter(ctx: ApiContext, snapshots: MapSnapshots): Router {
       if (query.deviceId !== undefined && !(await storage.registry.getDevice(query.deviceId))) {
         throw notFoundProblem(`no device with id ${JSON.stringify(query.deviceId)}`, 'device_not_found')
       }
+      // An aggregate series has every window of the range (empty ones too), so its size is known before the query.
+      if (query.every !== 'raw' && aggregateWindowCount(query.every, query.from, query.to) > MAX_SERIES_POINTS) {
+        throw seriesTooLargeProblem(query.every)
+      }
       const storageQuery = {
         siteId: site.id,
         deviceId: query.deviceId,
@@ -128,7 +141,12 @@ export function sitesRouter(ctx: ApiContext, snapshots: MapSnapshots): Router {
               value: p.value,
               device: p.deviceId,
             }))
-          : (await storage.readings.aggregateSeries({ ...storageQuery, every: query.every })).map((p) => ({
+          : withEmptyWindows(
+              await storage.readings.aggregateSeries({ ...storageQuery, every: query.every }),
+              query.every,
+              query.from,
+              query.to,
+            ).map((p) => ({
               t: p.t,
               mean: roundMean(p.mean),
               min: p.min,

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import {
+  type AggregatePoint,
   addSample,
+  aggregateWindowCount,
   createHourIsoFormatter,
   DAILY_MIN_VALID_HOURS,
   DAY_MS,
@@ -14,6 +16,8 @@ import {
   hourStart,
   REGULATORY_DAY_OFFSET_MS,
   regulatoryDayStart,
+  WindowAlignmentError,
+  withEmptyWindows,
 } from './aggregation.ts'
 import { createRng } from './random.ts'
 
@@ -267,5 +271,150 @@ describe('createHourIsoFormatter', () => {
     const iso = createHourIsoFormatter()
     const t = Date.UTC(2026, 10, 30, 7, 45, 12, 5)
     expect(iso(t)).toBe('2026-11-30T07:45:12.005Z')
+  })
+})
+
+describe('withEmptyWindows', () => {
+  const empty = (t: string): AggregatePoint => ({
+    t,
+    mean: null,
+    min: null,
+    max: null,
+    n: 0,
+    expected: 0,
+    coverage: 0,
+    valid: false,
+  })
+  const point = (t: string, mean: number): AggregatePoint => hourPoint(bucket(t, 60, mean))
+
+  it('gives every hour of a range with no data at all as an empty window', () => {
+    const out = withEmptyWindows([], '1h', at('2026-11-30T09:00:00Z'), at('2026-11-30T12:00:00Z'))
+    expect(out).toEqual([
+      empty('2026-11-30T09:00:00.000Z'),
+      empty('2026-11-30T10:00:00.000Z'),
+      empty('2026-11-30T11:00:00.000Z'),
+    ])
+  })
+
+  it('starts at the hour containing a mid-hour `from` and keeps an hour that starts before a mid-hour `to`', () => {
+    const out = withEmptyWindows([], '1h', at('2026-11-30T09:30:00Z'), at('2026-11-30T11:00:01Z'))
+    expect(out.map((p) => p.t)).toEqual([
+      '2026-11-30T09:00:00.000Z',
+      '2026-11-30T10:00:00.000Z',
+      '2026-11-30T11:00:00.000Z',
+    ])
+    // `to` exclusive: a window starting exactly at `to` is not in the range.
+    expect(withEmptyWindows([], '1h', at('2026-11-30T09:30:00Z'), at('2026-11-30T11:00:00Z'))).toHaveLength(2)
+  })
+
+  it('puts the points in their windows and fills the gaps between and around them', () => {
+    const a = point('2026-11-30T10:00:00Z', 5)
+    const b = point('2026-11-30T12:00:00Z', 7)
+    const out = withEmptyWindows([a, b], '1h', at('2026-11-30T09:00:00Z'), at('2026-11-30T14:00:00Z'))
+    expect(out).toEqual([
+      empty('2026-11-30T09:00:00.000Z'),
+      a,
+      empty('2026-11-30T11:00:00.000Z'),
+      b,
+      empty('2026-11-30T13:00:00.000Z'),
+    ])
+  })
+
+  it('returns the points unchanged when every window has data', () => {
+    const points = hours('2026-11-30T00:00:00Z', 24, 3).map((b) => hourPoint(b))
+    const out = withEmptyWindows(points, '1h', at('2026-11-30T00:00:00Z'), at('2026-12-01T00:00:00Z'))
+    expect(out).toEqual(points)
+    const days = dailyPoints(hours('2026-11-27T23:00:00Z', 3 * 24, 3))
+    expect(withEmptyWindows(days, '1d', at('2026-11-28T05:00:00Z'), at('2026-11-30T22:59:59Z'))).toEqual(days)
+  })
+
+  it('has UTC hours across the daylight saving changes: no hour missing or twice', () => {
+    // Sweden: summer time from 2026-03-29 01:00 UTC, back to normal time on 2026-10-25 01:00 UTC.
+    for (const [fromIso, toIso] of [
+      ['2026-03-29T00:00:00Z', '2026-03-29T04:00:00Z'],
+      ['2026-10-25T00:00:00Z', '2026-10-25T04:00:00Z'],
+    ] as const) {
+      const out = withEmptyWindows([], '1h', at(fromIso), at(toIso))
+      expect(out.map((p) => Date.parse(p.t) - at(fromIso))).toEqual([0, 1, 2, 3].map((h) => h * HOUR_MS))
+    }
+  })
+
+  it('has 24 h days from 23:00 UTC on the clock-change days too (fixed UTC+1, no daylight saving)', () => {
+    // From the middle of the day before each change to a mid-day `to` on the day after.
+    const spring = withEmptyWindows([], '1d', at('2026-03-28T12:00:00Z'), at('2026-03-30T05:00:00Z'))
+    expect(spring.map((p) => p.t)).toEqual([
+      '2026-03-27T23:00:00.000Z',
+      '2026-03-28T23:00:00.000Z', // 2026-03-29, 23 h long in Swedish local time, 24 h here
+      '2026-03-29T23:00:00.000Z',
+    ])
+    const autumn = withEmptyWindows([], '1d', at('2026-10-24T23:00:00Z'), at('2026-10-25T23:00:00Z'))
+    expect(autumn.map((p) => p.t)).toEqual(['2026-10-24T23:00:00.000Z']) // 2026-10-25, 25 h locally
+    const day = at('2026-03-28T23:00:00Z')
+    expect(aggregateWindowCount('1h', day, day + DAY_MS)).toBe(24)
+  })
+
+  it('starts at the UTC+1 day containing a mid-day `from`, including from 23:00–24:00 UTC (already the next day)', () => {
+    expect(withEmptyWindows([], '1d', at('2026-11-29T22:59:59Z'), at('2026-11-29T23:00:01Z')).map((p) => p.t)).toEqual([
+      '2026-11-28T23:00:00.000Z',
+      '2026-11-29T23:00:00.000Z',
+    ])
+    expect(withEmptyWindows([], '1d', at('2026-11-29T23:30:00Z'), at('2026-11-30T12:00:00Z')).map((p) => p.t)).toEqual([
+      '2026-11-29T23:00:00.000Z',
+    ])
+  })
+
+  it('is empty for from ≥ to, and counts the windows it returns', () => {
+    expect(withEmptyWindows([], '1h', at('2026-11-30T10:00:00Z'), at('2026-11-30T10:00:00Z'))).toEqual([])
+    expect(aggregateWindowCount('1d', at('2026-11-30T10:00:00Z'), at('2026-11-30T09:00:00Z'))).toBe(0)
+    expect(aggregateWindowCount('1h', at('2026-11-30T09:30:00Z'), at('2026-11-30T11:00:01Z'))).toBe(3)
+    expect(aggregateWindowCount('1d', at('2026-11-29T22:59:59Z'), at('2026-11-29T23:00:01Z'))).toBe(2)
+  })
+
+  it('matches an aggregate query that keeps the windows overlapping [from, to) (seeded)', () => {
+    const random = createRng(6)
+    const first = at('2026-03-20T00:00:00Z')
+    const buckets: HourBucket[] = []
+    for (let h = 0; h < 24 * 20; h += 1) {
+      if (random() < 0.4) continue
+      const n = 1 + Math.floor(random() * 60)
+      buckets.push({ start: first + h * HOUR_MS, n, sum: n * 4, min: 1, max: 9, expected: 60 })
+    }
+    for (let round = 0; round < 50; round += 1) {
+      const from = first + Math.floor(random() * 20 * DAY_MS)
+      const to = from + 1 + Math.floor(random() * 6 * DAY_MS)
+      // As the stores do (packages/storage/src/sqlite/readings.ts aggregateSeries): hour buckets starting in
+      // [hourStart(from), to), or in [regulatoryDayStart(from), to) folded into days.
+      const hourly = buckets.filter((b) => b.start >= hourStart(from) && b.start < to).map((b) => hourPoint(b))
+      const daily = dailyPoints(buckets.filter((b) => b.start >= regulatoryDayStart(from) && b.start < to))
+      for (const [every, points] of [
+        ['1h', hourly],
+        ['1d', daily],
+      ] as const) {
+        const out = withEmptyWindows(points, every, from, to)
+        expect(out).toHaveLength(aggregateWindowCount(every, from, to))
+        expect(out.filter((p) => p.n > 0)).toEqual(points)
+        const step = every === '1h' ? HOUR_MS : DAY_MS
+        const start = every === '1h' ? hourStart(from) : regulatoryDayStart(from)
+        expect(out.map((p) => p.t)).toEqual(out.map((_, i) => new Date(start + i * step).toISOString()))
+        expect(Date.parse(out.at(-1)?.t ?? '')).toBeLessThan(to)
+      }
+    }
+  })
+
+  it('refuses a point off the windows, outside the range or out of order instead of dropping it', () => {
+    const from = at('2026-11-30T09:00:00Z')
+    const to = at('2026-11-30T12:00:00Z')
+    const a = point('2026-11-30T09:00:00Z', 1)
+    const b = point('2026-11-30T10:00:00Z', 2)
+    for (const points of [
+      [{ ...a, t: '2026-11-30T09:30:00.000Z' }],
+      [point('2026-11-30T12:00:00Z', 1)],
+      [point('2026-11-30T08:00:00Z', 1)],
+      [b, a],
+      [a, a],
+    ]) {
+      expect(() => withEmptyWindows(points, '1h', from, to)).toThrow(WindowAlignmentError)
+    }
+    expect(() => withEmptyWindows([a], '1d', from, to)).toThrow(/not on a 1d window/)
   })
 })

@@ -165,3 +165,82 @@ export function addSample(bucket: HourBucket | undefined, start: number, value: 
     expected: bucket.expected,
   }
 }
+
+/** A window resolution of an aggregate series. */
+export type AggregateEvery = Exclude<Resolution, 'raw'>
+
+/** A point of `withEmptyWindows` that does not sit on a window of the range, or out of time order. */
+export class WindowAlignmentError extends Error {
+  readonly code = 'POINT_NOT_ON_WINDOW'
+  readonly t: string
+  constructor(t: string, message: string) {
+    super(message)
+    this.name = 'WindowAlignmentError'
+    this.t = t
+  }
+}
+
+/** Start (UTC epoch ms) of the first window of [from, to): the UTC hour, or the UTC+1 day, that contains `from`. */
+function firstWindowStart(every: AggregateEvery, from: number): number {
+  return every === '1h' ? hourStart(from) : regulatoryDayStart(from)
+}
+
+function windowMs(every: AggregateEvery): number {
+  return every === '1h' ? HOUR_MS : DAY_MS
+}
+
+/**
+ * How many windows [from, to) has at `every` (the length `withEmptyWindows` returns): the window containing
+ * `from` and every later one that starts before `to`. 0 when from ≥ to.
+ */
+export function aggregateWindowCount(every: AggregateEvery, from: number, to: number): number {
+  if (!(from < to)) return 0
+  return Math.ceil((to - firstWindowStart(every, from)) / windowMs(every))
+}
+
+/** A window without samples: no numbers, nothing expected, invalid. */
+export function emptyAggregatePoint(t: string): AggregatePoint {
+  return { t, mean: null, min: null, max: null, n: 0, expected: 0, coverage: 0, valid: false }
+}
+
+/**
+ * Every window of [from, to) in time order: the aggregate `points` where they are, an `emptyAggregatePoint` for
+ * each window without one. The windows are exactly those an aggregate query over [from, to) can return:
+ * - `1h`: UTC hours, from the hour containing `from` while the hour starts before `to`;
+ * - `1d`: calendar days in fixed UTC+1 (Swedish normal time, all year: no daylight saving; each day is 24 h
+ *   from 23:00 UTC the evening before, the spring and autumn clock-change days too), from the day containing
+ *   `from` while the day starts before `to`.
+ * `points` must be in time order, each on a window start of the range (as ReadingStore.aggregateSeries returns
+ * them); otherwise throws WindowAlignmentError rather than drop or misplace data.
+ */
+export function withEmptyWindows(
+  points: readonly AggregatePoint[],
+  every: AggregateEvery,
+  from: number,
+  to: number,
+): AggregatePoint[] {
+  const step = windowMs(every)
+  const count = aggregateWindowCount(every, from, to)
+  const first = firstWindowStart(every, from)
+  const iso = createHourIsoFormatter()
+  const out: AggregatePoint[] = []
+  let next = 0
+  for (let i = 0; i < count; i += 1) {
+    const start = first + i * step
+    const point = points[next]
+    if (point !== undefined && Date.parse(point.t) === start) {
+      out.push(point)
+      next += 1
+    } else {
+      out.push(emptyAggregatePoint(iso(start)))
+    }
+  }
+  const stray = points[next]
+  if (stray !== undefined) {
+    throw new WindowAlignmentError(
+      stray.t,
+      `aggregate point ${stray.t} is not on a ${every} window of ${new Date(from).toISOString()}–${new Date(to).toISOString()} in time order`,
+    )
+  }
+  return out
+}
