@@ -16,6 +16,7 @@ import { calibrationsRouter } from './routes/calibrations.ts'
 import { exceedancesRouter } from './routes/exceedances.ts'
 import { exportRouter } from './routes/export.ts'
 import { healthRouter } from './routes/health.ts'
+import { internalRouter } from './routes/internal.ts'
 import { openApiRouter } from './routes/openapi.ts'
 import { publicInfoRouter } from './routes/public-info.ts'
 import { rejectsRouter } from './routes/rejects.ts'
@@ -36,7 +37,8 @@ export interface Api {
 
 /**
  * Builds the HTTP API as an express app (no listening; see server.ts). Layout:
- * request log → security headers → compression → dashboard (its own CSP) → /api/v1: rate limit →
+ * request log → security headers → compression → dashboard (its own CSP) → /api/v1: the service endpoints
+ * (/internal/*, their own authentication and limits, routes/internal.ts) → rate limit →
  * body limit → the unsubscribe link (its token is the credential) → authentication → CSRF check → routes per
  * domain (routes/*.ts) → 404 → the one problem+json error handler.
  */
@@ -73,6 +75,8 @@ export function createApi(deps: ApiDeps): Api {
   if (deps.dashboard !== undefined) app.use(dashboardRouter(deps.dashboard, ctx.options))
 
   const v1 = express.Router()
+  // Before the per-address limit: service tokens have their own (routes/internal.ts explains why).
+  v1.use(internalRouter(ctx, auth, limits))
   v1.use(limits.api)
   v1.use(express.json({ limit: ctx.options.jsonBodyLimit }))
   v1.use(openApiRouter())

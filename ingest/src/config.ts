@@ -1,4 +1,4 @@
-import { unsetIfEmpty } from '@skolluft/runtime'
+import { ConfigError, unsetIfEmpty } from '@skolluft/runtime'
 import { z } from 'zod'
 
 /**
@@ -16,6 +16,9 @@ export const MAX_MQTT_NAME_LENGTH = 64
 export const SHARE_NAME_PATTERN = /^[^/+#$\s\p{Cc}]+$/u
 /** Printable ASCII without spaces: safe in logs, in broker ACL files and in Mosquitto's `%c` patterns. */
 export const CLIENT_ID_PATTERN = /^[\x21-\x7e]+$/
+
+/** An API token's shape (`skl_<id>_<secret>`, api/src/auth/credentials.ts), loosely: printable, no spaces. */
+const API_TOKEN_SHAPE = /^skl_[\x21-\x7e]+$/
 
 /** Environment of a stand-alone ingest process. Credentials may also come from the data directory. */
 export const IngestConfig = z.object({
@@ -54,5 +57,49 @@ export const IngestConfig = z.object({
       .regex(CLIENT_ID_PATTERN, 'INGEST_CLIENT_ID must be printable ASCII without spaces')
       .optional(),
   ),
+  /**
+   * An ingest on another machine than the SQLite file (issue 6): the device registry is read and rejects are
+   * recorded through the API at this URL (its base, e.g. `https://luft.lund.se`), with REGISTRY_TOKEN, instead of
+   * the SQLite file in DATA_DIR. Readings then go to InfluxDB (STORE=influxdb). Unset: the SQLite file (the default).
+   */
+  REGISTRY_URL: z.preprocess(
+    unsetIfEmpty,
+    z.url({ protocol: /^https?$/, error: 'REGISTRY_URL must be the http:// or https:// URL of the API' }).optional(),
+  ),
+  /** An API token of role service (`skolluft token create --role service`); required with REGISTRY_URL. */
+  REGISTRY_TOKEN: z.preprocess(
+    unsetIfEmpty,
+    z
+      .string()
+      .regex(API_TOKEN_SHAPE, 'REGISTRY_TOKEN must be an API token (skl_…, from skolluft token create --role service)')
+      .optional(),
+  ),
 })
 export type IngestConfig = z.infer<typeof IngestConfig>
+
+/** Where the registry is read when it is not the SQLite file: the API's URL and the service token. */
+export interface RemoteRegistry {
+  readonly url: string
+  readonly token: string
+}
+
+/**
+ * REGISTRY_URL and REGISTRY_TOKEN go together, and with STORE=influxdb: a remote registry beside local SQLite
+ * readings would put readings on this machine that no API serves. Throws ConfigError naming every problem.
+ */
+export function remoteRegistry(
+  config: Pick<IngestConfig, 'REGISTRY_URL' | 'REGISTRY_TOKEN'> & { readonly STORE?: string },
+): RemoteRegistry | undefined {
+  const { REGISTRY_URL: url, REGISTRY_TOKEN: token } = config
+  if (url === undefined && token === undefined) return undefined
+  const problems: string[] = []
+  if (url === undefined) problems.push('REGISTRY_URL: required with REGISTRY_TOKEN (not set)')
+  if (token === undefined) problems.push('REGISTRY_TOKEN: required with REGISTRY_URL (not set)')
+  if (config.STORE !== 'influxdb') {
+    problems.push(
+      `STORE: must be influxdb with REGISTRY_URL (is ${config.STORE ?? 'sqlite'}): an ingest that reads the registry through the API writes its readings to InfluxDB, not to a SQLite file on this machine`,
+    )
+  }
+  if (problems.length > 0 || url === undefined || token === undefined) throw new ConfigError(problems)
+  return { url, token }
+}

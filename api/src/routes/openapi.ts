@@ -8,6 +8,7 @@ import {
   SiteFeatureCollection,
 } from '@skolluft/core'
 import { ExportQueryParams, MAX_EXPORT_IDS, Manifest } from '@skolluft/export'
+import { MAX_REJECTS_PER_REQUEST, RegistryQuery, RegistrySnapshot, RejectsBody } from '@skolluft/storage'
 import { Router } from 'express'
 import { z } from 'zod'
 import { methodNotAllowed } from '../problem.ts'
@@ -48,6 +49,7 @@ import {
 } from './calibrations.ts'
 import { ExceedancesQuery, ExceedancesResponse, FIRST_EXCEEDANCE_YEAR } from './exceedances.ts'
 import { EXPORT_QUOTA, MAX_PUBLIC_EXPORT_SPAN } from './export.ts'
+import { SERVICE_BURST, SERVICE_RATE_PER_S } from './internal.ts'
 import { ReplayQuery } from './public-info.ts'
 import { RejectsQuery } from './rejects.ts'
 import { CreateTokenBody } from './tokens.ts'
@@ -477,6 +479,32 @@ const OPERATIONS: readonly Operation[] = [
     access: 'rejects:read',
     summary: 'Rejections per device and code',
   },
+  {
+    method: 'get',
+    path: '/internal/registry',
+    tag: 'services',
+    access: 'registry:read',
+    summary:
+      'For an ingest on another machine: every device with its model, sensors, interval, revocation and placements (never a secret), unless the registry is still at revision `since`',
+    description: [
+      'Tokens of role `service` only (`skolluft token create --role service`); no other role holds `registry:read`, admin neither. Times are epoch milliseconds, as in storage.',
+      'Poll with `since` = the revision of the last answer: while nothing changed the answer is `{"revision":n,"changed":false}`. The revision is read before the devices, so the devices are at least that new.',
+      `Limits: ${SERVICE_RATE_PER_S} requests per second per service token (burst ${SERVICE_BURST}) instead of the per-address limit; an invalid token counts as a failed log-in of the address.`,
+    ].join('\n\n'),
+    query: RegistryQuery,
+    response: RegistrySnapshot,
+  },
+  {
+    method: 'post',
+    path: '/internal/rejects',
+    tag: 'services',
+    access: 'rejects:write',
+    summary: `For an ingest on another machine: append up to ${MAX_REJECTS_PER_REQUEST} rejected telemetry entries to the reject log; 204 once committed`,
+    description:
+      'Tokens of role `service` only. Entries with `redelivery` true are skipped when their `messageKey` is in the log already (the broker or the client sent them again). Same limits as GET /internal/registry; body at most 1 MiB.',
+    body: RejectsBody,
+    status: 204,
+  },
 ]
 
 function schemaOf(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
@@ -529,7 +557,7 @@ export function openApiDocument(): Record<string, unknown> {
       title: 'skolluft API',
       version: '1',
       description:
-        'Air quality around schools and preschools. Permissions (x-permission) come from roles: admin, staff, principal (own sites), caretaker, researcher; with the public map switched on, map:read and series:hourly need no log-in.',
+        "Air quality around schools and preschools. Permissions (x-permission) come from roles: admin, staff, principal (own sites), caretaker, researcher, and service (tokens of the platform's own services on other machines); with the public map switched on, map:read and series:hourly need no log-in.",
       license: { name: 'EUPL-1.2', identifier: 'EUPL-1.2' },
     },
     servers: [{ url: '/api/v1' }],

@@ -4,8 +4,16 @@ import { fileURLToPath } from 'node:url'
 import { ALL_TELEMETRY_FILTER, parseSitesFile } from '@skolluft/core'
 import type { Fleet } from '@skolluft/firmware-sim'
 import type { Gateway } from '@skolluft/gateway'
-import { createLogger, generateSecret, hashSecret, type Logger, loadConfig, unsetIfEmpty } from '@skolluft/runtime'
-import type { Storage } from '@skolluft/storage'
+import {
+  ConfigError,
+  createLogger,
+  generateSecret,
+  hashSecret,
+  type Logger,
+  loadConfig,
+  unsetIfEmpty,
+} from '@skolluft/runtime'
+import { createHttpRegistry, createHttpRejectLog, type Storage } from '@skolluft/storage'
 import { z } from 'zod'
 import { AlertsKeyEnv, loadAlertsKey } from '../alerts-key.ts'
 import { CommonConfig, SimEnv } from '../config.ts'
@@ -308,12 +316,19 @@ export async function runGateway(env: NodeJS.ProcessEnv, _io: CliIo): Promise<nu
   return runUntilSignal(log, [() => storage.close(), started.close])
 }
 
+/**
+ * With REGISTRY_URL (an ingest on another machine than the SQLite file, issue 6), the registry and the reject log are
+ * the API's, over HTTP with REGISTRY_TOKEN, and only the readings (InfluxDB) are opened here. The token is tried once
+ * before the ingest subscribes, so a wrong URL or token stops it at start rather than holding every acknowledgement.
+ */
 export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
-  const { IngestConfig, startIngest, startQualityChecks } = await loadIngest()
+  const { IngestConfig, remoteRegistry, startIngest, startQualityChecks } = await loadIngest()
   const config = loadConfig(CommonConfig.extend(IngestConfig.shape), env)
+  const remote = remoteRegistry(config)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-ingest' })
   const credential = await loadServiceCredential('ingest', config.DATA_DIR, config)
-  const storage = await openDataDir(config, { log, writer: config.INGEST_CLIENT_ID ?? 'ingest' })
+  const local = await openDataDir(config, { log, writer: config.INGEST_CLIENT_ID ?? 'ingest' })
+  const storage = remote === undefined ? local : await remoteMetadata(log, local, remote)
   const ingest = await startIngest({
     log,
     storage,
@@ -326,7 +341,29 @@ export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
   })
   // Closed in reverse order: the quality worker stops before storage closes.
   const quality = startQualityChecks({ log, storage })
-  return runUntilSignal(log, [() => storage.close(), () => ingest.close(), () => quality.close()])
+  return runUntilSignal(log, [() => local.close(), () => ingest.close(), () => quality.close()])
+}
+
+/** The ingest's storage with the registry and rejects of the API at `remote`; closes `local` if the API refuses. */
+async function remoteMetadata(
+  log: Logger,
+  local: Storage,
+  remote: { readonly url: string; readonly token: string },
+): Promise<Pick<Storage, 'readings' | 'registry' | 'rejects'>> {
+  const url = new URL(remote.url)
+  if (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) {
+    log.warn({ registryUrl: url.origin }, 'REGISTRY_URL is plain http: the service token crosses the network readable')
+  }
+  const registry = createHttpRegistry({ ...remote, log })
+  try {
+    const revision = await registry.revision()
+    log.info({ registryUrl: url.origin, revision }, 'reading the registry and recording rejects through the API')
+  } catch (error) {
+    await local.close()
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new ConfigError([`REGISTRY_URL, REGISTRY_TOKEN: the registry could not be read: ${reason}`])
+  }
+  return { readings: local.readings, registry, rejects: createHttpRejectLog(remote) }
 }
 
 export async function runAlerts(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {

@@ -37,7 +37,7 @@ const EXPLICIT: readonly Permission[] = [
  * The table in access.ts's doc comment, written out independently of ROLE_PERMISSIONS so that a change to
  * either shows up here. Columns follow PERMISSIONS:
  *   map:read  series:hourly  series:raw  devices:read  rejects:read  export  users:manage  tokens:manage  audit:read
- *   breaches:manage  alerts:subscribe  deliveries:read  calibrations:write
+ *   breaches:manage  alerts:subscribe  deliveries:read  calibrations:write  registry:read  rejects:write
  * Every role may read the map and hourly values ("anonymous visitors (and every role)"; with the switch off
  * "those too need a role"). caretaker/series:raw: the doc comment names only device health and the reject
  * log; the code grants raw data too (to diagnose a sensor). Kept as the code has it; see the report.
@@ -45,13 +45,16 @@ const EXPLICIT: readonly Permission[] = [
  * alerts:subscribe: issue 4 subscriptions (principal, staff, caretaker; researchers get no alerts).
  * deliveries:read: issue 4, "delivery attempts are logged and visible to staff".
  * calibrations:write: issue 5, creating and retiring calibrations is for admin and staff (reading them: export).
+ * registry:read, rejects:write: issue 6, an ingest on another machine reads the registry and records rejects over
+ * HTTP with a service token; the service role holds those two and nothing else, and nobody else holds them.
  */
 const ROLE_TABLE: Readonly<Record<Role, string>> = {
-  admin: 'YYYYYYYYYYYYY',
-  staff: 'YYYY-Y---YYYY',
-  principal: 'YYYY------Y--',
-  caretaker: 'YYYYY-----Y--',
-  researcher: 'YYY--Y-------',
+  admin: 'YYYYYYYYYYYYY--',
+  staff: 'YYYY-Y---YYYY--',
+  principal: 'YYYY------Y----',
+  caretaker: 'YYYYY-----Y----',
+  researcher: 'YYY--Y---------',
+  service: '-------------YY',
 }
 
 function expectedByRole(role: Role, permission: Permission): boolean {
@@ -331,11 +334,20 @@ describe('UserInput', () => {
     expect(UserInput.parse({ email: 'a@lund.se', name: '  Anna Berg ', role: 'admin' }).name).toBe('Anna Berg')
   })
 
-  it.each(ROLES.filter((role) => role !== 'principal'))('accepts a %s without sites', (role) => {
+  /** Roles a person may have: every role but the token-only service role. */
+  const PERSON_ROLES = ROLES.filter((role) => role !== 'service')
+
+  it.each(PERSON_ROLES.filter((role) => role !== 'principal'))('accepts a %s without sites', (role) => {
     expect(UserInput.safeParse({ email: 'x@lund.se', role }).success).toBe(true)
   })
 
-  it.each(ROLES.filter((role) => role !== 'principal'))('refuses a %s bound to a site', (role) => {
+  it('refuses a person with the service role (API tokens only)', () => {
+    const result = UserInput.safeParse({ email: 'ingest@lund.se', role: 'service' })
+    expect(result.success).toBe(false)
+    expect(result.error?.issues.map((i) => i.path)).toEqual([['role']])
+  })
+
+  it.each(PERSON_ROLES.filter((role) => role !== 'principal'))('refuses a %s bound to a site', (role) => {
     const result = UserInput.safeParse({ email: 'x@lund.se', role, sites: ['school-a'] })
     expect(result.success).toBe(false)
     expect(result.error?.issues.map((i) => i.path)).toEqual([['sites']])

@@ -11,6 +11,10 @@ import { SiteId } from './ids.ts'
  *   principal   bound to one or more sites: raw data and device health of those sites only
  *   caretaker   device health, raw readings (to diagnose a sensor) and the reject log, every site
  *   researcher  API tokens for reading and exporting series; no device or personal data
+ *   service     API tokens only, for the platform's own services on other machines (issue 6): an ingest reads
+ *               the device registry and records rejects over HTTP (registry:read, rejects:write). No person
+ *               holds it (UserInput refuses it), and admin does not hold its two permissions either, so a
+ *               stolen admin session cannot pose as an ingest and an ingest's token can read nothing else.
  *
  * Calibrations (issue 5): everyone with `export` may read them (an export names the calibration it applied);
  * creating and retiring them is calibrations:write, admin and staff only.
@@ -21,7 +25,7 @@ import { SiteId } from './ids.ts'
  * With the public-map switch on, anonymous visitors (and every role) may read the map and hourly or
  * daily values of every site; with it off, those too need a role and a principal sees only their sites.
  */
-export const ROLES = ['admin', 'staff', 'principal', 'caretaker', 'researcher'] as const
+export const ROLES = ['admin', 'staff', 'principal', 'caretaker', 'researcher', 'service'] as const
 export const Role = z.enum(ROLES)
 export type Role = z.infer<typeof Role>
 
@@ -52,6 +56,13 @@ export const PERMISSIONS = [
    * They change every corrected value an export carries, so only admin and staff.
    */
   'calibrations:write',
+  /**
+   * The device registry as an ingest needs it (models, sensors, intervals, revocations, placements; never a secret
+   * hash), from GET /internal/registry (issue 6: an ingest on another machine than the SQLite file).
+   */
+  'registry:read',
+  /** Append to the reject log (POST /internal/rejects), as an ingest on another machine does. */
+  'rejects:write',
 ] as const
 export const Permission = z.enum(PERMISSIONS)
 export type Permission = z.infer<typeof Permission>
@@ -60,8 +71,11 @@ export type Permission = z.infer<typeof Permission>
 export const Scope = Permission
 export type Scope = Permission
 
+/** Held by the service role alone (see the table above). */
+export const SERVICE_PERMISSIONS: readonly Permission[] = ['registry:read', 'rejects:write']
+
 const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
-  admin: PERMISSIONS,
+  admin: PERMISSIONS.filter((p) => !SERVICE_PERMISSIONS.includes(p)),
   staff: [
     'map:read',
     'series:hourly',
@@ -76,10 +90,14 @@ const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   principal: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'alerts:subscribe'],
   caretaker: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'rejects:read', 'alerts:subscribe'],
   researcher: ['map:read', 'series:hourly', 'series:raw', 'export'],
+  service: SERVICE_PERMISSIONS,
 }
 
 /** What anyone may read when the public-map switch is on. */
 export const PUBLIC_PERMISSIONS: readonly Permission[] = ['map:read', 'series:hourly']
+
+/** Roles only API tokens have: no person logs in as a service. */
+export const TOKEN_ONLY_ROLES: readonly Role[] = ['service']
 
 /** Roles whose site-level permissions hold only for the sites they are bound to. */
 const SITE_BOUND_ROLES: ReadonlySet<Role> = new Set<Role>(['principal'])
@@ -170,6 +188,10 @@ export const UserInput = z
   .refine((u) => (u.role === 'principal' ? u.sites.length > 0 : u.sites.length === 0), {
     message: 'a principal is bound to at least one site (--site), and only principals are bound to sites',
     path: ['sites'],
+  })
+  .refine((u) => !TOKEN_ONLY_ROLES.includes(u.role), {
+    message: 'the service role is for API tokens (skolluft token create --role service), not for people',
+    path: ['role'],
   })
 export type UserInput = z.infer<typeof UserInput>
 

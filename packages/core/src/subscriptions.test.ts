@@ -153,7 +153,7 @@ describe('subscriptionInputSchema', () => {
 })
 
 describe('mayUseTopic', () => {
-  it('gives principals breaches only, caretakers device health only, staff and admins both, researchers none', () => {
+  it('gives principals breaches only, caretakers device health only, staff and admins both, researchers and services none', () => {
     const table = Object.fromEntries(
       ROLES.map((role) => [role, SUBSCRIPTION_TOPICS.filter((t) => mayUseTopic(role, t))]),
     )
@@ -163,6 +163,7 @@ describe('mayUseTopic', () => {
       principal: ['breaches'],
       caretaker: ['device-health'],
       researcher: [],
+      service: [],
     })
   })
 })

@@ -154,6 +154,8 @@ const TOPICS_BY_ROLE: Readonly<Record<Role, readonly SubscriptionTopic[]>> = {
   caretaker: ['device-health'],
   // Researchers read and export series; they get no alerts.
   researcher: [],
+  // The platform's own services (API tokens only) read the registry; they take no alerts.
+  service: [],
 }
 
 /** Whether a role may subscribe to a topic (which sites it may cover is access.ts sitesFor's business). */

@@ -1,4 +1,5 @@
 export * from './errors.ts'
+export * from './http/index.ts'
 export * from './spool.ts'
 export * from './sqlite/index.ts'
 export * from './types.ts'
