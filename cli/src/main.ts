@@ -44,7 +44,8 @@ People and access (work on DATA_DIR; every change is audited with the actor "cli
   user disable <email>          the account can no longer log in; its sessions end
   token create --role <role> [--name <n>] [--scope <permission>]... [--site <siteId>]... [--expires-days <n>] [--json]
                                 an API token (default scopes: the role's read and export permissions,
-                                90 days), printed once
+                                90 days), printed once; --role service: for an ingest on another machine
+                                (REGISTRY_TOKEN: reads the registry, records rejects; nothing else)
   token list [--json]
   token revoke <tokenId>
 
