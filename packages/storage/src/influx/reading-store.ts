@@ -91,6 +91,12 @@ export interface InfluxReadingStoreOptions {
 
 type Row = Record<string, unknown>
 
+interface PendingWrite {
+  readonly readings: readonly StoredReading[]
+  readonly resolve: (result: WriteResult) => void
+  readonly reject: (error: unknown) => void
+}
+
 /**
  * Epoch ms of a Flux time column: an RFC 3339 string by default; a number or Date if the process switched the
  * client's (global) dateTime serializer (`serializeDateTimeAsNumber` / `serializeDateTimeAsDate`).
@@ -141,12 +147,66 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
   let closed = false
   /** Until when the duplicate lookup is skipped after it failed (epoch ms). */
   let lookupPausedUntil = 0
-  /**
-   * Keys `${device}@${ts}` of the readings of writeReadings calls in flight, to the call's end. A call holding a key
-   * another call is writing waits for that call first, so its lookup then sees the reading: first write wins within
-   * this process too (concurrent calls would otherwise all look up before any of them wrote).
+
+  /*
+   * Group commit: calls made while a batch is being looked up and written wait in `queue` and go together in the
+   * next batch, so a busy ingest (hundreds of messages in flight, one call each) costs one duplicate lookup and one
+   * write request per batch, not per message. One batch at a time: the next one's lookup sees what this one wrote,
+   * and a lookup that fails pauses the lookups once, not once per message in flight.
    */
-  const inFlight = new Map<string, Promise<void>>()
+  let queue: PendingWrite[] = []
+  let pumping = false
+
+  async function pump(): Promise<void> {
+    pumping = true
+    try {
+      while (queue.length > 0) {
+        // Calls made in the same event-loop turn as the first one join its batch.
+        await nextTurn()
+        const batch = queue
+        queue = []
+        await commit(batch)
+      }
+    } finally {
+      pumping = false
+    }
+  }
+
+  /** Looks the batch's keys up once, writes what is new (first write wins, also within the batch), settles each call. */
+  async function commit(batch: readonly PendingWrite[]): Promise<void> {
+    try {
+      const stored = await storedKeys(batch.flatMap((p) => p.readings))
+      const seen = stored ?? new Set<string>()
+      const lines: string[] = []
+      const hours = new Set<string>()
+      const counts = batch.map((p) => {
+        let inserted = 0
+        for (const r of p.readings) {
+          const key = `${r.deviceId}@${r.ts}`
+          if (seen.has(key)) continue
+          seen.add(key)
+          lines.push(readingLine(r))
+          hours.add(`${r.deviceId}@${hourStart(r.ts)}`)
+          inserted++
+        }
+        return inserted
+      })
+      // After the readings, in the same request: a check that reads `dirty` and then the readings sees both.
+      for (const h of hours) {
+        const at = h.lastIndexOf('@')
+        lines.push(deviceHourLine(h.slice(0, at), Number(h.slice(at + 1)), { dirty: randomInt(1, 2 ** 47) }))
+      }
+      if (lines.length > 0) await writer.write(lines)
+      batch.forEach((p, i) => {
+        const inserted = counts[i] ?? 0
+        p.resolve({ inserted, duplicates: p.readings.length - inserted })
+      })
+    } catch (error) {
+      // A line that cannot be encoded fails every call of the batch; the ingest retries them (transient) or
+      // rejects the message. Nothing was written when encoding failed: lines are built before the write.
+      for (const p of batch) p.reject(error)
+    }
+  }
 
   async function rows(query: ParameterizedQuery, api: QueryApi = queryApi): Promise<Row[]> {
     if (closed) throw new StorageError('CLOSED', 'the storage is closed')
@@ -239,50 +299,13 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
   }
 
   return {
-    async writeReadings(readings): Promise<WriteResult> {
-      if (closed) throw new StorageError('CLOSED', 'the storage is closed')
-      if (readings.length === 0) return { inserted: 0, duplicates: 0 }
-      const keys = new Set(readings.map((r) => `${r.deviceId}@${r.ts}`))
-      for (;;) {
-        const earlier = new Set<Promise<void>>()
-        for (const key of keys) {
-          const call = inFlight.get(key)
-          if (call !== undefined) earlier.add(call)
-        }
-        if (earlier.size === 0) break
-        await Promise.all(earlier)
-      }
-      // No await between the check above and this: the keys are ours until `done`.
-      let done = () => {}
-      const call = new Promise<void>((resolve) => {
-        done = resolve
+    writeReadings(readings): Promise<WriteResult> {
+      if (closed) return Promise.reject(new StorageError('CLOSED', 'the storage is closed'))
+      if (readings.length === 0) return Promise.resolve({ inserted: 0, duplicates: 0 })
+      return new Promise((resolve, reject) => {
+        queue.push({ readings, resolve, reject })
+        if (!pumping) void pump()
       })
-      for (const key of keys) inFlight.set(key, call)
-      try {
-        const stored = await storedKeys(readings)
-        const seen = stored ?? new Set<string>()
-        const lines: string[] = []
-        const hours = new Set<string>()
-        let inserted = 0
-        for (const r of readings) {
-          const key = `${r.deviceId}@${r.ts}`
-          if (seen.has(key)) continue
-          seen.add(key)
-          lines.push(readingLine(r))
-          hours.add(`${r.deviceId}@${hourStart(r.ts)}`)
-          inserted++
-        }
-        // After the readings, in the same request: a check that reads `dirty` and then the readings sees both.
-        for (const h of hours) {
-          const at = h.lastIndexOf('@')
-          lines.push(deviceHourLine(h.slice(0, at), Number(h.slice(at + 1)), { dirty: randomInt(1, 2 ** 47) }))
-        }
-        if (lines.length > 0) await writer.write(lines)
-        return { inserted, duplicates: readings.length - inserted }
-      } finally {
-        for (const key of keys) if (inFlight.get(key) === call) inFlight.delete(key)
-        done()
-      }
     },
 
     async rawSeries(query): Promise<RawPoint[]> {
