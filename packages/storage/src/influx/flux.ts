@@ -154,6 +154,18 @@ export function countQuery(bucket: string, filter: { readonly deviceId?: string;
   |> count()`
 }
 
+/**
+ * Readings (one `received_at` each) per device in [from, to): range, filter, group and count are all pushed down to
+ * InfluxDB's storage engine, so the fleet's 24 h coverage (device health, every 30–60 s) never moves raw points.
+ */
+export function deviceCountsQuery(bucket: string, from: number, to: number) {
+  return flux`from(bucket: ${bucket})
+  |> range(start: ${at(from)}, stop: ${at(to)})
+  |> filter(fn: (r) => r._measurement == "reading" and r._field == "received_at")
+  |> group(columns: ["device"])
+  |> count()`
+}
+
 /** The (device, ts) keys of stored readings among `deviceIds` in [from, to): for first-write-wins. */
 export function existingKeysQuery(bucket: string, deviceIds: readonly string[], from: number, to: number) {
   return flux`from(bucket: ${bucket})

@@ -34,6 +34,7 @@ import {
 import {
   backlogQuery,
   countQuery,
+  deviceCountsQuery,
   deviceHoursQuery,
   existingKeysQuery,
   hourSumsQuery,
@@ -392,17 +393,15 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
     },
 
     async sampleCounts({ from, to }): Promise<Map<string, number>> {
-      // Readings (one received_at each) per device over the hours starting in [from, to).
-      const hours = await deviceHours({
-        fields: ['received_at'],
-        from: hourStart(from),
-        to: hourStart(to - 1) + HOUR_MS,
-      })
+      // Readings per device over the hours starting in [from, to): the time range from the first such hour's start
+      // to the end of the last one.
+      const start = Math.ceil(from / HOUR_MS) * HOUR_MS
+      const stop = Math.ceil(to / HOUR_MS) * HOUR_MS
       const counts = new Map<string, number>()
-      for (const hour of hours.values()) {
-        if (hour.t < from || hour.t >= to) continue
-        const n = hour.metrics.get('received_at')?.n ?? 0
-        if (n > 0) counts.set(hour.deviceId, (counts.get(hour.deviceId) ?? 0) + n)
+      if (start >= stop) return counts
+      for (const row of await rows(deviceCountsQuery(bucket, start, stop))) {
+        const n = num(row._value)
+        if (n > 0) counts.set(String(row.device), n)
       }
       return counts
     },
