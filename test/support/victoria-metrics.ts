@@ -197,7 +197,9 @@ export async function startVictoriaMetrics(): Promise<TestVictoriaMetrics> {
  * An HTTP front for the write path, between the writer and VictoriaMetrics, that behaves as InfluxDB 2 where
  * VictoriaMetrics does not, and lets a test cut the network:
  * - `refuse(line)` returning a reason makes it answer a request holding that line as InfluxDB OSS 2 does: 400,
- *   `{"code":"invalid","message":"unable to parse '<line>': <reason>"}`, nothing of the batch written;
+ *   `{"code":"invalid","message":"unable to parse '<line>': <reason>"}`, nothing of the batch written; with
+ *   `refuseStatus: 422` as InfluxDB answers points it drops (beyond the retention, a field type clash): the other
+ *   lines are written and the answer is 422 `{"code":"unprocessable entity","message":"… dropped=<n>"}`;
  * - `maxLines` answers 413 to a request with more lines;
  * - `cut()` destroys every open connection (a request in flight gets no answer) and stops listening (new ones are
  *   refused); `restore()` listens again on the same port.
@@ -220,6 +222,8 @@ export interface InfluxFront {
 
 export interface InfluxFrontOptions {
   readonly refuse?: (line: string) => string | null
+  /** How a refused line is answered: 400 (default, nothing written) or 422 (the other lines written). */
+  readonly refuseStatus?: 400 | 422
   readonly maxLines?: number
 }
 
@@ -243,33 +247,56 @@ export async function startInfluxFront(targetUrl: string, options: InfluxFrontOp
       response.end(JSON.stringify({ code: 'request too large', message: `${lines.length} lines` }))
       return
     }
-    for (const line of lines) {
+    const refused = lines.flatMap((line) => {
       const reason = options.refuse?.(line) ?? null
-      if (reason !== null) {
-        response.writeHead(400, { 'content-type': 'application/json' })
-        response.end(JSON.stringify({ code: 'invalid', message: `unable to parse '${line}': ${reason}` }))
-        return
-      }
+      return reason === null ? [] : [{ line, reason }]
+    })
+    const [first] = refused
+    if (first !== undefined && options.refuseStatus !== 422) {
+      response.writeHead(400, { 'content-type': 'application/json' })
+      response.end(JSON.stringify({ code: 'invalid', message: `unable to parse '${first.line}': ${first.reason}` }))
+      return
+    }
+    if (first !== undefined) {
+      // A partial write: the good lines are stored, the answer says how many points were dropped and why.
+      const good = lines.filter((line) => !refused.some((r) => r.line === line))
+      if (good.length > 0) await forward(request, good)
+      response.writeHead(422, { 'content-type': 'application/json' })
+      response.end(
+        JSON.stringify({
+          code: 'unprocessable entity',
+          message: `failure writing points to database: partial write: ${first.reason} dropped=${refused.length}`,
+        }),
+      )
+      return
     }
     // Held: no answer and nothing forwarded; the connection stays open until the client or cut() ends it.
     if (stalled && /\/write\b/.test(request.url ?? '')) return
+    const upstream = await forward(request, lines, body)
+    response.writeHead(upstream.status, { 'content-type': upstream.contentType })
+    response.end(upstream.text)
+  }
+
+  /** Sends `lines` (or `body` as it came) to the target; records them in `accepted` when it answers 2xx. */
+  async function forward(
+    request: IncomingMessage,
+    lines: string[],
+    body: string = lines.join('\n'),
+  ): Promise<{ status: number; contentType: string; text: string }> {
     forwarding += 1
-    let upstream: Response
-    let text: string
     try {
-      upstream = await fetch(`${targetUrl}${request.url ?? '/'}`, {
+      const upstream = await fetch(`${targetUrl}${request.url ?? '/'}`, {
         method: request.method ?? 'POST',
         headers: { 'content-type': 'text/plain; charset=utf-8' },
         body,
       })
-      text = await upstream.text()
+      const text = await upstream.text()
       if (upstream.ok) accepted.push(lines)
+      return { status: upstream.status, contentType: upstream.headers.get('content-type') ?? 'text/plain', text }
     } finally {
       forwarding -= 1
       if (forwarding === 0) for (const wake of forwardedAll.splice(0)) wake()
     }
-    response.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'text/plain' })
-    response.end(text)
   }
 
   function listen(): Promise<void> {

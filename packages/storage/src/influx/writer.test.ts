@@ -229,6 +229,27 @@ describe.runIf(victoriaMetricsAvailable())('InfluxDB writer against VictoriaMetr
     expect(w.stats().state).toBe('direct')
   })
 
+  it('moves a point InfluxDB drops in a partial write (422, e.g. beyond the retention) to the refused table', async () => {
+    const f = await front({
+      refuse: (line) => (line.includes('device=old') ? 'points beyond retention policy' : null),
+      refuseStatus: 422,
+    })
+    const w = writer(f.url)
+    const good = [0, 1, 2].map((n) => readingLine(streamReading(n)))
+    const old = 'reading,device=old pm25=1 1000000000000'
+    await w.write([good[0] ?? '', old, good[1] ?? '', good[2] ?? ''])
+    expect(await w.drain(10_000)).toBe(true)
+    // Refused once, not retried: the spool's head is not blocked and the next write goes straight through.
+    expect(w.stats()).toMatchObject({ refused: 1, spoolDepth: 0, state: 'direct' })
+    expect(w.refusedLines()).toEqual([
+      expect.objectContaining({ line: old, status: 422, reason: expect.stringContaining('beyond retention') }),
+    ])
+    await w.write([readingLine(streamReading(3))])
+    expect(w.stats()).toMatchObject({ refused: 1, spoolDepth: 0, state: 'direct' })
+    const pm25 = samplesByKey(await vm.exportSeries('{__name__="reading_pm25"}'), 'reading_pm25')
+    expect([...pm25.keys()].sort()).toEqual([0, 1, 2, 3].map((n) => `aq-${n}@${BASE_TS}`))
+  })
+
   it('splits a batch the server finds too large (413)', async () => {
     const f = await front({ maxLines: 700 })
     const w = writer(f.url)

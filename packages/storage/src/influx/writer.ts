@@ -263,9 +263,14 @@ export function createInfluxWriter(options: InfluxWriterOptions): InfluxWriter {
     if (error instanceof HttpError) {
       const message = (error.body ?? error.message).slice(0, MAX_REASON_CHARS)
       const status = error.statusCode
-      if (status === 400) return { kind: 'refused', status, message, retryAfterMs: 0 }
+      // 400: malformed line protocol. 422: InfluxDB OSS 2 stored the good points and refused others (a field's type
+      // clash, a point older than the bucket's retention: "Some or all of the data has been rejected. Data that has
+      // not been rejected is ingested", InfluxDB v2 write troubleshooting). Retrying either would block the spool's
+      // head forever; both are split down to the refused line (re-sending the good halves is harmless).
+      if (status === 400 || status === 422) return { kind: 'refused', status, message, retryAfterMs: 0 }
       if (status === 413) return { kind: 'too-large', status, message, retryAfterMs: 0 }
-      return { kind: 'retry', status, message, retryAfterMs: error.retryAfter() }
+      // The client parses Retry-After's delta-seconds (RFC 9110 §10.2.3) and returns seconds, not milliseconds.
+      return { kind: 'retry', status, message, retryAfterMs: error.retryAfter() * 1_000 }
     }
     const message = timedOut ? `no answer within ${requestTimeoutMs} ms` : errorMessage(error)
     return { kind: 'retry', status: null, message, retryAfterMs: 0 }
