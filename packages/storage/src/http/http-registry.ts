@@ -16,7 +16,9 @@ import { INTERNAL_REGISTRY_PATH, type RegistryDevice, RegistrySnapshot } from '.
  *
  * While the API cannot be reached the last registry keeps being used for `maxStaleMs`, so restarting the API does
  * not stop the readings; after that every call fails with StorageError STORAGE_UNAVAILABLE (the ingest holds the
- * acknowledgements and retries; the broker keeps the telemetry). Answers that do not match the contract: CORRUPT_ROW.
+ * acknowledgements and retries; the broker keeps the telemetry). So does every other failure of the read: a refused
+ * request, an answer that is not JSON (a proxy's error page) or does not match the contract (an API of another
+ * version): the ingest cannot fix any of them per message, and acknowledging would drop good telemetry.
  *
  * Only the reads an ingest makes are offered: `revision`, `getDevice`, `listDevices`. The rest of RegistryStore
  * rejects with StorageError UNSUPPORTED: the registry is changed on the API's machine (CLI or API).
@@ -112,8 +114,9 @@ export function createHttpRegistry(options: HttpRegistryOptions): HttpRegistry {
     }
     if (inFlight !== undefined) await inFlight
     if (snapshot !== undefined && clock() - snapshot.confirmedAt <= maxStaleMs) return snapshot
-    if (lastError instanceof StorageError) throw lastError
-    throw new StorageError('STORAGE_UNAVAILABLE', 'the registry has not been read from the API yet', {
+    if (lastError instanceof StorageError && lastError.code === 'STORAGE_UNAVAILABLE') throw lastError
+    const reason = lastError instanceof Error ? `: ${lastError.message}` : ''
+    throw new StorageError('STORAGE_UNAVAILABLE', `the registry could not be read from the API${reason}`, {
       cause: lastError,
     })
   }
