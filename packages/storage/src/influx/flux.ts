@@ -166,12 +166,33 @@ export function deviceCountsQuery(bucket: string, from: number, to: number) {
   |> count()`
 }
 
-/** The (device, ts) keys of stored readings among `deviceIds` in [from, to): for first-write-wins. */
-export function existingKeysQuery(bucket: string, deviceIds: readonly string[], from: number, to: number) {
+/** A device's time span in a duplicate lookup: [from, to), epoch ms. */
+export interface DeviceSpan {
+  readonly deviceId: string
+  readonly from: number
+  readonly to: number
+}
+
+/**
+ * The (device, ts) keys of stored readings in each device's own span, for first-write-wins. Each device is filtered
+ * to its own span, so one device uploading a week-old buffer beside hundreds of live devices in the same batch reads
+ * back that device's week, not a week of every device.
+ */
+export function existingKeysQuery(bucket: string, spans: readonly DeviceSpan[]) {
+  let from = Number.POSITIVE_INFINITY
+  let to = Number.NEGATIVE_INFINITY
+  for (const span of spans) {
+    from = Math.min(from, span.from)
+    to = Math.max(to, span.to)
+  }
+  const [first, ...rest] = spans.map(
+    (span) => flux`(r.device == ${span.deviceId} and r._time >= ${at(span.from)} and r._time < ${at(span.to)})`,
+  )
+  const any = first === undefined ? flux`false` : rest.reduce((all, one) => flux`${all} or ${one}`, first)
   return flux`from(bucket: ${bucket})
   |> range(start: ${at(from)}, stop: ${at(to)})
   |> filter(fn: (r) => r._measurement == "reading" and r._field == "received_at")
-  |> filter(fn: (r) => ${anyOf('device', deviceIds)})
+  |> filter(fn: (r) => ${any})
   |> keep(columns: ["_time", "device"])`
 }
 

@@ -180,17 +180,25 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
       const seen = stored ?? new Set<string>()
       const lines: string[] = []
       const hours = new Set<string>()
-      const counts = batch.map((p) => {
-        let inserted = 0
-        for (const r of p.readings) {
-          const key = `${r.deviceId}@${r.ts}`
-          if (seen.has(key)) continue
-          seen.add(key)
-          lines.push(readingLine(r))
-          hours.add(`${r.deviceId}@${hourStart(r.ts)}`)
-          inserted++
+      // Each call is encoded on its own: a reading that cannot be encoded fails its own call, not the batch's others.
+      const counts = batch.map((p): number | Error => {
+        const own: string[] = []
+        const added: StoredReading[] = []
+        try {
+          for (const r of p.readings) {
+            const key = `${r.deviceId}@${r.ts}`
+            if (seen.has(key)) continue
+            own.push(readingLine(r))
+            added.push(r)
+            seen.add(key)
+          }
+        } catch (error) {
+          for (const r of added) seen.delete(`${r.deviceId}@${r.ts}`)
+          return error instanceof Error ? error : new Error(String(error))
         }
-        return inserted
+        lines.push(...own)
+        for (const r of added) hours.add(`${r.deviceId}@${hourStart(r.ts)}`)
+        return own.length
       })
       // After the readings, in the same request: a check that reads `dirty` and then the readings sees both.
       for (const h of hours) {
@@ -200,11 +208,11 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
       if (lines.length > 0) await writer.write(lines)
       batch.forEach((p, i) => {
         const inserted = counts[i] ?? 0
-        p.resolve({ inserted, duplicates: p.readings.length - inserted })
+        if (inserted instanceof Error) p.reject(inserted)
+        else p.resolve({ inserted, duplicates: p.readings.length - inserted })
       })
     } catch (error) {
-      // A line that cannot be encoded fails every call of the batch; the ingest retries them (transient) or
-      // rejects the message. Nothing was written when encoding failed: lines are built before the write.
+      // The lookup or the write failed (a spool that cannot be written): no call of the batch is durable.
       for (const p of batch) p.reject(error)
     }
   }
@@ -274,17 +282,18 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
   /** Keys `${device}@${ts}` of the readings already stored, or undefined when the lookup cannot run now. */
   async function storedKeys(readings: readonly StoredReading[]): Promise<Set<string> | undefined> {
     if (writer.stats().state !== 'direct' || Date.now() < lookupPausedUntil) return undefined
-    let from = Number.POSITIVE_INFINITY
-    let to = Number.NEGATIVE_INFINITY
-    const devices = new Set<string>()
+    const spans = new Map<string, { deviceId: string; from: number; to: number }>()
     for (const r of readings) {
-      from = Math.min(from, r.ts)
-      to = Math.max(to, r.ts + 1)
-      devices.add(r.deviceId)
+      const span = spans.get(r.deviceId)
+      if (span === undefined) spans.set(r.deviceId, { deviceId: r.deviceId, from: r.ts, to: r.ts + 1 })
+      else {
+        span.from = Math.min(span.from, r.ts)
+        span.to = Math.max(span.to, r.ts + 1)
+      }
     }
     try {
       const found = new Set<string>()
-      for (const row of await rows(existingKeysQuery(bucket, [...devices], from, to), options.lookupApi)) {
+      for (const row of await rows(existingKeysQuery(bucket, [...spans.values()]), options.lookupApi)) {
         found.add(`${String(row.device)}@${ms(row._time)}`)
       }
       return found
