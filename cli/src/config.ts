@@ -15,7 +15,8 @@ const optionalText = () => z.preprocess(unsetIfEmpty, z.string().min(1).optional
  * Where readings live (issue 6). `sqlite` (default): everything in DATA_DIR/skolluft.db, no server. `influxdb`: the
  * readings and their quality flags in an InfluxDB 2 bucket (INFLUX_URL, INFLUX_TOKEN, INFLUX_ORG, INFLUX_BUCKET, all
  * required then: data-dir.ts says which are missing), everything else still in DATA_DIR/skolluft.db. While InfluxDB
- * is unreachable the readings wait in INFLUX_SPOOL_PATH (default DATA_DIR/influx-spool.db).
+ * is unreachable the readings wait in the writing process's spool (DATA_DIR/influx-spool-<writer>.db, data-dir.ts;
+ * INFLUX_SPOOL_PATH overrides it for one process).
  */
 export const StoreEnv = z.object({
   STORE: z.enum(['sqlite', 'influxdb'], { error: 'STORE is sqlite (the default) or influxdb' }).default('sqlite'),

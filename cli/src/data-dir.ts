@@ -23,6 +23,8 @@ export interface DataDirConfig extends Partial<StoreEnv> {
 export interface OpenDataDirOptions {
   readonly log?: Logger
   readonly writer?: string
+  /** A command that ends when its work is done (import): closing fails if InfluxDB did not take everything. */
+  readonly oneShot?: boolean
 }
 
 /** The spool of a process that writes readings to InfluxDB, unless INFLUX_SPOOL_PATH names one. */
@@ -51,6 +53,7 @@ export async function openDataDir(config: DataDirConfig, options: OpenDataDirOpt
     ...(writer === undefined
       ? {}
       : { spoolPath: config.INFLUX_SPOOL_PATH ?? join(config.DATA_DIR, influxSpoolFile(writer)) }),
+    ...(options.oneShot === true ? { oneShot: true } : {}),
     // A command without a logger of its own (export, import, …) reports on stderr: its stdout may be data.
     log:
       options.log ??

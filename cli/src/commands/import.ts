@@ -27,8 +27,11 @@ import { type DataDirConfig, type OpenDataDirOptions, withDataDir } from '../dat
 import type { CliIo } from '../main.ts'
 import { CLI_ACTOR } from './people.ts'
 
-/** With STORE=influxdb an import writes readings through its own spool (DATA_DIR/influx-spool-import.db). */
-const IMPORT_WRITER: OpenDataDirOptions = { writer: 'import' }
+/**
+ * With STORE=influxdb an import writes readings through its own spool (DATA_DIR/influx-spool-import.db) and fails,
+ * naming the spool, if InfluxDB has not taken them all when it ends (a later import delivers them).
+ */
+const IMPORT_WRITER: OpenDataDirOptions = { writer: 'import', oneShot: true }
 
 /**
  * `skolluft import sensor-community <file…> --site <siteId>`: historical data from Sensor.Community archive CSV

@@ -27,6 +27,8 @@ export interface InfluxConnection {
  * backlog behind when the server is up, nor hang when it is down (the spool keeps the rest for the next start).
  */
 export const CLOSE_DRAIN_MS = 5_000
+/** How long a one-shot command waits for InfluxDB to take its readings before it fails (an import's last batch). */
+export const ONE_SHOT_DRAIN_MS = 60_000
 
 /** The duplicate lookup before a write gives up after this long; the write then goes on without it. */
 export const INFLUX_LOOKUP_TIMEOUT_MS = 5_000
@@ -45,6 +47,15 @@ export interface InfluxStorageOptions {
    */
   readonly spoolPath?: string
   readonly log: Logger
+  /**
+   * A one-shot command (import): closing waits up to ONE_SHOT_DRAIN_MS for InfluxDB to take everything and fails
+   * (STORAGE_UNAVAILABLE, naming the spool) if it did not, so the command does not report success for readings that
+   * only a later run of the same command would deliver. A service (ingest, start) waits CLOSE_DRAIN_MS and leaves
+   * the rest to its next start.
+   */
+  readonly oneShot?: boolean
+  /** How long closing waits for the spool to empty (default: ONE_SHOT_DRAIN_MS or CLOSE_DRAIN_MS, see oneShot). */
+  readonly closeDrainMs?: number
 }
 
 export interface InfluxStorage extends Storage {
@@ -98,15 +109,23 @@ export function openInfluxStorage(options: InfluxStorageOptions): InfluxStorage 
     writer,
     async close() {
       await readings.close()
-      if (writer !== undefined && !(await writer.drain(CLOSE_DRAIN_MS))) {
-        const { spoolDepth } = writer.stats()
+      const drainMs = options.closeDrainMs ?? (options.oneShot === true ? ONE_SHOT_DRAIN_MS : CLOSE_DRAIN_MS)
+      const left = writer === undefined || (await writer.drain(drainMs)) ? 0 : writer.stats().spoolDepth
+      if (left > 0) {
         options.log.warn(
-          { spoolDepth, spoolPath },
+          { spoolDepth: left, spoolPath },
           'InfluxDB did not take every line before closing: they stay in the spool for the next start',
         )
       }
       await writer?.close()
       await base.close()
+      if (left > 0 && options.oneShot === true) {
+        throw new StorageError(
+          'STORAGE_UNAVAILABLE',
+          `InfluxDB did not take ${left} lines within ${drainMs / 1_000} s: they are safe in ${spoolPath} and ` +
+            'go out when the same command runs again with this DATA_DIR and InfluxDB answers',
+        )
+      }
     },
   }
 }
