@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Server as SocketServer } from 'socket.io'
 import { API_V1_PREFIX, createApi } from './app.ts'
 import { connectLiveCluster, type LiveCluster } from './live/cluster.ts'
@@ -79,23 +80,34 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   })
   // Log-outs, user changes and revoked tokens that requests make here reach the live sockets of every instance.
   const stopAccessChanges = api.ctx.accessChanges.subscribe((change) => hub.accessChanged(change))
-  server.listen({ host, port })
-  await once(server, 'listening')
-  const address = server.address()
-  if (address === null || typeof address === 'string') {
-    server.close()
-    await cluster?.close()
-    throw new Error(`api server has no TCP address (got ${String(address)})`)
-  }
+  let address: AddressInfo
   let feed: MqttFeed | undefined
-  if (live !== undefined) {
-    feed = await startMqttFeed({
-      options: live,
-      registry: deps.storage.registry,
-      hub,
-      log: deps.log,
-      clock: api.ctx.clock,
-    })
+  try {
+    server.listen({ host, port })
+    await once(server, 'listening')
+    const bound = server.address()
+    if (bound === null || typeof bound === 'string') {
+      throw new Error(`api server has no TCP address (got ${String(bound)})`)
+    }
+    address = bound
+    if (live !== undefined) {
+      feed = await startMqttFeed({
+        options: live,
+        registry: deps.storage.registry,
+        hub,
+        log: deps.log,
+        clock: api.ctx.clock,
+      })
+    }
+  } catch (error) {
+    // A port in use or a broker that refuses: undo what started, or the Redis connection (which retries for ever)
+    // and the hub's timers would keep the process alive after the error.
+    stopAccessChanges()
+    hub.close()
+    await new Promise<void>((resolve) => io.close(() => resolve()))
+    await cluster?.close()
+    server.close()
+    throw error
   }
   deps.log.info(
     { host, port: address.port, api: API_V1_PREFIX, live: live !== undefined, cluster: cluster !== undefined },

@@ -2,9 +2,10 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FLUSH_DELAY_MS, issueApiToken, type ReadingEvent, type RunningApi, startApi } from '@skolluft/api'
 import { DAY_MS, defaultScopes, type Permission, type Role } from '@skolluft/core'
-import { createLogger, generateSecret, hashSecret } from '@skolluft/runtime'
+import { createLogger, generateSecret, hashSecret, silentLogger } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage } from '@skolluft/storage'
 import { closedPort, waitFor } from '@skolluft/testkit'
+import { createClient } from 'redis'
 import { io as connectSocket, type Socket } from 'socket.io-client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -359,6 +360,36 @@ describe.runIf(run)('live events across API instances joined through Redis', () 
 })
 
 describe.runIf(run)('access changes through one instance reach the live sockets of every instance at once', () => {
+  it('drops its Redis connections when it cannot start (the port is taken), so the process can exit', async () => {
+    const inspector = createClient({ url: redis.url })
+    await inspector.connect()
+    try {
+      const connections = async () =>
+        String(await inspector.sendCommand(['CLIENT', 'LIST']))
+          .trim()
+          .split('\n').length
+      const before = await connections()
+      const storage = openSqliteStorage({ path: join(platform.dataDir, 'skolluft.db') })
+      try {
+        const started = startApi({
+          log: silentLogger(),
+          storage,
+          host: '127.0.0.1',
+          port: a.api.port,
+          options: { publicMap: true },
+          redisUrl: redis.url,
+        })
+        await expect(started).rejects.toThrow(/EADDRINUSE/)
+      } finally {
+        await storage.close()
+      }
+      // The adapter's publisher and subscriber connected before listen failed; both must be gone again.
+      await waitFor(async () => (await connections()) === before, 'the failed instance to close its Redis connections')
+    } finally {
+      await inspector.quit()
+    }
+  })
+
   it("narrows a logged-out session's sockets on B and on A, and not the same user's other session", async () => {
     const user = await addStaffUser()
     const ending = await logIn(a, user.email)
