@@ -170,7 +170,7 @@ describe('infra: YAML and structure', () => {
     // The example's required secrets are empty: `docker compose config` with it unchanged would refuse to start.
     const values = setValues(envExample)
     expect(() => interpolate(composeText.replace(/^\s*#.*$/gm, ''), values)).toThrow(
-      /INFLUX_TOKEN|INFLUX_ADMIN|MQTT_|REDIS_|GRAFANA_/,
+      /INFLUX_(READ_)?TOKEN|INFLUX_ADMIN|MQTT_|REDIS_|GRAFANA_/,
     )
   })
 
@@ -179,8 +179,10 @@ describe('infra: YAML and structure', () => {
     const [one, two] = [env('ingest-1'), env('ingest-2')]
     expect(one.INGEST_SHARED_GROUP).toBe(two.INGEST_SHARED_GROUP)
     expect(one.INGEST_CLIENT_ID).not.toBe(two.INGEST_CLIENT_ID)
-    const spools = skolluftServices.map(([, s]) => s.environment?.INFLUX_SPOOL_PATH)
-    expect(new Set(spools).size).toBe(skolluftServices.length)
+    expect(one.INFLUX_SPOOL_PATH).toBeDefined()
+    expect(one.INFLUX_SPOOL_PATH).not.toBe(two.INFLUX_SPOOL_PATH)
+    // Only writers of readings have a spool (cli/src/data-dir.ts): the API and alerts never open one.
+    for (const name of ['api-1', 'api-2', 'alerts']) expect(env(name).INFLUX_SPOOL_PATH, name).toBeUndefined()
     expect(String(env('api-1').REDIS_URL)).toMatch(/^redis:\/\//)
   })
 
@@ -208,6 +210,21 @@ describe('infra: YAML and structure', () => {
     expect(clientId?.valueFrom).toEqual({ fieldRef: { fieldPath: 'metadata.name' } })
     const api = workloads.find(({ w }) => w.metadata.name === 'api')?.w
     expect(api?.spec.template.spec.containers[0]?.readinessProbe).toMatchObject({ httpGet: { path: '/healthz' } })
+  })
+
+  it('k8s: only the ingest gets the write token and a spool; the api and alerts read with the read-only token', () => {
+    const env = (name: string) =>
+      workloads.find(({ w }) => w.metadata.name === name)?.w.spec.template.spec.containers[0]?.env ?? []
+    const tokenKey = (name: string) => env(name).find((e) => e.name === 'INFLUX_TOKEN')?.valueFrom
+    expect(tokenKey('ingest')).toEqual({ secretKeyRef: { name: 'skolluft-secrets', key: 'INFLUX_TOKEN' } })
+    expect(env('ingest').map((e) => e.name)).toContain('INFLUX_SPOOL_PATH')
+    for (const name of ['api', 'alerts']) {
+      expect(tokenKey(name), name).toEqual({ secretKeyRef: { name: 'skolluft-secrets', key: 'INFLUX_READ_TOKEN' } })
+      expect(
+        env(name).map((e) => e.name),
+        name,
+      ).not.toContain('INFLUX_SPOOL_PATH')
+    }
   })
 
   it('k8s: the Secret template holds no values, and kustomization lists files that exist', () => {
@@ -325,6 +342,23 @@ describe('infra: settings', () => {
       expect(result.error?.issues ?? [], service).toEqual([])
     }
     expect(containerEnv('ingest-1')).toMatchObject({ STORE: 'influxdb', MQTT_USERNAME: 'svc.ingest' })
+  })
+
+  it('compose: only the ingest workers get the write token; the API, alerts and Grafana get the read-only one', () => {
+    const write = containerEnv('ingest-1').INFLUX_TOKEN
+    const readOnly = containerEnv('api-1').INFLUX_TOKEN
+    expect(write).toMatch(/^dummy-influx_token-/)
+    expect(readOnly).toMatch(/^dummy-influx_read_token-/)
+    expect(containerEnv('ingest-2').INFLUX_TOKEN).toBe(write)
+    for (const service of ['api-1', 'api-2', 'alerts'])
+      expect(containerEnv(service).INFLUX_TOKEN, service).toBe(readOnly)
+    expect(containerEnv('grafana').INFLUX_GRAFANA_TOKEN).toBe(readOnly)
+    // No service gets InfluxDB's all-access token.
+    const admin = containerEnv('influxdb').DOCKER_INFLUXDB_INIT_ADMIN_TOKEN
+    expect(admin).toMatch(/^dummy-influx_admin_token-/)
+    for (const service of Object.keys(compose.services).filter((s) => s !== 'influxdb')) {
+      expect(Object.values(containerEnv(service)), service).not.toContain(admin)
+    }
   })
 
   it('the k8s ConfigMap passes the api’s and the ingest’s schemas', () => {
