@@ -13,8 +13,9 @@ import { SiteId } from './ids.ts'
  *   researcher  API tokens for reading and exporting series; no device or personal data
  *   service     API tokens only, for the platform's own services on other machines (issue 6): an ingest reads
  *               the device registry and records rejects over HTTP (registry:read, rejects:write). No person
- *               holds it (UserInput refuses it), and admin does not hold its two permissions either, so a
- *               stolen admin session cannot pose as an ingest and an ingest's token can read nothing else.
+ *               holds it (UserInput refuses it), and admin does not hold its two permissions either: an admin
+ *               session cannot read the registry feed or write rejects itself (it can still issue a service
+ *               token, as it can issue any token; that is audited), and an ingest's token can read nothing else.
  *
  * Calibrations (issue 5): everyone with `export` may read them (an export names the calibration it applied);
  * creating and retiring them is calibrations:write, admin and staff only.
