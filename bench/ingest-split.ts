@@ -26,9 +26,7 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
-import { Worker } from 'node:worker_threads'
-import { ALL_TELEMETRY_FILTER, METRICS } from '@skolluft/core'
-import { generateSecret, hashSecret } from '@skolluft/runtime'
+import { ALL_TELEMETRY_FILTER } from '@skolluft/core'
 import { openSqliteStorage } from '@skolluft/storage'
 import { tempDir, waitFor } from '@skolluft/testkit'
 import mqtt from 'mqtt'
@@ -39,6 +37,7 @@ import {
   type TestVictoriaMetrics,
   victoriaMetricsAvailable,
 } from '../test/support/victoria-metrics.ts'
+import { registerBenchDevices, startPublishers } from './fleet.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -81,47 +80,6 @@ const POLL_MS = STORE === 'sqlite' ? 20 : 100
 
 const execFileAsync = promisify(execFile)
 const CORES = availableParallelism()
-
-/** The devices run on a worker thread (bench/publishers.ts, shared with bench/ingest.ts); `go` publishes once. */
-async function startPublishers(url: string, ids: string[], password: string) {
-  const worker = new Worker(new URL('./publishers-worker.mjs', import.meta.url), {
-    workerData: { url, ids, password, perDevice: PER_DEVICE, inflight: INFLIGHT_PER_DEVICE },
-  })
-  await new Promise<void>((resolve, reject) => {
-    worker.once('message', () => resolve())
-    worker.once('error', reject)
-  })
-  const Reply = z.object({
-    prepared: z.number().optional(),
-    published: z.number().optional(),
-    error: z.string().optional(),
-  })
-  function ask(message: unknown): Promise<z.infer<typeof Reply>> {
-    return new Promise((resolve, reject) => {
-      worker.once('message', (m: unknown) => {
-        const reply = Reply.safeParse(m)
-        if (!reply.success) reject(new Error('unexpected message from the publishers'))
-        else if (reply.data.error !== undefined) reject(new Error(reply.data.error))
-        else resolve(reply.data)
-      })
-      worker.postMessage(message)
-    })
-  }
-  return {
-    /** Serialises the payloads of a phase in the worker, before the phase is timed. */
-    async prepare(base: number): Promise<void> {
-      await ask({ prepare: base })
-    },
-    /** Publishes every device's readings; resolves with the time publishing took (ms). */
-    async go(base: number): Promise<number> {
-      return (await ask({ go: base })).published ?? Number.NaN
-    },
-    async stop(): Promise<void> {
-      worker.postMessage('stop')
-      await new Promise((resolve) => worker.once('exit', resolve))
-    },
-  }
-}
 
 async function procStatus(pid: number, field: string): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
@@ -336,22 +294,7 @@ async function main(): Promise<void> {
         demo: true,
       },
     ])
-    const devicePassword = generateSecret()
-    const deviceHash = await hashSecret(devicePassword)
-    const ids = Array.from({ length: DEVICES }, (_, k) => `bench-${k}`)
-    for (const id of ids) {
-      await storage.registry.addDevice(
-        {
-          id,
-          model: 'bench',
-          sensors: [...METRICS],
-          intervalS: 60,
-          secretHash: deviceHash,
-          placement: { siteId: 'bench-site', from: 0, indoor: false, heightM: 2 },
-        },
-        Date.now(),
-      )
-    }
+    const { ids, password: devicePassword } = await registerBenchDevices(storage.registry, DEVICES, 'bench-site')
     const broker = await startMosquitto({
       devices: ids.map((id) => ({ username: id, password: devicePassword })),
       ...(MAX_INFLIGHT === undefined ? {} : { maxInflightMessages: MAX_INFLIGHT }),
@@ -364,7 +307,13 @@ async function main(): Promise<void> {
     const { stdout: version } = await execFileAsync('/usr/sbin/mosquitto', ['-h']).catch((e: { stdout?: string }) => ({
       stdout: e.stdout ?? '',
     }))
-    const publishers = await startPublishers(broker.url, ids, devicePassword)
+    const publishers = await startPublishers({
+      url: broker.url,
+      ids,
+      password: devicePassword,
+      perDevice: PER_DEVICE,
+      inflight: INFLIGHT_PER_DEVICE,
+    })
     cleanups.push(() => publishers.stop())
     const total = PER_DEVICE * DEVICES
     console.log(

@@ -20,13 +20,13 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { Worker } from 'node:worker_threads'
-import { ALL_TELEMETRY_FILTER, METRICS } from '@skolluft/core'
+import { ALL_TELEMETRY_FILTER } from '@skolluft/core'
 import { startGateway } from '@skolluft/gateway'
 import { generateSecret, hashSecret, silentLogger } from '@skolluft/runtime'
 import { openSqliteSpool, openSqliteStorage } from '@skolluft/storage'
 import { tempDir, waitFor } from '@skolluft/testkit'
 import mqtt from 'mqtt'
+import { registerBenchDevices, startPublishers } from './fleet.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -46,40 +46,6 @@ const TIME_LIMIT_MS = 10 * 60_000
 const PHASE_1_BASE = Date.UTC(2026, 9, 1)
 const PHASE_2_BASE = Date.UTC(2026, 9, 10)
 const CLI_BIN = fileURLToPath(new URL('../cli/bin/skolluft.js', import.meta.url))
-
-/** The devices run on a worker thread (bench/publishers.ts); `go` publishes every reading once. */
-async function startPublishers(url: string, ids: string[], password: string) {
-  const worker = new Worker(new URL('./publishers-worker.mjs', import.meta.url), {
-    workerData: { url, ids, password, perDevice: PER_DEVICE, inflight: INFLIGHT_PER_DEVICE },
-  })
-  await new Promise<void>((resolve, reject) => {
-    worker.once('message', () => resolve())
-    worker.once('error', reject)
-  })
-  return {
-    /** Serialises the payloads of a phase in the worker, before the phase is timed. */
-    prepare(base: number): Promise<void> {
-      return new Promise((resolve, reject) => {
-        worker.once('message', (m: { prepared?: number; error?: string }) =>
-          m.error === undefined ? resolve() : reject(new Error(m.error)),
-        )
-        worker.postMessage({ prepare: base })
-      })
-    },
-    go(base: number): Promise<number> {
-      return new Promise((resolve, reject) => {
-        worker.once('message', (m: { published?: number; error?: string }) =>
-          m.error === undefined ? resolve(m.published ?? Number.NaN) : reject(new Error(m.error)),
-        )
-        worker.postMessage({ go: base })
-      })
-    },
-    async stop() {
-      worker.postMessage('stop')
-      await new Promise((resolve) => worker.once('exit', resolve))
-    },
-  }
-}
 
 /** CPU time (user + system) of this process's main thread, where the gateway runs; Linux /proc. */
 async function mainThreadCpuMs(): Promise<number> {
@@ -127,22 +93,7 @@ async function main(): Promise<void> {
       secretHash: await hashSecret(servicePassword),
       role: 'ingest',
     })
-    const devicePassword = generateSecret()
-    const deviceHash = await hashSecret(devicePassword)
-    const ids = Array.from({ length: DEVICES }, (_, k) => `bench-${k}`)
-    for (const id of ids) {
-      await storage.registry.addDevice(
-        {
-          id,
-          model: 'bench',
-          sensors: [...METRICS],
-          intervalS: 60,
-          secretHash: deviceHash,
-          placement: { siteId: 'bench-site', from: 0, indoor: false, heightM: 2 },
-        },
-        Date.now(),
-      )
-    }
+    const { ids, password: devicePassword } = await registerBenchDevices(storage.registry, DEVICES, 'bench-site')
     const gateway = await startGateway({
       log: silentLogger(),
       registry: storage.registry,
@@ -152,7 +103,13 @@ async function main(): Promise<void> {
       ...(spool === undefined ? {} : { spool }),
     })
     const url = `mqtt://127.0.0.1:${gateway.port}`
-    const publishers = await startPublishers(url, ids, devicePassword)
+    const publishers = await startPublishers({
+      url: url,
+      ids,
+      password: devicePassword,
+      perDevice: PER_DEVICE,
+      inflight: INFLIGHT_PER_DEVICE,
+    })
     const total = PER_DEVICE * DEVICES
     console.log(
       `bench: ${DEVICES} devices × ${PER_DEVICE} readings = ${total} QoS 1 messages, ${INFLIGHT_PER_DEVICE} in flight per device, gateway spool ${spool === undefined ? 'off' : 'on'}`,
