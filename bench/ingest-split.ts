@@ -2,7 +2,7 @@
  * Ingest throughput of a split deployment (issue 6): Mosquitto 2 and N `skolluft ingest` workers sharing the stream.
  *
  *   npm run bench:ingest-split [-- --workers 2 --store sqlite|influxdb --devices 200 --readings 100000]
- *                              [-- --inflight 20 --max-inflight <mosquitto max_inflight_messages>]
+ *                              [-- --inflight 20 --max-inflight <mosquitto max_inflight_messages>] [-- --as-installed]
  *
  * The same load as bench/ingest.ts (devices as MQTT.js clients on a worker thread, QoS 1, one reading per message,
  * 20 in flight per device), but the broker is Debian's Mosquitto 2 started as the container starts it
@@ -19,6 +19,8 @@
  * memory (VmHWM), its CPU time in the phase, and its share of the stream: the bytes its MQTT socket received
  * (`ss -ti`, bytes_received), as a fraction of all the workers' bytes. Per-worker counts are not in the store
  * (a reading does not say which worker wrote it) and the ingest logs no counts, hence the socket bytes.
+ * Workers run as `node cli/bin/skolluft.js` (as bench/ingest.ts runs its ingest); `--as-installed` runs the script
+ * itself, so its first line's memory settings apply as with `npx skolluft ingest` (smaller heap, more collection).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
@@ -47,6 +49,7 @@ const { values: args } = parseArgs({
     readings: { type: 'string', default: '100000' },
     inflight: { type: 'string', default: '20' },
     'max-inflight': { type: 'string' },
+    'as-installed': { type: 'boolean', default: false },
   },
 })
 const Store = z.enum(['sqlite', 'influxdb'])
@@ -364,30 +367,34 @@ async function main(): Promise<void> {
     function spawnWorker(index: number): IngestWorker {
       const clientId = `svc.ingest-${index}`
       // The same node invocation as bench/ingest.ts (`node cli/bin/skolluft.js`, without the shebang's memory flags).
-      const child = spawn(process.execPath, [CLI_BIN, 'ingest'], {
-        env: {
-          PATH: process.env.PATH ?? '',
-          DATA_DIR: dir.path,
-          MQTT_URL: broker.url,
-          MQTT_USERNAME: broker.services.ingest.username,
-          MQTT_PASSWORD: broker.services.ingest.password,
-          INGEST_SHARED_GROUP: SHARED_GROUP,
-          INGEST_CLIENT_ID: clientId,
-          // info: its 'ingest subscribed' line says when it is ready; nothing is logged per message at info.
-          LOG_LEVEL: 'info',
-          ...(vm === undefined
-            ? {}
-            : {
-                STORE: 'influxdb',
-                INFLUX_URL: vm.url,
-                // VictoriaMetrics ignores token, org and bucket (test/support/victoria-metrics.ts).
-                INFLUX_TOKEN: 'bench',
-                INFLUX_ORG: 'skolluft',
-                INFLUX_BUCKET: 'skolluft',
-              }),
+      const child = spawn(
+        args['as-installed'] ? CLI_BIN : process.execPath,
+        args['as-installed'] ? ['ingest'] : [CLI_BIN, 'ingest'],
+        {
+          env: {
+            PATH: process.env.PATH ?? '',
+            DATA_DIR: dir.path,
+            MQTT_URL: broker.url,
+            MQTT_USERNAME: broker.services.ingest.username,
+            MQTT_PASSWORD: broker.services.ingest.password,
+            INGEST_SHARED_GROUP: SHARED_GROUP,
+            INGEST_CLIENT_ID: clientId,
+            // info: its 'ingest subscribed' line says when it is ready; nothing is logged per message at info.
+            LOG_LEVEL: 'info',
+            ...(vm === undefined
+              ? {}
+              : {
+                  STORE: 'influxdb',
+                  INFLUX_URL: vm.url,
+                  // VictoriaMetrics ignores token, org and bucket (test/support/victoria-metrics.ts).
+                  INFLUX_TOKEN: 'bench',
+                  INFLUX_ORG: 'skolluft',
+                  INFLUX_BUCKET: 'skolluft',
+                }),
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
         },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
+      )
       let output = ''
       child.stdout?.on('data', (chunk: Buffer) => {
         output += chunk.toString()
