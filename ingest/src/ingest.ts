@@ -84,7 +84,7 @@ export interface IngestOptions {
  * spec allows waiting for the member to reconnect, [MQTT-4.8.2] "Shared Subscriptions" notes). When a worker
  * with the same client id connects again, the broker resends the in-flight ones (with DUP set) and then the
  * queue. Zero loss therefore needs every worker restarted with its own stable client id (a supervisor does
- * that), and a broker queue large enough for its share during the outage (Mosquitto drops QoS 1 messages
+ * that) or retired for good with `leaveSharedGroup` (leave.ts, `skolluft ingest --leave`), and a broker queue large enough for its share during the outage (Mosquitto drops QoS 1 messages
  * beyond `max_queued_messages`, default 1000).
  */
 export function telemetryFilter(sharedGroup: string | undefined): string {
@@ -110,6 +110,74 @@ export interface Ingest {
 }
 
 export async function startIngest(options: IngestOptions): Promise<Ingest> {
+  const connection = await connectIngest(options)
+  const { client, log } = connection
+  const clientId = connection.clientId
+  const sharedGroup = options.mqtt.sharedGroup
+  const filter = telemetryFilter(sharedGroup)
+  // MQTT.js 5 rejects on a SUBACK failure code (0x80, [MQTT-3.9.3-2]) rather than returning it; either way
+  // the client is ended here, or its reconnect loop would keep a process that cannot work alive.
+  let refusal: unknown
+  try {
+    const granted = await client.subscribeAsync(filter, { qos: 1 })
+    if (granted.some((g) => g.qos >= 0x80)) refusal = new Error('SUBACK failure code')
+  } catch (error) {
+    refusal = error
+  }
+  if (refusal !== undefined) {
+    await client.endAsync(true)
+    if (sharedGroup !== undefined) {
+      // Refused rather than accepted and silent: the skolluft gateway (aedes 1.2, no shared subscriptions)
+      // refuses every `$` filter (gateway/src/permissions.ts), so a group pointed at it fails here, loudly.
+      throw new IngestError(
+        'SUBSCRIBE_REFUSED',
+        `broker refused the shared subscription ${filter}: INGEST_SHARED_GROUP needs a broker with MQTT shared subscriptions (Mosquitto 2, docs/scaling.md); the built-in skolluft gateway has none, so unset INGEST_SHARED_GROUP and run one ingest behind it`,
+        { cause: refusal },
+      )
+    }
+    throw new IngestError('SUBSCRIBE_REFUSED', `broker refused the subscription to ${filter}`, { cause: refusal })
+  }
+  if (sharedGroup !== undefined) {
+    // A session that ran without a group still holds the plain subscription and would go on receiving every
+    // message besides its share. Dropped after the shared one is in place, so nothing falls in between.
+    await client.unsubscribeAsync(ALL_TELEMETRY_FILTER)
+  }
+  log.info({ url: options.mqtt.url, filter, clientId, sharedGroup }, 'ingest subscribed')
+  return { stats: connection.stats, close: () => connection.close() }
+}
+
+/**
+ * The ingest's MQTT connection with its message handling installed, not yet subscribed to anything: the
+ * persistent session's queued messages (if the broker kept one) arrive and are stored as soon as it is open.
+ * `startIngest` subscribes on it; `leaveSharedGroup` (leave.ts) unsubscribes and drains it.
+ */
+export interface IngestConnection {
+  readonly client: MqttClient
+  readonly clientId: string
+  readonly log: Logger
+  /** Whether the broker still held a session for this client id at the first CONNACK. */
+  readonly sessionPresent: boolean
+  stats(): IngestStats
+  /** Messages received whose PUBACK has not gone out yet (nor been dropped). */
+  inFlight(): number
+  /** When (clock ms) the last message arrived; the connection's open time before any did. */
+  lastMessageAt(): number
+  /**
+   * Stops handling. Default (for shutdowns): at once, anything unacknowledged is redelivered to the next session.
+   * `graceful`: publishes the pending readings-committed events and sends DISCONNECT after them.
+   */
+  close(how?: { readonly graceful: boolean }): Promise<void>
+}
+
+export interface ConnectOptions {
+  /** Reconnect after a lost connection (default). Off: a lost connection ends the client, see `onLost`. */
+  readonly reconnect?: boolean
+  /** Called when the connection is lost after it was established (without `reconnect`: for good). */
+  readonly onLost?: () => void
+}
+
+export async function connectIngest(options: IngestOptions, how: ConnectOptions = {}): Promise<IngestConnection> {
+  const reconnect = how.reconnect ?? true
   const log = options.log.child({ module: 'ingest' })
   const clock = options.clock ?? Date.now
   const { readings, registry, rejects } = options.storage
@@ -280,7 +348,8 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     protocolVersion: 4,
     // Persistent session: while we are away the broker queues QoS 1 telemetry for us.
     clean: false,
-    reconnectPeriod: 1_000,
+    // 0: MQTT.js does not reconnect.
+    reconnectPeriod: reconnect ? 1_000 : 0,
     reconnectOnConnackError: true,
     connectTimeout: 10_000,
     resubscribe: true,
@@ -292,7 +361,9 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     if (connack.sessionPresent) redeliveryUntil = clock() + REDELIVERY_WINDOW_MS
   })
   let inFlight = 0
+  let lastMessageAt = clock()
   client.handleMessage = (packet, callback) => {
+    lastMessageAt = clock()
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     // DUP: the broker sent it before (to a session that may have handled it before a crash).
     const redelivery = packet.dup === true || clock() < redeliveryUntil
@@ -331,6 +402,7 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     }
   }
 
+  let sessionPresent = false
   // Installed above in the same tick as connect(), before any packet can arrive: a persistent
   // session may deliver queued messages right after CONNACK, and the default handler would ack them.
   await new Promise<void>((resolve, reject) => {
@@ -343,7 +415,8 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
       )
     }
     client.once('error', onError)
-    client.once('connect', () => {
+    client.once('connect', (connack) => {
+      sessionPresent = connack.sessionPresent
       client.off('error', onError)
       resolve()
     })
@@ -354,47 +427,30 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     log.info('connected to broker')
   })
   client.on('close', () => {
-    if (stats.connected && !closing) log.warn('disconnected from broker; reconnecting')
+    const lost = stats.connected && !closing
     stats.connected = false
+    if (!lost) return
+    if (reconnect) log.warn('disconnected from broker; reconnecting')
+    how.onLost?.()
   })
   client.on('error', (error) => log.error({ err: error }, 'mqtt client error'))
 
-  const sharedGroup = options.mqtt.sharedGroup
-  const filter = telemetryFilter(sharedGroup)
-  // MQTT.js 5 rejects on a SUBACK failure code (0x80, [MQTT-3.9.3-2]) rather than returning it; either way
-  // the client is ended here, or its reconnect loop would keep a process that cannot work alive.
-  let refusal: unknown
-  try {
-    const granted = await client.subscribeAsync(filter, { qos: 1 })
-    if (granted.some((g) => g.qos >= 0x80)) refusal = new Error('SUBACK failure code')
-  } catch (error) {
-    refusal = error
-  }
-  if (refusal !== undefined) {
-    await client.endAsync(true)
-    if (sharedGroup !== undefined) {
-      // Refused rather than accepted and silent: the skolluft gateway (aedes 1.2, no shared subscriptions)
-      // refuses every `$` filter (gateway/src/permissions.ts), so a group pointed at it fails here, loudly.
-      throw new IngestError(
-        'SUBSCRIBE_REFUSED',
-        `broker refused the shared subscription ${filter}: INGEST_SHARED_GROUP needs a broker with MQTT shared subscriptions (Mosquitto 2, docs/scaling.md); the built-in skolluft gateway has none, so unset INGEST_SHARED_GROUP and run one ingest behind it`,
-        { cause: refusal },
-      )
-    }
-    throw new IngestError('SUBSCRIBE_REFUSED', `broker refused the subscription to ${filter}`, { cause: refusal })
-  }
-  if (sharedGroup !== undefined) {
-    // A session that ran without a group still holds the plain subscription and would go on receiving every
-    // message besides its share. Dropped after the shared one is in place, so nothing falls in between.
-    await client.unsubscribeAsync(ALL_TELEMETRY_FILTER)
-  }
-  log.info({ url: options.mqtt.url, filter, clientId, sharedGroup }, 'ingest subscribed')
-
   return {
+    client,
+    clientId,
+    log,
+    sessionPresent,
     stats: () => ({ ...stats, rejectedByCode: { ...stats.rejectedByCode } }),
-    async close() {
+    inFlight: () => inFlight,
+    lastMessageAt: () => lastMessageAt,
+    async close(mode = { graceful: false }) {
       closing = true
       clearTimeout(announceTimer)
+      if (mode.graceful) {
+        if (announceTimer !== undefined) publishCommitted()
+        await client.endAsync(false)
+        return
+      }
       // force: do not wait for in-flight acks; anything unacknowledged is redelivered to the next session.
       await client.endAsync(true)
     },
