@@ -16,7 +16,9 @@ export const USAGE = `usage: skolluft <command> [options]
 Services (configuration from environment variables, see README):
   start                         gateway, ingest, alerts, API and (unless SIM=off) the simulated fleet, in one process
   gateway                       the MQTT gateway alone
-  ingest                        the ingest service alone (connects to MQTT_URL)
+  ingest [--leave]              the ingest service alone (connects to MQTT_URL); --leave retires the worker of
+                                INGEST_SHARED_GROUP named by INGEST_CLIENT_ID for good (stop it first): unsubscribes,
+                                stores what its session still holds, ends the session, prints the count, exits
   api                           the HTTP API alone
   alerts                        the alerts service alone: breach evaluation and delivery (connects to MQTT_URL)
   sim [--devices <file>] [--backfill <days>]
@@ -122,8 +124,10 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io
         return await (await services()).runStart(env, io)
       case 'gateway':
         return await (await services()).runGateway(env, io)
-      case 'ingest':
-        return await (await services()).runIngest(env, io)
+      case 'ingest': {
+        const { values } = parseArgs({ args: [...rest], options: { leave: { type: 'boolean', default: false } } })
+        return await (await services()).runIngest(env, io, { leave: values.leave })
+      }
       case 'api':
         return await (await services()).runApi(env, io)
       case 'alerts':

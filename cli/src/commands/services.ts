@@ -321,15 +321,28 @@ export async function runGateway(env: NodeJS.ProcessEnv, _io: CliIo): Promise<nu
  * the API's, over HTTP with REGISTRY_TOKEN, and only the readings (InfluxDB) are opened here. The token is tried once
  * before the ingest subscribes, so a wrong URL or token stops it at start rather than holding every acknowledgement.
  */
-export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<number> {
-  const { IngestConfig, remoteRegistry, startIngest, startQualityChecks } = await loadIngest()
+export async function runIngest(
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+  options: { readonly leave?: boolean } = {},
+): Promise<number> {
+  const { IngestConfig, leaveSharedGroup, remoteRegistry, startIngest, startQualityChecks } = await loadIngest()
   const config = loadConfig(CommonConfig.extend(IngestConfig.shape), env)
+  if (options.leave === true && config.INGEST_SHARED_GROUP === undefined) {
+    throw new ConfigError(['INGEST_SHARED_GROUP: required with --leave (a worker outside a group has none to leave)'])
+  }
   const remote = remoteRegistry(config)
   const log = createLogger({ level: config.LOG_LEVEL, name: 'skolluft-ingest' })
   const credential = await loadServiceCredential('ingest', config.DATA_DIR, config)
-  const local = await openDataDir(config, { log, writer: config.INGEST_CLIENT_ID ?? 'ingest' })
+  // A leave is one-shot: with STORE=influxdb its close waits for InfluxDB to take the retired worker's spool and fails,
+  // naming the spool, if it did not (nothing replays that spool once the worker is gone).
+  const local = await openDataDir(config, {
+    log,
+    writer: config.INGEST_CLIENT_ID ?? 'ingest',
+    ...(options.leave === true ? { oneShot: true } : {}),
+  })
   const storage = remote === undefined ? local : await remoteMetadata(log, local, remote)
-  const ingest = await startIngest({
+  const ingestOptions = {
     log,
     storage,
     mqtt: {
@@ -338,7 +351,19 @@ export async function runIngest(env: NodeJS.ProcessEnv, _io: CliIo): Promise<num
       clientId: config.INGEST_CLIENT_ID,
       sharedGroup: config.INGEST_SHARED_GROUP,
     },
-  })
+  }
+  if (options.leave === true) {
+    try {
+      const left = await leaveSharedGroup(ingestOptions)
+      io.out(
+        `${config.INGEST_CLIENT_ID ?? credential.username} left the group ${config.INGEST_SHARED_GROUP}: stored ${left.stats.messages} messages from its session (${left.stats.stored} new readings, ${left.stats.rejected} rejected)${left.sessionPresent ? '' : '; the broker held no session for this client id'}`,
+      )
+      return 0
+    } finally {
+      await local.close()
+    }
+  }
+  const ingest = await startIngest(ingestOptions)
   // Closed in reverse order: the quality worker stops before storage closes.
   const quality = startQualityChecks({ log, storage })
   return runUntilSignal(log, [() => local.close(), () => ingest.close(), () => quality.close()])
