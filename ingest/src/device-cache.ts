@@ -10,7 +10,11 @@ export interface DeviceCache {
   get(deviceId: string): Promise<DeviceRecord | undefined>
 }
 
-export function createDeviceCache(registry: RegistryStore, clock: () => number, pollMs: number): DeviceCache {
+export function createDeviceCache(
+  registry: Pick<RegistryStore, 'revision' | 'getDevice'>,
+  clock: () => number,
+  pollMs: number,
+): DeviceCache {
   const entries = new Map<string, DeviceRecord | null>()
   let revision = -1
   let checkedAt = Number.NEGATIVE_INFINITY

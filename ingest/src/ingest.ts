@@ -12,7 +12,7 @@ import {
   readingsCommittedEvents,
 } from '@skolluft/core'
 import type { Logger } from '@skolluft/runtime'
-import type { RejectRecord, Storage, StoredReading } from '@skolluft/storage'
+import type { ReadingStore, RegistryStore, RejectLog, RejectRecord, StoredReading } from '@skolluft/storage'
 import mqtt, { type MqttClient } from 'mqtt'
 import { installAckGate } from './ack-after-commit.ts'
 import { createDeviceCache } from './device-cache.ts'
@@ -56,9 +56,19 @@ export const COMMITTED_EVENT_DELAY_MS = 200
  */
 export const REDELIVERY_WINDOW_MS = 10_000
 
+/**
+ * What the ingest needs from storage: the readings, two registry reads and the reject log's `record`. So its
+ * registry and rejects can be the local SQLite store or the API's over HTTP (REGISTRY_URL, @skolluft/storage http/).
+ */
+export interface IngestStorage {
+  readonly readings: ReadingStore
+  readonly registry: Pick<RegistryStore, 'revision' | 'getDevice'>
+  readonly rejects: Pick<RejectLog, 'record'>
+}
+
 export interface IngestOptions {
   readonly log: Logger
-  readonly storage: Pick<Storage, 'readings' | 'registry' | 'rejects'>
+  readonly storage: IngestStorage
   readonly mqtt: {
     readonly url: string
     readonly username: string

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { ALL_TELEMETRY_FILTER, parseSitesFile } from '@skolluft/core'
 import type { Fleet } from '@skolluft/firmware-sim'
 import type { Gateway } from '@skolluft/gateway'
+import type { IngestStorage } from '@skolluft/ingest'
 import {
   ConfigError,
   createLogger,
@@ -374,7 +375,7 @@ async function remoteMetadata(
   log: Logger,
   local: Storage,
   remote: { readonly url: string; readonly token: string },
-): Promise<Pick<Storage, 'readings' | 'registry' | 'rejects'>> {
+): Promise<IngestStorage> {
   const url = new URL(remote.url)
   if (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) {
     log.warn({ registryUrl: url.origin }, 'REGISTRY_URL is plain http: the service token crosses the network readable')

@@ -38,8 +38,6 @@ export const STORAGE_ERROR_CODES = [
    * attempt may succeed. The ingest retries it and holds the device's acknowledgement meanwhile.
    */
   'STORAGE_UNAVAILABLE',
-  /** This store does not offer the operation (the HTTP registry serves only what an ingest needs; see http/). */
-  'UNSUPPORTED',
 ] as const
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number]
 

@@ -20,8 +20,8 @@ import { INTERNAL_REGISTRY_PATH, type RegistryDevice, RegistrySnapshot } from '.
  * request, an answer that is not JSON (a proxy's error page) or does not match the contract (an API of another
  * version): the ingest cannot fix any of them per message, and acknowledging would drop good telemetry.
  *
- * Only the reads an ingest makes are offered: `revision`, `getDevice`, `listDevices`. The rest of RegistryStore
- * rejects with StorageError UNSUPPORTED: the registry is changed on the API's machine (CLI or API).
+ * Only the reads an ingest makes are offered (`revision`, `getDevice`, `listDevices`; the type says so): the
+ * registry is changed on the API's machine (CLI or API).
  */
 export interface HttpRegistryOptions extends HttpStoreOptions {
   readonly log: Logger
@@ -47,7 +47,8 @@ interface Snapshot {
   readonly confirmedAt: number
 }
 
-export type HttpRegistry = RegistryStore
+/** The registry reads an ingest makes; the registry is changed on the API's machine (CLI or API). */
+export type HttpRegistry = Pick<RegistryStore, 'revision' | 'getDevice' | 'listDevices'>
 
 /**
  * A DeviceRecord as the interface has it. The API never sends secret hashes; an ingest never needs one (devices
@@ -121,14 +122,6 @@ export function createHttpRegistry(options: HttpRegistryOptions): HttpRegistry {
     })
   }
 
-  const unsupported = (operation: string) => () =>
-    Promise.reject(
-      new StorageError(
-        'UNSUPPORTED',
-        `${operation} is not available through REGISTRY_URL: the HTTP registry serves only what an ingest reads; change the registry on the API's machine`,
-      ),
-    )
-
   return {
     async revision() {
       return (await current()).revision
@@ -139,15 +132,5 @@ export function createHttpRegistry(options: HttpRegistryOptions): HttpRegistry {
     async listDevices() {
       return [...(await current()).devices.values()]
     },
-    upsertSites: unsupported('upsertSites'),
-    listSites: unsupported('listSites'),
-    getSite: unsupported('getSite'),
-    addDevice: unsupported('addDevice'),
-    revokeDevice: unsupported('revokeDevice'),
-    moveDevice: unsupported('moveDevice'),
-    setDeviceSecret: unsupported('setDeviceSecret'),
-    setDeviceInterval: unsupported('setDeviceInterval'),
-    upsertServiceAccount: unsupported('upsertServiceAccount'),
-    getServiceAccount: unsupported('getServiceAccount'),
   }
 }

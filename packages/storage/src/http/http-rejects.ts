@@ -1,4 +1,3 @@
-import { StorageError } from '../errors.ts'
 import type { RejectLog, RejectRecord } from '../types.ts'
 import { createHttpCaller, type HttpStoreOptions } from './http-client.ts'
 import {
@@ -21,9 +20,9 @@ import {
  * (the same `rejects` array: its retry loop passes it again), it is sent as a redelivery, so the API skips the
  * rejects whose message key it has logged already instead of counting them twice.
  *
- * `list` and `counts` are read through the API's GET /api/v1/rejects by people, not by services: UNSUPPORTED here.
+ * Only `record` is offered (the type says so): people read the log through the API's GET /api/v1/rejects.
  */
-export type HttpRejectLog = RejectLog
+export type HttpRejectLog = Pick<RejectLog, 'record'>
 
 interface Pending {
   readonly entries: readonly RejectEntry[]
@@ -70,14 +69,6 @@ export function createHttpRejectLog(options: HttpStoreOptions): HttpRejectLog {
       })
   }
 
-  const unsupported = (operation: string) => () =>
-    Promise.reject(
-      new StorageError(
-        'UNSUPPORTED',
-        `${operation} is not available through REGISTRY_URL: read the reject log with GET /api/v1/rejects`,
-      ),
-    )
-
   return {
     record(rejects, recordOptions) {
       if (rejects.length === 0) return Promise.resolve()
@@ -99,7 +90,5 @@ export function createHttpRejectLog(options: HttpStoreOptions): HttpRejectLog {
         send()
       })
     },
-    list: unsupported('list'),
-    counts: unsupported('counts'),
   }
 }
