@@ -20,6 +20,7 @@ import { internalRouter } from './routes/internal.ts'
 import { openApiRouter } from './routes/openapi.ts'
 import { publicInfoRouter } from './routes/public-info.ts'
 import { rejectsRouter } from './routes/rejects.ts'
+import { reportsRouter } from './routes/reports.ts'
 import { sitesRouter } from './routes/sites.ts'
 import { tokensRouter } from './routes/tokens.ts'
 import { usersRouter } from './routes/users.ts'
@@ -89,6 +90,7 @@ export function createApi(deps: ApiDeps): Api {
   v1.use(publicInfoRouter(ctx))
   v1.use(sitesRouter(ctx, snapshots))
   v1.use(exceedancesRouter(ctx))
+  v1.use(reportsRouter(ctx))
   v1.use(exportRouter(ctx))
   v1.use(calibrationsRouter(ctx))
   v1.use(breachesRouter(ctx))

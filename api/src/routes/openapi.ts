@@ -52,6 +52,7 @@ import { EXPORT_QUOTA, MAX_PUBLIC_EXPORT_SPAN } from './export.ts'
 import { SERVICE_BURST, SERVICE_RATE_PER_S } from './internal.ts'
 import { ReplayQuery } from './public-info.ts'
 import { RejectsQuery } from './rejects.ts'
+import { MAX_REPORT_DAYS, REPORT_CSV_COLUMNS, REPORT_METRICS, ReportQuery, ReportResponse } from './reports.ts'
 import { CreateTokenBody } from './tokens.ts'
 import { CreateUserBody, UpdateUserBody } from './users.ts'
 
@@ -161,6 +162,22 @@ const OPERATIONS: readonly Operation[] = [
     ].join('\n\n'),
     query: ExceedancesQuery,
     response: ExceedancesResponse,
+  },
+  {
+    method: 'get',
+    path: '/sites/{id}/report',
+    tag: 'sites',
+    access: 'series:hourly',
+    summary: `One site's report for a period of whole days (at most ${MAX_REPORT_DAYS}): mean levels, exceedances per rule with the allowed number, worst hours and days, coverage beside every number, profiles by hour of day, day of week and season, and suggested measures with their evidence`,
+    description: [
+      `\`from\` and \`to\` are calendar days (YYYY-MM-DD), both included, in fixed UTC+1 (Swedish normal time, no DST): the period runs from 00:00 UTC+1 of \`from\` to 00:00 UTC+1 after \`to\` (the response's \`from\`/\`to\` give the instants). \`to\` before \`from\` or more than ${MAX_REPORT_DAYS} days: 400 \`invalid_request\`. Metrics: ${REPORT_METRICS.join(', ')}.`,
+      '`report`: as `GET /sites/{id}/exceedances` counts (valid hourly means ≥ 75 % of their samples, no quality issue; valid days ≥ 18 such hours; exceedance = strictly above `value`; running 24-h rules left out), over any period. Allowed numbers are per calendar year and are never scaled: for another period `allowedForYearOnly` is true, and annual values are compared for orientation only. Coverage below 85 % marks a number as indicative.',
+      '`profiles`: per metric, means by LOCAL hour of day (0–23), day of week (0 = Monday) and meteorological season (winter, spring, summer, autumn) in Europe/Stockholm, each bucket with its counted hours, period hours and coverage.',
+      "`suggestions`: measures of the catalogue suggested by the patterns found in this site's own data (drop-off peak, spring road dust, winter evening peak), each a suggestion with its evidence, never a conclusion; `evaluated` says per metric whether a pattern was found, not found, or had no data for it in the period; `skipped` lists patterns found on too little data; `not_evaluated` lists the patterns that need a second series (indoor/outdoor pair, urban background) and why.",
+      `\`format=csv\`: \`text/csv; charset=utf-8\`, RFC 4180 with CRLF and a header row, columns ${REPORT_CSV_COLUMNS.join(', ')}. One \`metric\` row per metric (mean of the counted hourly means; counted/expected hours) and one \`rule\` row per profile rule (hour/day rules: \`count\` of periods above \`value\` and \`allowed_per_year\`, counted/expected periods; year rules: the period \`mean\`, counted/expected hours). Empty cell: no value. Numbers as in the JSON.`,
+    ].join('\n\n'),
+    query: ReportQuery,
+    response: ReportResponse,
   },
   {
     method: 'get',
