@@ -119,10 +119,13 @@ export interface PatternEvidence {
 export const MIN_PATTERN_COVERAGE = 0.75
 
 /**
- * Fewest counted hours in every compared group. 20 = two school weeks of the two weekday drop-off hours (07–09):
- * fewer, and a single episode (a long-range transport day, §6.2) could make or hide a pattern. Engineering choice.
+ * Fewest counted hours in every compared group. 12 = six days of the two drop-off hours (07–09): fewer, and a single
+ * episode (a long-range transport day, §6.2) could make or hide a pattern. Not more, because the smallest group a
+ * monthly report compares is the weekend's drop-off hours: a month has 8–10 weekend days, 16–20 such hours, so a
+ * month with a few gaps must still qualify (with 20, a single month could never show the drop-off pattern).
+ * Engineering choice.
  */
-export const MIN_PATTERN_HOURS = 20
+export const MIN_PATTERN_HOURS = 12
 
 /** Drop-off hours: local 07:00–09:00 (buckets 7 and 8), the morning peak of the §6.3 diurnal shape. */
 export const DROP_OFF_HOURS: readonly number[] = [7, 8]
