@@ -1,8 +1,6 @@
 import {
   countableValues,
   countExceedances,
-  DAY_MS,
-  HOUR_MS,
   isValidId,
   type Metric,
   type PeriodValue,
@@ -11,7 +9,6 @@ import {
   REGULATORY_DAY_OFFSET_MS,
   type RuleHour,
   regulatoryYearWindow,
-  type SiteHourAggregate,
   siteRuleHours,
   THRESHOLD_PERIODS,
   type ThresholdPeriod,
@@ -23,6 +20,7 @@ import { z } from 'zod'
 import { cacheFor, requireSitePermission } from '../auth/authenticate.ts'
 import type { ApiContext } from '../options.ts'
 import { HttpProblem, methodNotAllowed, notFoundProblem, validationProblem } from '../problem.ts'
+import { readSiteHours } from '../site-hours.ts'
 
 /**
  * `GET /sites/:id/exceedances?year=YYYY[&profile=<id>]`: per threshold profile, how often each rule was exceeded
@@ -34,18 +32,6 @@ import { HttpProblem, methodNotAllowed, notFoundProblem, validationProblem } fro
 
 /** Earliest year asked about; no reading can be that old (MAX_READING_AGE_MS is 400 days), it keeps typos out. */
 export const FIRST_EXCEEDANCE_YEAR = 2000
-
-/**
- * Metrics read per request: the rules' pollutants (pm25, pm10, no2) and what the quality checks need besides
- * (pm1 for the pm1 > pm25 order check, rh for high humidity), as alerts/src/evaluator.ts reads them.
- */
-const READ_METRICS = ['pm1', 'pm25', 'pm10', 'no2', 'rh'] as const satisfies readonly Metric[]
-
-/**
- * Hours read on either side of the year, so the quality checks see a stuck run that crosses New Year whole
- * (quality.ts STUCK_MIN_HOURS: at most 6 h); only the year's own hours are counted.
- */
-const QC_MARGIN_MS = DAY_MS
 
 /** Coverage and annual means go out with 3 decimals, as the series route's means (sites.ts MEAN_DECIMALS). */
 const DECIMALS = 1_000
@@ -208,25 +194,6 @@ export function exceedancesRouter(ctx: ApiContext): Router {
   const { storage, clock, options } = ctx
   const router = Router()
 
-  async function readYear(siteId: string, year: TimeWindow): Promise<ReadonlyMap<Metric, readonly RuleHour[]>> {
-    const from = year.from - QC_MARGIN_MS
-    const to = year.to + QC_MARGIN_MS
-    const series: Partial<Record<Metric, readonly SiteHourAggregate[]>> = {}
-    // One query per metric (at most 8 784 + 48 hourly points each); SQLite answers synchronously, so in turn.
-    for (const metric of READ_METRICS) {
-      const points = await storage.readings.aggregateSeries({
-        siteId,
-        metric,
-        every: '1h',
-        from,
-        to,
-        limit: (to - from) / HOUR_MS,
-      })
-      series[metric] = points.map((p) => ({ ...p, t: Date.parse(p.t) }))
-    }
-    return siteRuleHours(series).hours
-  }
-
   router
     .route('/sites/:id/exceedances')
     .get(async (req, res) => {
@@ -252,7 +219,7 @@ export function exceedancesRouter(ctx: ApiContext): Router {
         profiles = named
       }
       const window = regulatoryYearWindow(year)
-      const hours = await readYear(site.id, window)
+      const hours = siteRuleHours(await readSiteHours(storage.readings, site.id, window)).hours
       cacheFor(res, options.publicMap, options.publicMaxAgeS)
       res.json({
         site: site.id,

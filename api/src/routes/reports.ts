@@ -6,7 +6,6 @@ import {
   detectDropOffPeak,
   detectSpringRoadDust,
   detectWinterEveningPeak,
-  HOUR_MS,
   hourOfDayProfile,
   hourOfDayProfileWhere,
   isValidId,
@@ -19,7 +18,6 @@ import {
   type Profile,
   REGULATORY_DAY_OFFSET_MS,
   type RuleHour,
-  type SiteHourAggregate,
   type SiteReport,
   type Suggestions,
   seasonOfMonth,
@@ -34,6 +32,7 @@ import { z } from 'zod'
 import { cacheFor, requireSitePermission } from '../auth/authenticate.ts'
 import type { ApiContext } from '../options.ts'
 import { HttpProblem, methodNotAllowed, notFoundProblem, validationProblem } from '../problem.ts'
+import { readSiteHours } from '../site-hours.ts'
 
 /**
  * `GET /sites/:id/report?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]`: one site's period report (issue 7): the
@@ -46,14 +45,8 @@ import { HttpProblem, methodNotAllowed, notFoundProblem, validationProblem } fro
 /** Longest period: a school year or a calendar year with room to spare; readings are kept 400 days (MAX_READING_AGE_MS). */
 export const MAX_REPORT_DAYS = 400
 
-/** Metrics read: the reported pollutants plus rh (humidity check of PM hours), as routes/exceedances.ts reads. */
-const READ_METRICS = ['pm1', 'pm25', 'pm10', 'no2', 'rh'] as const satisfies readonly Metric[]
-
 /** Metrics reported: the pollutants (means, worst periods, profiles, patterns). */
 export const REPORT_METRICS = ['pm1', 'pm25', 'pm10', 'no2'] as const satisfies readonly Metric[]
-
-/** A day either side, so the quality checks see a stuck run crossing the period's edge whole (as exceedances.ts). */
-const QC_MARGIN_MS = DAY_MS
 
 /** Means and coverage go out with 3 decimals, as the exceedances and series routes (sites.ts MEAN_DECIMALS). */
 const DECIMALS = 1_000
@@ -402,25 +395,6 @@ export function reportsRouter(ctx: ApiContext): Router {
   const { storage, clock, options } = ctx
   const router = Router()
 
-  async function readSeries(siteId: string, window: TimeWindow) {
-    const from = window.from - QC_MARGIN_MS
-    const to = window.to + QC_MARGIN_MS
-    const series: Partial<Record<Metric, readonly SiteHourAggregate[]>> = {}
-    // One query per metric (at most ~9 650 hourly points each); SQLite answers synchronously, so in turn.
-    for (const metric of READ_METRICS) {
-      const points = await storage.readings.aggregateSeries({
-        siteId,
-        metric,
-        every: '1h',
-        from,
-        to,
-        limit: (to - from) / HOUR_MS,
-      })
-      series[metric] = points.map((p) => ({ ...p, t: Date.parse(p.t) }))
-    }
-    return series
-  }
-
   router
     .route('/sites/:id/report')
     .get(async (req, res) => {
@@ -434,7 +408,7 @@ export function reportsRouter(ctx: ApiContext): Router {
       if (days < 1) throw rangeProblem('to must not be before from')
       if (days > MAX_REPORT_DAYS) throw rangeProblem(`the period is ${days} days; at most ${MAX_REPORT_DAYS}`)
       const now = clock()
-      const series = await readSeries(site.id, window)
+      const series = await readSiteHours(storage.readings, site.id, window)
       const report = reportOut(
         siteReport({ siteId: site.id, window, metrics: REPORT_METRICS, series, profiles: PROFILES, now }),
       )
