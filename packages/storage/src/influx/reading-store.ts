@@ -19,6 +19,7 @@ import {
 } from '@skolluft/core'
 import type { Logger } from '@skolluft/runtime'
 import { StorageError } from '../errors.ts'
+import { comparePair, exportMetrics } from '../export-order.ts'
 import {
   EXPORT_BATCH_ROWS,
   type ExportQuery,
@@ -594,7 +595,7 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
     if (query.siteIds?.length === 0 || query.deviceIds?.length === 0) return
     const pairs = (await rows(pairsQuery(bucket, { ...query, metrics })))
       .map((row) => ({ siteId: str(row.site), deviceId: String(row.device) }))
-      .sort((a, b) => compare(a.siteId ?? '', a.deviceId, b.siteId ?? '', b.deviceId))
+      .sort((a, b) => comparePair(a.siteId ?? '', a.deviceId, b.siteId ?? '', b.deviceId))
     const resume = query.after
     // Hours checked with rules older than the version asked for count as unchecked, as requireQualityVersion makes
     // them dirty again in the SQLite store (their flags are stale until rechecked).
@@ -602,7 +603,7 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
     for (const pair of pairs) {
       let from = query.from
       if (resume !== undefined) {
-        const order = compare(pair.siteId ?? '', pair.deviceId, resume.siteId ?? '', resume.deviceId ?? '')
+        const order = comparePair(pair.siteId ?? '', pair.deviceId, resume.siteId ?? '', resume.deviceId ?? '')
         if (order < 0) continue
         if (order === 0) from = Math.max(from, resume.ts)
       }
@@ -740,17 +741,4 @@ function latestFromRows(list: readonly Row[]): LatestReading[] {
       metricTs: d.metricTs,
       receivedAt: d.receivedAt,
     }))
-}
-
-function exportMetrics(query: ExportQuery): Metric[] {
-  for (const m of query.metrics) {
-    if (!METRICS.includes(m)) throw new StorageError('INVALID_QUERY', `unknown metric ${String(m)}`)
-  }
-  return METRICS.filter((m) => query.metrics.includes(m))
-}
-
-function compare(siteA: string, deviceA: string, siteB: string, deviceB: string): number {
-  if (siteA !== siteB) return siteA < siteB ? -1 : 1
-  if (deviceA !== deviceB) return deviceA < deviceB ? -1 : 1
-  return 0
 }

@@ -18,6 +18,7 @@ import {
 } from '@skolluft/core'
 import type Database from 'better-sqlite3'
 import { StorageError } from '../errors.ts'
+import { comparePair, exportMetrics } from '../export-order.ts'
 import {
   EXPORT_BATCH_ROWS,
   type ExportQuery,
@@ -651,14 +652,6 @@ function isLockError(error: unknown): boolean {
   return error.code.startsWith('SQLITE_BUSY') || error.code.startsWith('SQLITE_LOCKED')
 }
 
-/** Columns of the asked metrics, in METRICS order (names from the constant, never from input). */
-function exportMetrics(query: ExportQuery): Metric[] {
-  for (const m of query.metrics) {
-    if (!METRICS.includes(m)) throw new StorageError('INVALID_QUERY', `unknown metric ${String(m)}`)
-  }
-  return METRICS.filter((m) => query.metrics.includes(m))
-}
-
 /** `AND column IN (list)` via json_each (one bound parameter whatever the list length), or nothing. */
 function inList(column: string, list: readonly string[] | undefined, params: unknown[]): string {
   if (list === undefined) return ''
@@ -741,13 +734,6 @@ async function* streamReadings(db: Database.Database, query: ExportQuery): Async
       if (rows.length < EXPORT_BATCH_ROWS) break
     }
   }
-}
-
-/** Byte order of (site, device) pairs, as SQLite's BINARY collation sorts them (ids are ASCII). */
-function comparePair(siteA: string, deviceA: string, siteB: string, deviceB: string): number {
-  if (siteA !== siteB) return siteA < siteB ? -1 : 1
-  if (deviceA !== deviceB) return deviceA < deviceB ? -1 : 1
-  return 0
 }
 
 /**
