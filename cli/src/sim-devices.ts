@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { METRICS, type Site } from '@skolluft/core'
+import { METRICS, type Site, SiteKind } from '@skolluft/core'
 import { generateSecret, hashSecret, parseSecretJson, readSecretFile, writeSecretFile } from '@skolluft/runtime'
 import type { RegistryStore } from '@skolluft/storage'
 import { z } from 'zod'
@@ -18,7 +18,7 @@ const SimDeviceEntry = z.object({
   siteId: z.string(),
   lat: z.number(),
   lon: z.number(),
-  kind: z.enum(['preschool', 'school']),
+  kind: SiteKind,
 })
 export type SimDeviceEntry = z.infer<typeof SimDeviceEntry>
 const SimDevicesFile = z.array(SimDeviceEntry)

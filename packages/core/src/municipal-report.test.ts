@@ -365,3 +365,34 @@ describe('municipalReport over real site reports', () => {
     expect(report.ranking.notEnoughData.map((s) => s.siteId)).toEqual(['d'])
   })
 })
+
+describe('municipalReport: urban background sites', () => {
+  it('keeps background sites out of medians, kinds, left-out lists and the ranking, and lists them apart', () => {
+    const report = municipalReport({
+      window: WINDOW,
+      metrics: ['pm25'],
+      sites: [
+        site('a', 'school', { pm25: 4 }),
+        site('b', 'school', { pm25: 8 }),
+        site('roof', 'background', { pm25: 100 }),
+        site('roof-thin', 'background', { pm25: { mean: 3, coverage: 0.5 } }),
+        site('roof-none', 'background', {}),
+      ],
+    })
+    expect(report.sites).toBe(2)
+    expect(report.backgroundSites).toBe(3)
+    const m = report.metrics[0]
+    // Without the background sites: (4 + 8) / 2; with the 100 the median of three would be 8.
+    expect(m?.median).toBe(6)
+    expect(m?.included).toBe(2)
+    expect(m?.leftOut).toEqual([])
+    expect(m?.kinds.map((k) => k.kind)).toEqual(['school'])
+    expect(m?.background).toEqual([
+      { siteId: 'roof', name: 'Site roof', mean: 100, coverage: 1, sufficientCoverage: true },
+      { siteId: 'roof-none', name: 'Site roof-none', mean: null, coverage: 0, sufficientCoverage: false },
+      { siteId: 'roof-thin', name: 'Site roof-thin', mean: 3, coverage: 0.5, sufficientCoverage: false },
+    ])
+    expect(report.ranking.ranked.map((r) => r.siteId)).toEqual(['b', 'a'])
+    expect(report.ranking.notEnoughData).toEqual([])
+  })
+})

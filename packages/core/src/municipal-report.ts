@@ -19,6 +19,9 @@ import type { SiteReport } from './site-report.ts'
  *   that kind, the same difference and ratio, and its rank within the kind (1 = highest mean; equal means share
  *   the better rank, "1, 2, 2, 4").
  * - Attention ranking: see `ATTENTION_FORMULA_EN` and `attentionRanking` below; the formula is returned as text.
+ * - Urban background sites (kind `background`) are not schools: they are in no median, no kind summary, no
+ *   `leftOut` list and not in the ranking. Each metric lists them apart in `background`, as the reference a
+ *   reader compares the schools' levels with (the regional level that local measures cannot change).
  */
 
 export class MunicipalReportError extends Error {
@@ -85,6 +88,17 @@ export interface KindSummary {
   readonly sites: number
 }
 
+/** An urban background site's level for one metric: a reference, never in a median or the ranking. */
+export interface BackgroundLevel {
+  readonly siteId: string
+  readonly name: string
+  /** Period mean; null when no hour counted or the metric is not reported. */
+  readonly mean: number | null
+  /** 0 when the metric is not reported. */
+  readonly coverage: number
+  readonly sufficientCoverage: boolean
+}
+
 export interface MunicipalMetricReport {
   readonly metric: Metric
   readonly unit: string
@@ -99,6 +113,8 @@ export interface MunicipalMetricReport {
   readonly kinds: readonly KindSummary[]
   /** The counting sites, by site id. */
   readonly sites: readonly SiteComparison[]
+  /** Urban background sites, by site id (see the definitions at the top). */
+  readonly background: readonly BackgroundLevel[]
 }
 
 /** The annual value a metric's means are divided by: the strictest `year` rule among the selected profiles. */
@@ -151,7 +167,9 @@ export interface AttentionRanking {
 
 export interface MunicipalReport {
   readonly window: TimeWindow
+  /** Sites compared: every given site but the background sites. */
   readonly sites: number
+  readonly backgroundSites: number
   readonly metrics: readonly MunicipalMetricReport[]
   readonly ranking: AttentionRanking
 }
@@ -192,7 +210,28 @@ function metricOf(entry: MunicipalSite, metric: Metric) {
   return entry.report.metrics.find((m) => m.metric === metric)
 }
 
-function municipalMetric(metric: Metric, sites: readonly MunicipalSite[]): MunicipalMetricReport {
+function isBackground(entry: MunicipalSite): boolean {
+  return entry.site.kind === 'background'
+}
+
+function backgroundLevels(metric: Metric, sites: readonly MunicipalSite[]): BackgroundLevel[] {
+  return sites
+    .filter(isBackground)
+    .map((entry) => {
+      const m = metricOf(entry, metric)
+      return {
+        siteId: entry.site.id,
+        name: entry.site.name,
+        mean: m?.mean ?? null,
+        coverage: m?.coverage ?? 0,
+        sufficientCoverage: m?.sufficientCoverage ?? false,
+      }
+    })
+    .sort(byId)
+}
+
+/** `sites` without the background sites. */
+function municipalMetric(metric: Metric, sites: readonly MunicipalSite[]): Omit<MunicipalMetricReport, 'background'> {
   const counting: { siteId: string; name: string; kind: SiteKind; mean: number; coverage: number }[] = []
   const leftOut: LeftOutSite[] = []
   for (const entry of sites) {
@@ -365,10 +404,15 @@ function attentionRanking(metrics: readonly Metric[], sites: readonly MunicipalS
 /** The municipality's report for one period from every site's report. See the definitions at the top. */
 export function municipalReport(input: MunicipalReportInput): MunicipalReport {
   checkInput(input)
+  const compared = input.sites.filter((entry) => !isBackground(entry))
   return {
     window: input.window,
-    sites: input.sites.length,
-    metrics: input.metrics.map((metric) => municipalMetric(metric, input.sites)),
-    ranking: attentionRanking(input.metrics, input.sites),
+    sites: compared.length,
+    backgroundSites: input.sites.length - compared.length,
+    metrics: input.metrics.map((metric) => ({
+      ...municipalMetric(metric, compared),
+      background: backgroundLevels(metric, input.sites),
+    })),
+    ranking: attentionRanking(input.metrics, compared),
   }
 }

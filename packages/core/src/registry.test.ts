@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest'
-import { currentPlacement, Device, Placement, placementAt, Sensors, Site, type SiteInput } from './registry.ts'
+import {
+  currentPlacement,
+  Device,
+  distanceKm,
+  MAX_BACKGROUND_DISTANCE_KM,
+  nearestBackgroundSite,
+  Placement,
+  placementAt,
+  Sensors,
+  Site,
+  type SiteInput,
+} from './registry.ts'
 
 const MINIMAL_SITE: SiteInput = {
   id: 'vikingaskolan',
@@ -152,5 +163,46 @@ describe('Sensors, Placement and Device', () => {
     expect(Device.safeParse({ ...ok, id: 'dev_01' }).success).toBe(false)
     expect(Device.safeParse({ ...ok, revokedAt: 1_764_400_000_001 }).success).toBe(true)
     expect(Device.safeParse({ ...ok, revokedAt: undefined }).success).toBe(false)
+  })
+})
+
+describe('background sites', () => {
+  it("accepts kind 'background' (an urban background station)", () => {
+    expect(Site.parse({ ...MINIMAL_SITE, id: 'tak', kind: 'background' }).kind).toBe('background')
+  })
+
+  it('measures great-circle distances in km', () => {
+    // One degree of latitude on the mean sphere: π/180 × 6371.0088 km.
+    expect(distanceKm({ lat: 55, lon: 13 }, { lat: 56, lon: 13 })).toBeCloseTo((Math.PI / 180) * 6371.0088, 9)
+    // Lund (cathedral) to Malmö Rådhuset: about 16.5 km (OpenStreetMap measure tool).
+    expect(distanceKm({ lat: 55.7047, lon: 13.1936 }, { lat: 55.6066, lon: 13.0002 })).toBeGreaterThan(16)
+    expect(distanceKm({ lat: 55.7047, lon: 13.1936 }, { lat: 55.6066, lon: 13.0002 })).toBeLessThan(17)
+    expect(distanceKm({ lat: 10, lon: 20 }, { lat: 10, lon: 20 })).toBe(0)
+  })
+
+  it('finds the nearest background site within the maximum distance, never a school or the site itself', () => {
+    const school = { id: 's', kind: 'school' as const, lat: 55.7, lon: 13.2 }
+    const sites = [
+      school,
+      { id: 'near-school', kind: 'school' as const, lat: 55.7001, lon: 13.2 },
+      { id: 'bg-far', kind: 'background' as const, lat: 55.75, lon: 13.2 },
+      { id: 'bg-near', kind: 'background' as const, lat: 55.72, lon: 13.2 },
+      { id: 'bg-out', kind: 'background' as const, lat: 56, lon: 13.2 },
+    ]
+    expect(nearestBackgroundSite(school, sites)?.site.id).toBe('bg-near')
+    expect(nearestBackgroundSite(school, sites)?.distanceKm).toBeCloseTo(distanceKm(school, sites[3] ?? school), 12)
+    expect(nearestBackgroundSite(school, sites, 1)).toBeUndefined()
+    expect(nearestBackgroundSite(school, [school, sites[4] ?? school])).toBeUndefined()
+    expect(MAX_BACKGROUND_DISTANCE_KM).toBe(20)
+    // A background site is not its own background.
+    const bg = sites[3] ?? school
+    expect(nearestBackgroundSite(bg, sites)?.site.id).toBe('bg-far')
+    // Equal distances: the smaller id.
+    const twins = [
+      { id: 'bg-b', kind: 'background' as const, lat: 0, lon: 0.1 },
+      { id: 'bg-a', kind: 'background' as const, lat: 0, lon: -0.1 },
+    ]
+    expect(distanceKm({ lat: 0, lon: 0 }, twins[0] ?? school)).toBe(distanceKm({ lat: 0, lon: 0 }, twins[1] ?? school))
+    expect(nearestBackgroundSite({ id: 'x', lat: 0, lon: 0 }, twins)?.site.id).toBe('bg-a')
   })
 })

@@ -80,6 +80,18 @@ describe('parseSitesFile, CSV', () => {
     ])
   })
 
+  it('reads the Swedish words for an urban background station as kind background', () => {
+    const csv = [
+      HEADER,
+      'tak-1,Takstation,Urban bakgrund,,,,Lund,55.7,13.2,',
+      'tak-2,Taket,bakgrundsstation,,,,Lund,55.7,13.2,',
+      'tak-3,Referens,referensstation,,,,Lund,55.7,13.2,',
+    ].join('\n')
+    const { sites, errors } = parseSitesFile(csv, 'csv')
+    expect(errors).toEqual([])
+    expect(sites.map((s) => s.kind)).toEqual(['background', 'background', 'background'])
+  })
+
   it('reports each bad row with its line number and still imports the good rows', () => {
     const csv = [
       HEADER,

@@ -306,6 +306,13 @@ const KIND_ALIASES: Readonly<Record<string, string>> = {
   forskola: 'preschool',
   skola: 'school',
   grundskola: 'school',
+  // Urban background station ("urban bakgrund" in Naturvårdsverket's and SMHI's wording).
+  bakgrund: 'background',
+  bakgrundsstation: 'background',
+  'urban bakgrund': 'background',
+  'urban bakgrundsstation': 'background',
+  referens: 'background',
+  referensstation: 'background',
 }
 
 function normaliseKind(raw: string): string {
