@@ -31,6 +31,7 @@ const EXPLICIT: readonly Permission[] = [
   'alerts:subscribe',
   'deliveries:read',
   'calibrations:write',
+  'measures:write',
 ]
 
 /**
@@ -38,6 +39,7 @@ const EXPLICIT: readonly Permission[] = [
  * either shows up here. Columns follow PERMISSIONS:
  *   map:read  series:hourly  series:raw  devices:read  rejects:read  export  users:manage  tokens:manage  audit:read
  *   breaches:manage  alerts:subscribe  deliveries:read  calibrations:write  registry:read  rejects:write
+ *   measures:write
  * Every role may read the map and hourly values ("anonymous visitors (and every role)"; with the switch off
  * "those too need a role"). caretaker/series:raw: the doc comment names only device health and the reject
  * log; the code grants raw data too (to diagnose a sensor). Kept as the code has it; see the report.
@@ -45,16 +47,18 @@ const EXPLICIT: readonly Permission[] = [
  * alerts:subscribe: issue 4 subscriptions (principal, staff, caretaker; researchers get no alerts).
  * deliveries:read: issue 4, "delivery attempts are logged and visible to staff".
  * calibrations:write: issue 5, creating and retiring calibrations is for admin and staff (reading them: export).
+ * measures:write: issue 7, editing the catalogue of measures and recording measures taken is for admin and staff
+ * (reading them: series:hourly).
  * registry:read, rejects:write: issue 6, an ingest on another machine reads the registry and records rejects over
  * HTTP with a service token; the service role holds those two and nothing else, and nobody else holds them.
  */
 const ROLE_TABLE: Readonly<Record<Role, string>> = {
-  admin: 'YYYYYYYYYYYYY--',
-  staff: 'YYYY-Y---YYYY--',
-  principal: 'YYYY------Y----',
-  caretaker: 'YYYYY-----Y----',
-  researcher: 'YYY--Y---------',
-  service: '-------------YY',
+  admin: 'YYYYYYYYYYYYY--Y',
+  staff: 'YYYY-Y---YYYY--Y',
+  principal: 'YYYY------Y-----',
+  caretaker: 'YYYYY-----Y-----',
+  researcher: 'YYY--Y----------',
+  service: '-------------YY-',
 }
 
 function expectedByRole(role: Role, permission: Permission): boolean {

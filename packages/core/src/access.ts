@@ -7,7 +7,7 @@ import { SiteId } from './ids.ts'
  *
  *   admin       everything, and manages users, tokens and the audit log
  *   staff       the environment committee: reads all sites, raw data, device health; exports; acknowledges
- *               and comments on breach incidents
+ *               and comments on breach incidents; edits the catalogue of measures and records measures taken
  *   principal   bound to one or more sites: raw data and device health of those sites only
  *   caretaker   device health, raw readings (to diagnose a sensor) and the reject log, every site
  *   researcher  API tokens for reading and exporting series; no device or personal data
@@ -19,6 +19,10 @@ import { SiteId } from './ids.ts'
  *
  * Calibrations (issue 5): everyone with `export` may read them (an export names the calibration it applied);
  * creating and retiring them is calibrations:write, admin and staff only.
+ *
+ * Measures (issue 7): the catalogue of measures and the measures taken at a site are read with series:hourly (a
+ * principal: own sites only); editing the catalogue and recording or deleting a measure taken is measures:write,
+ * admin and staff only (the environment committee decides on measures).
  *
  * Breach incidents (issue 4) are part of the map (map:read on their site); acknowledging and commenting on
  * them ("staff can acknowledge and comment on an incident") is breaches:manage, admin and staff only.
@@ -64,6 +68,11 @@ export const PERMISSIONS = [
   'registry:read',
   /** Append to the reject log (POST /internal/rejects), as an ingest on another machine does. */
   'rejects:write',
+  /**
+   * Edit the catalogue of measures and record or delete a measure taken at a site (issue 7). Reading both is
+   * series:hourly. Admin and staff only.
+   */
+  'measures:write',
 ] as const
 export const Permission = z.enum(PERMISSIONS)
 export type Permission = z.infer<typeof Permission>
@@ -87,6 +96,7 @@ const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
     'alerts:subscribe',
     'deliveries:read',
     'calibrations:write',
+    'measures:write',
   ],
   principal: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'alerts:subscribe'],
   caretaker: ['map:read', 'series:hourly', 'series:raw', 'devices:read', 'rejects:read', 'alerts:subscribe'],
@@ -121,6 +131,7 @@ const EXPLICIT_SCOPES: ReadonlySet<Permission> = new Set<Permission>([
   // Recipients' addresses: personal data, so a token gets it only by name.
   'deliveries:read',
   'calibrations:write',
+  'measures:write',
 ])
 
 /** The scopes a new token of `role` gets when none are asked for: all the role's read and export permissions. */

@@ -1,8 +1,10 @@
 import {
   DAY_MS,
+  DEFAULT_MEASURES,
   FINAL_GRACE_MS,
   HOUR_MS,
   MAX_SUBSCRIPTION_SITES,
+  type Measure,
   type Metric,
   type MetricValues,
   type NewCalibration,
@@ -22,6 +24,7 @@ import {
   MAX_MARK_READ_IDS,
   type NewAlertEvent,
   type NewOutboxMessage,
+  type NewSiteMeasure,
   type NewSubscription,
   type QualityCheck,
   REJECT_LOG_CAPACITY,
@@ -2927,6 +2930,139 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
         ])
         expect(added.map((c) => c.version).sort()).toEqual([1, 2, 3])
         expect(await other.calibrations.list()).toHaveLength(3)
+      })
+    })
+
+    describe('measures', () => {
+      const first = (): Measure => {
+        const measure = DEFAULT_MEASURES[0]
+        if (measure === undefined) throw new Error('the default catalogue is empty')
+        return measure
+      }
+      const edited = (): Measure[] => [
+        { ...first(), name: { sv: 'Bilfri skolgata', en: 'Car-free school street' } },
+        ...DEFAULT_MEASURES.slice(1),
+      ]
+      const taken = (overrides: Partial<NewSiteMeasure> = {}): NewSiteMeasure => ({
+        siteId: 'school-a',
+        measureId: 'traffic-at-drop-off',
+        title: 'Bilfri skolgata på Skolvägen',
+        takenOn: '2026-03-02',
+        note: 'Beslut i tekniska nämnden',
+        recordedBy: 'user:u-1',
+        recordedAt: T0,
+        ...overrides,
+      })
+
+      it('starts at revision 0 with the default catalogue, never edited', async () => {
+        expect(await storage.measures.catalogue()).toEqual({
+          revision: 0,
+          measures: DEFAULT_MEASURES,
+          updatedAt: null,
+          updatedBy: null,
+        })
+      })
+
+      it('saves a catalogue as the next revision, and refuses a stale revision without changing anything', async () => {
+        const saved = await storage.measures.saveCatalogue(edited(), { expectedRevision: 0, by: 'user:u-1', at: T0 })
+        expect(saved).toEqual({ revision: 1, measures: edited(), updatedAt: T0, updatedBy: 'user:u-1' })
+        expect(await storage.measures.catalogue()).toEqual(saved)
+        // A second editor who loaded revision 0 too.
+        await expect(
+          storage.measures.saveCatalogue(DEFAULT_MEASURES, { expectedRevision: 0, by: 'user:u-2', at: T0 + 1 }),
+        ).rejects.toMatchObject({ code: 'CONFLICT' })
+        await expect(
+          storage.measures.saveCatalogue(DEFAULT_MEASURES, { expectedRevision: 2, by: 'user:u-2', at: T0 + 1 }),
+        ).rejects.toMatchObject({ code: 'CONFLICT' })
+        expect(await storage.measures.catalogue()).toEqual(saved)
+        const again = await storage.measures.saveCatalogue(DEFAULT_MEASURES, {
+          expectedRevision: 1,
+          by: 'user:u-2',
+          at: T0 + 2,
+        })
+        expect(again).toMatchObject({ revision: 2, measures: DEFAULT_MEASURES, updatedBy: 'user:u-2' })
+      })
+
+      it('refuses an invalid catalogue: conclusive wording, duplicate ids, unknown placeholders', async () => {
+        const cases: Measure[][] = [
+          [{ ...first(), name: { sv: 'Bilfri gata', en: 'A car-free street proves it' } }],
+          [first(), first()],
+          [
+            {
+              ...first(),
+              suggestedBy: [{ pattern: 'drop-off-peak', evidence: { sv: 'Se {nothing}', en: 'See {nothing}' } }],
+            },
+          ],
+        ]
+        for (const measures of cases) {
+          await expect(
+            storage.measures.saveCatalogue(measures, { expectedRevision: 0, by: 'user:u-1', at: T0 }),
+          ).rejects.toMatchObject({ code: 'INVALID_MEASURE' })
+        }
+        expect((await storage.measures.catalogue()).revision).toBe(0)
+      })
+
+      it('lets exactly one of two handles (processes) save on the same revision', async () => {
+        const other = await fixture.reopen()
+        extraHandles.push(other)
+        const results = await Promise.allSettled([
+          storage.measures.saveCatalogue(edited(), { expectedRevision: 0, by: 'user:a', at: T0 }),
+          other.measures.saveCatalogue(DEFAULT_MEASURES, { expectedRevision: 0, by: 'user:b', at: T0 }),
+        ])
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+        expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'CONFLICT' } })
+        expect((await other.measures.catalogue()).revision).toBe(1)
+      })
+
+      it('records measures taken, lists them per site by date, gets and deletes them', async () => {
+        await storage.registry.upsertSites(SITES)
+        const later = await storage.measures.add(taken({ takenOn: '2026-04-01' }))
+        const earlier = await storage.measures.add(
+          taken({ takenOn: '2026-03-02', measureId: null, title: '  Flyttat luftintag ', note: null }),
+        )
+        const elsewhere = await storage.measures.add(taken({ siteId: 'preschool-b' }))
+        expect(later.id).toMatch(/^sm-[0-9]+$/)
+        expect(new Set([later.id, earlier.id, elsewhere.id]).size).toBe(3)
+        expect(later).toEqual({ ...taken({ takenOn: '2026-04-01' }), id: later.id })
+        // Titles are trimmed.
+        expect(earlier).toMatchObject({ title: 'Flyttat luftintag', measureId: null, note: null })
+        expect((await storage.measures.list('school-a')).map((m) => m.id)).toEqual([earlier.id, later.id])
+        expect(await storage.measures.list('preschool-b')).toEqual([elsewhere])
+        expect(await storage.measures.list('nowhere')).toEqual([])
+        expect(await storage.measures.get(later.id)).toEqual(later)
+        expect(await storage.measures.get('sm-999999')).toBeUndefined()
+        expect(await storage.measures.get('nonsense')).toBeUndefined()
+        expect(await storage.measures.delete(later.id)).toBe(true)
+        expect(await storage.measures.delete(later.id)).toBe(false)
+        expect(await storage.measures.delete('nonsense')).toBe(false)
+        expect((await storage.measures.list('school-a')).map((m) => m.id)).toEqual([earlier.id])
+        // Ids are never given twice.
+        const next = await storage.measures.add(taken())
+        expect([later.id, earlier.id, elsewhere.id]).not.toContain(next.id)
+      })
+
+      it('refuses invalid measures taken and unknown sites', async () => {
+        await storage.registry.upsertSites(SITES)
+        for (const bad of [
+          taken({ takenOn: '2026-02-30' }),
+          taken({ title: ' ' }),
+          taken({ measureId: 'Not An Id' }),
+          taken({ title: 'x'.repeat(201) }),
+        ]) {
+          await expect(storage.measures.add(bad)).rejects.toMatchObject({ code: 'INVALID_MEASURE' })
+        }
+        await expect(storage.measures.add(taken({ siteId: 'ghost' }))).rejects.toMatchObject({ code: 'UNKNOWN_SITE' })
+        expect(await storage.measures.list('school-a')).toEqual([])
+      })
+
+      it('keeps the catalogue and the measures taken after closing and reopening', async () => {
+        await storage.registry.upsertSites(SITES)
+        const saved = await storage.measures.saveCatalogue(edited(), { expectedRevision: 0, by: 'user:u-1', at: T0 })
+        const m = await storage.measures.add(taken())
+        await storage.close()
+        storage = await fixture.reopen()
+        expect(await storage.measures.catalogue()).toEqual(saved)
+        expect(await storage.measures.get(m.id)).toEqual(m)
       })
     })
   })

@@ -23,6 +23,8 @@ export const STORAGE_ERROR_CODES = [
   'UNKNOWN_OUTBOX',
   /** A linear calibration failed validation, or cannot be retired at that time (issue 5). */
   'INVALID_CALIBRATION',
+  /** A catalogue of measures or a measure taken at a site failed validation (issue 7). */
+  'INVALID_MEASURE',
   /**
    * The record exists already (a user's email, a session or token id), or would break a uniqueness rule (a second
    * open incident for one site and rule; an incident moved to another site or rule).

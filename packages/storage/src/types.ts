@@ -4,6 +4,7 @@ import type {
   Device,
   ExportHourSums,
   ExportReading,
+  Measure,
   Metric,
   MetricValues,
   NewCalibration,
@@ -22,6 +23,7 @@ import {
   DeviceId,
   EAQI_POLLUTANTS,
   MAX_SUBSCRIPTION_SITES,
+  Measure as MeasureSchema,
   QuietHours,
   SEVERITIES,
   SiteId,
@@ -1001,6 +1003,64 @@ export interface CalibrationStore {
   retire(id: string, at: number): Promise<Calibration | undefined>
 }
 
+/**
+ * The catalogue of measures as stored (issue 7; core measures.ts). Revision 0 = never edited: the measures are
+ * core DEFAULT_MEASURES and updatedAt/updatedBy are null. Every save increases the revision by one.
+ */
+export interface StoredMeasureCatalogue {
+  readonly revision: number
+  readonly measures: readonly Measure[]
+  readonly updatedAt: number | null
+  readonly updatedBy: string | null
+}
+
+/** Longest title and note of a measure taken (a title is a line; a note a paragraph or two). */
+export const MAX_SITE_MEASURE_TITLE_CHARS = 200
+export const MAX_SITE_MEASURE_NOTE_CHARS = 2_000
+
+/** A measure taken at a site, as recorded (validated by `add`). */
+export const NewSiteMeasure = z.strictObject({
+  siteId: SiteId,
+  /** The catalogue measure it carries out; null for a measure outside the catalogue. */
+  measureId: MeasureSchema.shape.id.nullable(),
+  title: z.string().trim().min(1).max(MAX_SITE_MEASURE_TITLE_CHARS),
+  /** The UTC+1 calendar day it was taken (core measure-follow-up.ts: the after window starts on it). */
+  takenOn: z.iso.date(),
+  note: z.string().trim().max(MAX_SITE_MEASURE_NOTE_CHARS).nullable(),
+  recordedBy: z.string().min(1).max(200),
+  recordedAt: z.number().int().min(0),
+})
+export type NewSiteMeasure = z.input<typeof NewSiteMeasure>
+
+export interface SiteMeasure extends z.output<typeof NewSiteMeasure> {
+  /** `sm-<n>`, the store's. */
+  readonly id: string
+}
+
+/**
+ * The catalogue of measures and the measures taken at sites (issue 7). The catalogue is one document with a
+ * revision for optimistic concurrency: two editors who loaded the same revision cannot overwrite each other.
+ */
+export interface MeasureStore {
+  catalogue(): Promise<StoredMeasureCatalogue>
+  /**
+   * Replaces the catalogue when the stored revision is still `expectedRevision` (checked and written in one
+   * transaction, also across processes) and returns it with revision + 1. StorageError CONFLICT when the revision
+   * moved on (someone saved in between), INVALID_MEASURE when `measures` fails core MeasureCatalogue.
+   */
+  saveCatalogue(
+    measures: readonly Measure[],
+    change: { readonly expectedRevision: number; readonly by: string; readonly at: number },
+  ): Promise<StoredMeasureCatalogue>
+  /** StorageError INVALID_MEASURE (fails NewSiteMeasure), UNKNOWN_SITE. */
+  add(measure: NewSiteMeasure): Promise<SiteMeasure>
+  /** A site's measures taken, by takenOn, then in the order recorded. */
+  list(siteId: string): Promise<SiteMeasure[]>
+  get(id: string): Promise<SiteMeasure | undefined>
+  /** False when there is no such measure. */
+  delete(id: string): Promise<boolean>
+}
+
 export interface Storage {
   readonly readings: ReadingStore
   readonly registry: RegistryStore
@@ -1009,5 +1069,6 @@ export interface Storage {
   readonly breaches: BreachStore
   readonly alerts: AlertStore
   readonly calibrations: CalibrationStore
+  readonly measures: MeasureStore
   close(): Promise<void>
 }

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import { StorageError } from '../errors.ts'
 import { CALIBRATIONS_MIGRATION } from './calibrations.ts'
+import { MEASURES_MIGRATION } from './measures.ts'
 import { QUALITY_MIGRATION } from './quality-schema.ts'
 
 /**
@@ -42,6 +43,8 @@ import { QUALITY_MIGRATION } from './quality-schema.ts'
  *   `hourly_qc_dirty` (the worker's backlog). See quality-schema.ts.
  * - (7) Per-device linear calibrations (issue 5): `calibrations`, one row per version, UNIQUE (device, metric,
  *   version); rows never change except valid_to (retirement). See calibrations.ts.
+ * - (8) Measures (issue 7): `measure_catalogue` (at most one row: the edited catalogue as JSON with its revision;
+ *   no row = the default catalogue) and `site_measures` (measures taken, by site and date). See measures.ts.
  *
  * Wide rows (one per device-hour, columns per metric) instead of one row per metric: a reading then costs
  * three row writes instead of thirteen; measured about 4× faster per reading on the hot path.
@@ -355,6 +358,8 @@ export const MIGRATIONS: readonly string[] = [
   QUALITY_MIGRATION,
   // 7: per-device linear calibrations (issue 5).
   CALIBRATIONS_MIGRATION,
+  // 8: the catalogue of measures and the measures taken at sites (issue 7).
+  MEASURES_MIGRATION,
 ]
 
 /**

@@ -4,6 +4,7 @@ import { createSqliteAccessStore } from './access.ts'
 import { createSqliteAlertStore } from './alerts.ts'
 import { createSqliteBreachStore } from './breaches.ts'
 import { createSqliteCalibrationStore } from './calibrations.ts'
+import { createSqliteMeasureStore } from './measures.ts'
 import { migrate } from './migrations.ts'
 import { createSqliteReadingStore } from './readings.ts'
 import { createSqliteRegistryStore } from './registry.ts'
@@ -52,6 +53,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): Storage {
       breaches: createSqliteBreachStore(db),
       alerts: createSqliteAlertStore(db),
       calibrations: createSqliteCalibrationStore(db),
+      measures: createSqliteMeasureStore(db),
       async close() {
         if (!db.open) return
         // Writes still queued for the next group commit are committed, not dropped.
