@@ -17,6 +17,8 @@ import { exceedancesRouter } from './routes/exceedances.ts'
 import { exportRouter } from './routes/export.ts'
 import { healthRouter } from './routes/health.ts'
 import { internalRouter } from './routes/internal.ts'
+import { measuresRouter } from './routes/measures.ts'
+import { municipalReportRouter } from './routes/municipal-report.ts'
 import { openApiRouter } from './routes/openapi.ts'
 import { publicInfoRouter } from './routes/public-info.ts'
 import { rejectsRouter } from './routes/rejects.ts'
@@ -91,6 +93,8 @@ export function createApi(deps: ApiDeps): Api {
   v1.use(sitesRouter(ctx, snapshots))
   v1.use(exceedancesRouter(ctx))
   v1.use(reportsRouter(ctx))
+  v1.use(municipalReportRouter(ctx))
+  v1.use(measuresRouter(ctx))
   v1.use(exportRouter(ctx))
   v1.use(calibrationsRouter(ctx))
   v1.use(breachesRouter(ctx))

@@ -50,9 +50,26 @@ import {
 import { ExceedancesQuery, ExceedancesResponse, FIRST_EXCEEDANCE_YEAR } from './exceedances.ts'
 import { EXPORT_QUOTA, MAX_PUBLIC_EXPORT_SPAN } from './export.ts'
 import { SERVICE_BURST, SERVICE_RATE_PER_S } from './internal.ts'
+import {
+  FollowUpQuery,
+  FollowUpResponse,
+  MeasureCatalogueBody,
+  MeasureCatalogueResponse,
+  SiteMeasureBody,
+  SiteMeasureListResponse,
+  SiteMeasureResponse,
+} from './measures.ts'
+import { MUNICIPAL_CSV_COLUMNS, MunicipalReportQuery, MunicipalReportResponse } from './municipal-report.ts'
 import { ReplayQuery } from './public-info.ts'
 import { RejectsQuery } from './rejects.ts'
-import { MAX_REPORT_DAYS, REPORT_CSV_COLUMNS, REPORT_METRICS, ReportQuery, ReportResponse } from './reports.ts'
+import {
+  MAX_REPORT_DAYS,
+  PROFILE_IDS,
+  REPORT_CSV_COLUMNS,
+  REPORT_METRICS,
+  ReportQuery,
+  ReportResponse,
+} from './reports.ts'
 import { CreateTokenBody } from './tokens.ts'
 import { CreateUserBody, UpdateUserBody } from './users.ts'
 
@@ -97,7 +114,7 @@ const Problem = z.object({
 })
 
 interface Operation {
-  readonly method: 'get' | 'post' | 'patch' | 'delete'
+  readonly method: 'get' | 'post' | 'put' | 'patch' | 'delete'
   readonly path: string
   readonly summary: string
   /** Longer text (CommonMark) where the summary cannot say everything a client must know. */
@@ -113,6 +130,8 @@ interface Operation {
 }
 
 const SITE_ID = { name: 'id', in: 'path', required: true, schema: { type: 'string' } }
+/** A measure taken at a site (sm-<n>). */
+const MEASURE_ID = { name: 'measureId', in: 'path', required: true, schema: { type: 'string' } }
 
 const OPERATIONS: readonly Operation[] = [
   {
@@ -173,11 +192,91 @@ const OPERATIONS: readonly Operation[] = [
       `\`from\` and \`to\` are calendar days (YYYY-MM-DD), both included, in fixed UTC+1 (Swedish normal time, no DST): the period runs from 00:00 UTC+1 of \`from\` to 00:00 UTC+1 after \`to\` (the response's \`from\`/\`to\` give the instants). \`to\` before \`from\` or more than ${MAX_REPORT_DAYS} days: 400 \`invalid_request\`. Metrics: ${REPORT_METRICS.join(', ')}.`,
       '`report`: as `GET /sites/{id}/exceedances` counts (valid hourly means ≥ 75 % of their samples, no quality issue; valid days ≥ 18 such hours; exceedance = strictly above `value`; running 24-h rules left out), over any period. Allowed numbers are per calendar year and are never scaled: for another period `allowedForYearOnly` is true, and annual values are compared for orientation only. Coverage below 85 % marks a number as indicative.',
       '`profiles`: per metric, means by LOCAL hour of day (0–23), day of week (0 = Monday) and meteorological season (winter, spring, summer, autumn) in Europe/Stockholm, each bucket with its counted hours, period hours and coverage.',
-      "`suggestions`: measures of the catalogue suggested by the patterns found in this site's own data (drop-off peak, spring road dust, winter evening peak), each a suggestion with its evidence, never a conclusion; `evaluated` says per metric whether a pattern was found, not found, or had no data for it in the period; `skipped` lists patterns found on too little data; `not_evaluated` lists the patterns that need a second series (indoor/outdoor pair, urban background) and why.",
+      `\`profiles\`: comma-separated threshold profile ids (${PROFILE_IDS.join(', ')}); default all; an unknown id: 400 naming it. The ids used are echoed in \`threshold_profiles\`.`,
+      "`suggestions`: measures of the catalogue suggested by the patterns found in this site's data (drop-off peak, spring road dust, winter evening peak; local increment over the urban background; indoor/outdoor), each a suggestion with its evidence, never a conclusion; `evaluated` says per metric whether a pattern was found, not found, or had no data for it in the period; `skipped` lists patterns found on too little data; `not_evaluated` lists the patterns that could not be evaluated for this site and why (no urban background site within the stated distance; no indoor and outdoor device in the period).",
+      '`background`: the nearest site of kind `background` (urban background station) within `max_distance_km` (great-circle), that the caller may read, compared hour by hour over the hours both have (a = this site, b = background; `meanDifference` = local increment); null when none. `indoor_outdoor`: when the site had indoor and outdoor devices in the period, indoor (a) against outdoor (b) hour by hour; the means, rules, profiles and patterns of the report then use the OUTDOOR devices only (`report_series`: limit values are for outdoor air). Null otherwise. `indoor_only`: every registered device at the site stood indoors, so the numbers are of indoor air.',
       `\`format=csv\`: \`text/csv; charset=utf-8\`, RFC 4180 with CRLF and a header row, columns ${REPORT_CSV_COLUMNS.join(', ')}. One \`metric\` row per metric (mean of the counted hourly means; counted/expected hours) and one \`rule\` row per profile rule (hour/day rules: \`count\` of periods above \`value\` and \`allowed_per_year\`, counted/expected periods; year rules: the period \`mean\`, counted/expected hours). Empty cell: no value. Numbers as in the JSON.`,
     ].join('\n\n'),
     query: ReportQuery,
     response: ReportResponse,
+  },
+  {
+    method: 'get',
+    path: '/reports/municipality',
+    tag: 'sites',
+    access: 'series:hourly',
+    summary: `The municipality's report for a period of whole days (at most ${MAX_REPORT_DAYS}): per metric the median of the sites' period means, each site against it and against its kind, sites left out and why, urban background sites as reference, and a ranking of the sites that need attention with its formula`,
+    description: [
+      'Needs `series:hourly` on every site (admin, staff; everyone with the public map on). A role bound to its own sites (principal) gets 403: the report compares all sites.',
+      "`from`, `to`, `profiles` and `format` as `GET /sites/{id}/report`; every site's numbers are those of its own site report for the same period and profiles (sites with indoor and outdoor devices: outdoor devices only, listed in `outdoor_only_sites`).",
+      "`report.metrics[]`: a site counts when its period mean rests on ≥ 85 % of the hours; the median is over the counting sites (even count: mean of the two middle ones); `leftOut` gives the others with the reason (insufficient-coverage, no-data, not-reported). Urban background sites (kind `background`) are in no median and not ranked; `background` lists their levels for reference. `report.ranking`: score = the highest ratio of a site's period mean to the strictest annual value of the selected profiles, over pollutants with ≥ 85 % coverage; `formula` states it in Swedish and English with the values used.",
+      `\`format=csv\`: \`text/csv; charset=utf-8\`, RFC 4180 with CRLF and a header row, columns ${MUNICIPAL_CSV_COLUMNS.join(', ')}; row kinds median, kind_median, site, left_out, background (per metric), then rank and not_ranked. Empty cell: no value.`,
+    ].join('\n\n'),
+    query: MunicipalReportQuery,
+    response: MunicipalReportResponse,
+  },
+  {
+    method: 'get',
+    path: '/measures',
+    tag: 'measures',
+    access: 'series:hourly',
+    summary:
+      'The catalogue of measures the reports suggest from (issue 7), with its revision (also as ETag); `source` default = never edited',
+    response: MeasureCatalogueResponse,
+  },
+  {
+    method: 'put',
+    path: '/measures',
+    tag: 'measures',
+    access: 'measures:write',
+    summary: 'Replace the catalogue of measures; needs If-Match with the revision edited; audited',
+    description: [
+      'Body: the whole catalogue, an array of measures (unique ids; name and description in sv and en; the patterns that suggest each, with evidence templates whose `{placeholders}` must be values of that pattern; sources with their reliability). Texts that state a conclusion ("proves", "caused", "bevisar", "orsakar", …) are refused: 400 with the zod path and message of each problem.',
+      'Optimistic concurrency: send `If-Match: "<revision>"` with the ETag of the catalogue you edited. Without it: 428 `precondition_required`; when someone saved in between: 412 `revision_mismatch` (the current ETag in the answer). On success the new catalogue with revision + 1 and its ETag.',
+    ].join('\n\n'),
+    body: MeasureCatalogueBody,
+    response: MeasureCatalogueResponse,
+  },
+  {
+    method: 'get',
+    path: '/sites/{id}/measures',
+    tag: 'measures',
+    access: 'series:hourly',
+    summary: 'Measures taken at the site, by date (`recorded_by` only for callers who may change measures)',
+    response: SiteMeasureListResponse,
+  },
+  {
+    method: 'post',
+    path: '/sites/{id}/measures',
+    tag: 'measures',
+    access: 'measures:write',
+    summary:
+      'Record a measure taken at the site on `takenOn` (not in the future); `measureId` must be in the catalogue (400 `unknown_measure`), `title` defaults to its Swedish name; audited',
+    body: SiteMeasureBody,
+    response: SiteMeasureResponse,
+    status: 201,
+  },
+  {
+    method: 'delete',
+    path: '/sites/{id}/measures/{measureId}',
+    tag: 'measures',
+    access: 'measures:write',
+    summary: 'Delete a measure taken (a mistaken record); audited',
+    status: 204,
+  },
+  {
+    method: 'get',
+    path: '/sites/{id}/measures/{measureId}/follow-up',
+    tag: 'measures',
+    access: 'series:hourly',
+    summary:
+      'Before and after a measure taken: per pollutant the means of the N days before and the N days from `taken_on`, their coverage and the change, beside the nearest urban background site over the same windows, the weather of both windows, and the caveats',
+    description: [
+      '`days`: window length in whole UTC+1 days, 7–182, default 28. Hours count as in every report (valid, no quality issue, final). A change is stated only once the after window is over (`after_complete`). `metrics`: the pollutants (pm1, pm25, pm10, no2) some device at the site measured in the windows.',
+      '`difference_in_differences` = site change − background change: the part of the change the background did not show. It is a comparison, not a measured result of the measure: `caveats` (codes SEASON_DIFFERS, WEATHER_DIFFERS, WEATHER_UNKNOWN, LOW_COVERAGE, AFTER_INCOMPLETE, NO_BACKGROUND, SCHOOL_HOLIDAYS; text in sv and en) say what else differs between the windows. SCHOOL_HOLIDAYS is in every answer.',
+    ].join('\n\n'),
+    query: FollowUpQuery,
+    response: FollowUpResponse,
   },
   {
     method: 'get',
@@ -541,7 +640,11 @@ function queryParameters(query: z.ZodObject): unknown[] {
 export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {}
   for (const op of OPERATIONS) {
-    const parameters = [...(op.path.includes('{id}') ? [SITE_ID] : []), ...(op.query ? queryParameters(op.query) : [])]
+    const parameters = [
+      ...(op.path.includes('{id}') ? [SITE_ID] : []),
+      ...(op.path.includes('{measureId}') ? [MEASURE_ID] : []),
+      ...(op.query ? queryParameters(op.query) : []),
+    ]
     const ok = String(op.status ?? 200)
     const entry = {
       summary: op.summary,

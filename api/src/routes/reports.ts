@@ -1,9 +1,11 @@
 import {
+  canOnSite,
   DAY_MS,
-  DEFAULT_MEASURES,
   DEFAULT_PROFILE_TIME_ZONE,
   dayOfWeekProfile,
   detectDropOffPeak,
+  detectIndoorOutdoor,
+  detectLocalIncrement,
   detectSpringRoadDust,
   detectWinterEveningPeak,
   hourOfDayProfile,
@@ -11,13 +13,19 @@ import {
   isValidId,
   isWeekday,
   isWeekend,
+  MAX_BACKGROUND_DISTANCE_KM,
+  type Measure,
   type Metric,
+  nearestBackgroundSite,
+  type PairedComparison,
   type PatternEvidence,
   type PatternId,
   PROFILES,
   type Profile,
+  pairedComparison,
   REGULATORY_DAY_OFFSET_MS,
   type RuleHour,
+  type Site,
   type SiteReport,
   type Suggestions,
   seasonOfMonth,
@@ -25,14 +33,16 @@ import {
   siteReport,
   siteRuleHours,
   suggestMeasures,
+  type ThresholdProfile,
   type TimeWindow,
 } from '@skolluft/core'
-import { Router } from 'express'
+import { type Request, Router } from 'express'
 import { z } from 'zod'
-import { cacheFor, requireSitePermission } from '../auth/authenticate.ts'
+import { authOf, cacheFor, requireSitePermission } from '../auth/authenticate.ts'
+import { readMeasureCatalogue } from '../measure-catalogue.ts'
 import type { ApiContext } from '../options.ts'
 import { HttpProblem, methodNotAllowed, notFoundProblem, validationProblem } from '../problem.ts'
-import { readSiteHours } from '../site-hours.ts'
+import { type PlacedDevice, readSiteAirHours, type SiteSeries } from '../site-hours.ts'
 
 /**
  * `GET /sites/:id/report?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]`: one site's period report (issue 7): the
@@ -56,23 +66,45 @@ const roundOrNull = (value: number | null): number | null => (value === null ? n
 /** Patterns this route evaluates: those that need one site's own series only. */
 const SINGLE_SITE_PATTERNS = ['drop-off-peak', 'spring-road-dust', 'winter-evening-peak'] as const
 
-/** Patterns left out, and why: each needs a second series that a single-site report does not pair yet. */
-export const NOT_EVALUATED: readonly { pattern: PatternId; reason: string }[] = [
-  {
-    pattern: 'indoor-follows-outdoor',
-    reason: 'needs an indoor and an outdoor series of the same site; this report does not pair them',
-  },
-  {
-    pattern: 'indoor-sources',
-    reason: 'needs an indoor and an outdoor series of the same site; this report does not pair them',
-  },
-  {
-    pattern: 'local-increment',
-    reason: 'needs the nearest urban background site; this report does not compare with one',
-  },
-]
+/** Patterns that pair the site's outdoor series with its indoor one (core measures.ts detectIndoorOutdoor). */
+const INDOOR_PATTERNS = ['indoor-follows-outdoor', 'indoor-sources'] as const satisfies readonly PatternId[]
 
 const DATE_MESSAGE = 'must be a calendar date YYYY-MM-DD'
+
+/** Threshold profile ids, in PROFILES order. */
+export const PROFILE_IDS: readonly string[] = PROFILES.map((p) => p.id)
+
+/**
+ * `profiles=a,b`: a comma-separated list of threshold profile ids (PROFILE_IDS), duplicates ignored; out in
+ * PROFILES order. Unknown ids are named in the error.
+ */
+export const ProfilesParam = z
+  .string({ error: 'profiles must be one comma-separated list of profile ids' })
+  .transform((text, ctx) => {
+    const ids = text
+      .split(',')
+      .map((id) => id.trim())
+      .filter((id) => id !== '')
+    const unknown = [...new Set(ids.filter((id) => !PROFILE_IDS.includes(id)))]
+    if (unknown.length > 0) {
+      ctx.issues.push({
+        code: 'custom',
+        input: text,
+        message: `unknown profile id${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')} (known: ${PROFILE_IDS.join(', ')})`,
+      })
+      return z.NEVER
+    }
+    if (ids.length === 0) {
+      ctx.issues.push({ code: 'custom', input: text, message: 'profiles must name at least one profile id' })
+      return z.NEVER
+    }
+    return PROFILE_IDS.filter((id) => ids.includes(id))
+  })
+
+/** The selected profiles; all when none were asked for. */
+export function selectedProfiles(ids: readonly string[] | undefined): readonly ThresholdProfile[] {
+  return ids === undefined ? PROFILES : PROFILES.filter((p) => ids.includes(p.id))
+}
 
 export const ReportQuery = z.strictObject(
   {
@@ -81,6 +113,7 @@ export const ReportQuery = z.strictObject(
     }),
     to: z.iso.date({ error: (i) => (i.input === undefined ? 'to is required, e.g. to=2026-03-31' : DATE_MESSAGE) }),
     format: z.enum(['json', 'csv'], { error: 'format must be json or csv' }).optional(),
+    profiles: ProfilesParam.optional(),
   },
   {
     error: (issue) =>
@@ -152,6 +185,23 @@ const Bucket = z.object({
   coverage: z.number().nullable(),
 })
 const Localized = z.object({ sv: z.string(), en: z.string() })
+/**
+ * Core profiles.ts `pairedComparison` of one metric: a and b are named where it is used (background: a = this
+ * site, b = the background site; indoor_outdoor: a = indoor, b = outdoor). Means over the paired hours only.
+ */
+const PairedOut = z.object({
+  metric: z.string(),
+  periodHours: z.number().int(),
+  hoursA: z.number().int(),
+  hoursB: z.number().int(),
+  pairedHours: z.number().int(),
+  coverage: z.number().nullable(),
+  meanA: z.number().nullable(),
+  meanB: z.number().nullable(),
+  meanDifference: z.number().nullable(),
+  ratioOfMeans: z.number().nullable(),
+  shareAGreater: z.number().nullable(),
+})
 
 export const ReportResponse = z.object({
   site: z.string(),
@@ -204,6 +254,39 @@ export const ReportResponse = z.object({
     z.object({ pattern: z.string(), metric: z.string(), result: z.enum(['found', 'not_found', 'no_data']) }),
   ),
   not_evaluated: z.array(z.object({ pattern: z.string(), reason: z.string() })),
+  /** Threshold profile ids the rules come from (the `profiles` parameter or all). */
+  threshold_profiles: z.array(z.string()),
+  /**
+   * The nearest urban background site within `max_distance_km` (great-circle distance), compared hour by hour
+   * (a = this site, b = the background site; a − b is the local increment); null when there is none.
+   */
+  background: z
+    .object({
+      site: z.string(),
+      name: z.string(),
+      distance_km: z.number(),
+      max_distance_km: z.number(),
+      comparisons: z.array(PairedOut),
+    })
+    .nullable(),
+  /**
+   * Indoor against outdoor air at this site (a = indoor devices, b = outdoor devices), when it had both in the
+   * period; null otherwise. `report_series` says which hours the means, rules, profiles and patterns above use:
+   * 'outdoor' when the site has both (limit values are for outdoor air).
+   */
+  indoor_outdoor: z
+    .object({
+      indoor_devices: z.array(z.string()),
+      outdoor_devices: z.array(z.string()),
+      report_series: z.literal('outdoor'),
+      comparisons: z.array(PairedOut),
+    })
+    .nullable(),
+  /**
+   * True when every registered device at the site in the period stood indoors: the means, rules and profiles
+   * above are then of indoor air, which limit values and guidelines are not made for.
+   */
+  indoor_only: z.boolean(),
 })
 export type ReportResponse = z.infer<typeof ReportResponse>
 
@@ -277,28 +360,42 @@ function hasHours(profile: Profile, keys?: readonly number[]): boolean {
 }
 
 /** Metrics for which some catalogue measure is suggested by `pattern` (others would suggest nothing). */
-function metricsSuggestedBy(pattern: PatternId): Metric[] {
+function metricsSuggestedBy(pattern: PatternId, catalogue: readonly Measure[]): Metric[] {
   return REPORT_METRICS.filter((metric) =>
-    DEFAULT_MEASURES.some((m) => m.metrics.includes(metric) && m.suggestedBy.some((s) => s.pattern === pattern)),
+    catalogue.some((m) => m.metrics.includes(metric) && m.suggestedBy.some((s) => s.pattern === pattern)),
   )
 }
 
 interface Patterns {
+  /** The municipality's catalogue of measures (measure-catalogue.ts): which patterns are looked for, and for what. */
+  readonly catalogue: readonly Measure[]
   readonly found: PatternEvidence[]
   readonly evaluated: ReportResponse['evaluated']
+  readonly notEvaluated: ReportResponse['not_evaluated']
+  record(pattern: PatternId, metric: Metric, hasData: boolean, evidence: PatternEvidence | null): void
+}
+
+function createPatterns(catalogue: readonly Measure[]): Patterns {
+  const found: PatternEvidence[] = []
+  const evaluated: ReportResponse['evaluated'] = []
+  return {
+    catalogue,
+    found,
+    evaluated,
+    notEvaluated: [],
+    record(pattern, metric, hasData, evidence) {
+      if (evidence !== null) found.push(evidence)
+      evaluated.push({ pattern, metric, result: evidence !== null ? 'found' : hasData ? 'not_found' : 'no_data' })
+    },
+  }
 }
 
 /** The single-site detectors over the period, per metric the catalogue has a measure for. */
-function detectPatterns(hours: ReadonlyMap<Metric, readonly RuleHour[]>, window: TimeWindow): Patterns {
+function detectPatterns(hours: ReadonlyMap<Metric, readonly RuleHour[]>, window: TimeWindow, patterns: Patterns) {
   const options = { ...window, timeZone: DEFAULT_PROFILE_TIME_ZONE }
-  const found: PatternEvidence[] = []
-  const evaluated: ReportResponse['evaluated'] = []
-  const record = (pattern: PatternId, metric: Metric, hasData: boolean, evidence: PatternEvidence | null) => {
-    if (evidence !== null) found.push(evidence)
-    evaluated.push({ pattern, metric, result: evidence !== null ? 'found' : hasData ? 'not_found' : 'no_data' })
-  }
+  const { record } = patterns
   for (const pattern of SINGLE_SITE_PATTERNS) {
-    for (const metric of metricsSuggestedBy(pattern)) {
+    for (const metric of metricsSuggestedBy(pattern, patterns.catalogue)) {
       const series = hours.get(metric) ?? []
       if (pattern === 'drop-off-peak') {
         const weekday = hourOfDayProfileWhere(series, options, isWeekday)
@@ -318,10 +415,184 @@ function detectPatterns(hours: ReadonlyMap<Metric, readonly RuleHour[]>, window:
       }
     }
   }
-  return { found, evaluated }
 }
 
-function csvCell(value: string | number | boolean | null | undefined): string {
+/** Paired comparisons of REPORT_METRICS over the period (core profiles.ts pairedComparison; a, b as given). */
+function pairAll(
+  a: ReadonlyMap<Metric, readonly RuleHour[]>,
+  b: ReadonlyMap<Metric, readonly RuleHour[]>,
+  window: TimeWindow,
+): Map<Metric, PairedComparison> {
+  return new Map(
+    REPORT_METRICS.map((metric) => [metric, pairedComparison(a.get(metric) ?? [], b.get(metric) ?? [], window)]),
+  )
+}
+
+function pairedOut(comparisons: ReadonlyMap<Metric, PairedComparison>): z.infer<typeof PairedOut>[] {
+  return [...comparisons].map(([metric, c]) => ({
+    metric,
+    periodHours: c.periodHours,
+    hoursA: c.hoursA,
+    hoursB: c.hoursB,
+    pairedHours: c.pairedHours,
+    coverage: roundOrNull(c.coverage),
+    meanA: roundOrNull(c.meanA),
+    meanB: roundOrNull(c.meanB),
+    meanDifference: roundOrNull(c.meanDifference),
+    ratioOfMeans: roundOrNull(c.ratioOfMeans),
+    shareAGreater: roundOrNull(c.shareAGreater),
+  }))
+}
+
+/** What a site report needs of the registry, read once per request (the municipality route reads it once). */
+export interface ReportRegistry {
+  readonly sites: readonly Site[]
+  readonly devices: readonly PlacedDevice[]
+}
+
+export interface SiteReportParts {
+  /** The core report (unrounded) and its rounded JSON form. */
+  readonly core: SiteReport
+  readonly report: ReportResponse['report']
+  /** The rule hours of the series the report counts (outdoor when the site has both). */
+  readonly hours: ReadonlyMap<Metric, readonly RuleHour[]>
+  /** Registered devices placed at the site in the period, indoors and outdoors, by id. */
+  readonly devices: { readonly indoor: readonly string[]; readonly outdoor: readonly string[] }
+  /** The indoor rule hours and device ids, when the site had indoor and outdoor devices. */
+  readonly indoorOutdoor: {
+    readonly indoorDevices: readonly string[]
+    readonly outdoorDevices: readonly string[]
+    readonly indoor: ReadonlyMap<Metric, readonly RuleHour[]>
+  } | null
+}
+
+/** The core site report of REPORT_METRICS from a site's series (site-hours.ts). */
+export function coreSiteReport(
+  siteId: string,
+  window: TimeWindow,
+  profiles: readonly ThresholdProfile[],
+  series: SiteSeries,
+  now: number,
+): SiteReport {
+  return siteReport({ siteId, window, metrics: REPORT_METRICS, series, profiles, now })
+}
+
+/**
+ * One site's core report over `window` from the hours a report counts (storage: site-hours.ts readSiteAirHours:
+ * outdoor devices only when the site had both kinds). Shared by the site and the municipality route, so a site's
+ * numbers are the same in both.
+ */
+export async function buildSiteReport(
+  ctx: ApiContext,
+  site: Pick<Site, 'id'>,
+  window: TimeWindow,
+  profiles: readonly ThresholdProfile[],
+  registry: ReportRegistry,
+  now: number,
+): Promise<SiteReportParts> {
+  const air = await readSiteAirHours(ctx.storage.readings, site.id, window, registry.devices)
+  const core = coreSiteReport(site.id, window, profiles, air.series, now)
+  return {
+    core,
+    report: reportOut(core),
+    hours: siteRuleHours(air.series).hours,
+    devices: { indoor: air.split.indoor, outdoor: air.split.outdoor },
+    indoorOutdoor:
+      air.indoorOutdoor === null
+        ? null
+        : {
+            indoorDevices: air.split.indoor,
+            outdoorDevices: air.split.outdoor,
+            indoor: siteRuleHours(air.indoorOutdoor.indoor).hours,
+          },
+  }
+}
+
+/** Whether a comparison has a paired hour (else the detector had no data). */
+const hasPairs = (c: PairedComparison | undefined): boolean => c !== undefined && c.pairedHours > 0
+
+async function backgroundPart(
+  ctx: ApiContext,
+  req: Request,
+  site: Site,
+  window: TimeWindow,
+  hours: ReadonlyMap<Metric, readonly RuleHour[]>,
+  registry: ReportRegistry,
+  patterns: Patterns,
+): Promise<ReportResponse['background']> {
+  if (site.kind === 'background') {
+    patterns.notEvaluated.push({ pattern: 'local-increment', reason: 'this site is itself an urban background site' })
+    return null
+  }
+  // Only background sites the caller may read: their levels are in the comparison.
+  const { principal } = authOf(req)
+  const readable = registry.sites.filter((s) => canOnSite(principal, 'series:hourly', s.id, ctx.options))
+  const nearest = nearestBackgroundSite(site, readable, MAX_BACKGROUND_DISTANCE_KM)
+  if (nearest === undefined) {
+    patterns.notEvaluated.push({
+      pattern: 'local-increment',
+      reason: `no urban background site (kind background) within ${MAX_BACKGROUND_DISTANCE_KM} km of this site`,
+    })
+    return null
+  }
+  const air = await readSiteAirHours(ctx.storage.readings, nearest.site.id, window, registry.devices)
+  const comparisons = pairAll(hours, siteRuleHours(air.series).hours, window)
+  for (const metric of metricsSuggestedBy('local-increment', patterns.catalogue)) {
+    const c = comparisons.get(metric)
+    patterns.record('local-increment', metric, hasPairs(c), c === undefined ? null : detectLocalIncrement(metric, c))
+  }
+  return {
+    site: nearest.site.id,
+    name: nearest.site.name,
+    distance_km: round(nearest.distanceKm),
+    max_distance_km: MAX_BACKGROUND_DISTANCE_KM,
+    comparisons: pairedOut(comparisons),
+  }
+}
+
+function indoorOutdoorPart(
+  parts: SiteReportParts,
+  window: TimeWindow,
+  patterns: Patterns,
+): ReportResponse['indoor_outdoor'] {
+  const io = parts.indoorOutdoor
+  if (io === null) {
+    const missing = parts.devices.indoor.length === 0 ? 'no indoor device' : 'no outdoor device'
+    for (const pattern of INDOOR_PATTERNS) {
+      patterns.notEvaluated.push({
+        pattern,
+        reason: `needs an indoor and an outdoor device at this site in the period; it had ${missing}`,
+      })
+    }
+    return null
+  }
+  // a = indoor, b = outdoor (detectIndoorOutdoor's convention).
+  const comparisons = pairAll(io.indoor, parts.hours, window)
+  for (const pattern of INDOOR_PATTERNS) {
+    for (const metric of metricsSuggestedBy(pattern, patterns.catalogue)) {
+      const c = comparisons.get(metric)
+      const evidence = c === undefined ? null : detectIndoorOutdoor(metric, c)
+      patterns.record(pattern, metric, hasPairs(c), evidence?.pattern === pattern ? evidence : null)
+    }
+  }
+  return {
+    indoor_devices: [...io.indoorDevices],
+    outdoor_devices: [...io.outdoorDevices],
+    report_series: 'outdoor',
+    comparisons: pairedOut(comparisons),
+  }
+}
+
+/** The report period and the selected profiles from a validated query; 400 for a reversed or too long period. */
+export function reportPeriod(query: { from: string; to: string }): TimeWindow {
+  const window = reportWindow(query.from, query.to)
+  const days = (window.to - window.from) / DAY_MS
+  if (days < 1) throw rangeProblem('to must not be before from')
+  if (days > MAX_REPORT_DAYS) throw rangeProblem(`the period is ${days} days; at most ${MAX_REPORT_DAYS}`)
+  return window
+}
+
+export function csvCell(value: string | number | boolean | null | undefined): string {
   if (value === null || value === undefined) return ''
   const text = String(value)
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
@@ -403,15 +674,13 @@ export function reportsRouter(ctx: ApiContext): Router {
       requireSitePermission(req, ctx, 'series:hourly', site.id, 'read reports of this site')
       const parsed = ReportQuery.safeParse(req.query)
       if (!parsed.success) throw validationProblem(parsed.error, 'report query')
-      const window = reportWindow(parsed.data.from, parsed.data.to)
-      const days = (window.to - window.from) / DAY_MS
-      if (days < 1) throw rangeProblem('to must not be before from')
-      if (days > MAX_REPORT_DAYS) throw rangeProblem(`the period is ${days} days; at most ${MAX_REPORT_DAYS}`)
+      const window = reportPeriod(parsed.data)
+      const thresholdProfiles = selectedProfiles(parsed.data.profiles)
       const now = clock()
-      const series = await readSiteHours(storage.readings, site.id, window)
-      const report = reportOut(
-        siteReport({ siteId: site.id, window, metrics: REPORT_METRICS, series, profiles: PROFILES, now }),
-      )
+      const [sites, devices] = await Promise.all([storage.registry.listSites(), storage.registry.listDevices()])
+      const registry: ReportRegistry = { sites, devices }
+      const parts = await buildSiteReport(ctx, site, window, thresholdProfiles, registry, now)
+      const { report, hours } = parts
       cacheFor(res, options.publicMap, options.publicMaxAgeS)
       if (parsed.data.format === 'csv') {
         res.type('text/csv; charset=utf-8')
@@ -419,7 +688,6 @@ export function reportsRouter(ctx: ApiContext): Router {
         res.send(reportCsv(report))
         return
       }
-      const hours = siteRuleHours(series).hours
       const profileOptions = { ...window, timeZone: DEFAULT_PROFILE_TIME_ZONE }
       const profiles = REPORT_METRICS.map((metric) => {
         const metricHours = hours.get(metric) ?? []
@@ -431,8 +699,11 @@ export function reportsRouter(ctx: ApiContext): Router {
           season: bucketsOut(seasonProfile(metricHours, profileOptions)),
         }
       })
-      const patterns = detectPatterns(hours, window)
-      const suggested: Suggestions = suggestMeasures(patterns.found, DEFAULT_MEASURES)
+      const patterns = createPatterns(await readMeasureCatalogue(storage))
+      detectPatterns(hours, window, patterns)
+      const background = await backgroundPart(ctx, req, site, window, hours, registry, patterns)
+      const indoorOutdoor = indoorOutdoorPart(parts, window, patterns)
+      const suggested: Suggestions = suggestMeasures(patterns.found, patterns.catalogue)
       res.json({
         site: site.id,
         from: iso(window.from),
@@ -448,7 +719,11 @@ export function reportsRouter(ctx: ApiContext): Router {
         })),
         skipped: suggested.skipped.map((s) => ({ ...s, coverage: round(s.coverage) })),
         evaluated: patterns.evaluated,
-        not_evaluated: [...NOT_EVALUATED],
+        not_evaluated: patterns.notEvaluated,
+        threshold_profiles: thresholdProfiles.map((p) => p.id),
+        background,
+        indoor_outdoor: indoorOutdoor,
+        indoor_only: parts.devices.indoor.length > 0 && parts.devices.outdoor.length === 0,
       } satisfies ReportResponse)
     })
     .all(methodNotAllowed(['GET', 'HEAD']))
