@@ -8,7 +8,7 @@ import { mayManageBreaches } from './breaches.ts'
 import { type BreachesView, createBreachesView } from './breaches-view.ts'
 import { createDeliveriesView, type DeliveriesView } from './deliveries-view.ts'
 import { h, uid } from './dom.ts'
-import { formatAge, formatHour, formatNumber } from './format.ts'
+import { formatAge, formatHour, formatNumber, kindName } from './format.ts'
 import { createI18n, DEFAULT_LANG, type I18n, isLang } from './i18n.ts'
 import { buildLegend } from './legend.ts'
 import { bandLabel, createListView, type RowContext } from './list-view.ts'
@@ -40,6 +40,7 @@ import { createNotificationFeed, type NotificationFeed } from './notifications.t
 import { createPanel, type Panel } from './panel.ts'
 import type { BreachAccess } from './panel-breaches.ts'
 import { createReplayBar, type ReplayBar, type ReplayPeriod } from './replay-bar.ts'
+import { reportRequestOf, startReportPage } from './report-view.ts'
 import {
   type ConfigData,
   ConfigSchema,
@@ -236,6 +237,21 @@ interface ReplayState {
 
 function startDashboard(shared: Shared, initialSession: SessionData): void {
   const { env, i18n, texts, config } = shared
+  // `/?report=…` is a report page (report-view.ts), not the map.
+  const reportRequest = reportRequestOf(window.location.search)
+  if (reportRequest !== null) {
+    startReportPage({
+      root: env.root,
+      api: env.api,
+      i18n,
+      texts,
+      request: reportRequest,
+      brand: brand(shared),
+      languageSwitch: languageSwitch(i18n, texts, env.storage),
+      now: () => Date.now(),
+    })
+    return
+  }
   const { t } = i18n
   const collator = () => new Intl.Collator(i18n.lang(), { numeric: true })
   let session = initialSession
@@ -262,8 +278,7 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
 
   const now = () => Date.now() + offsetMs
   const pollutantLabel = () => t(`metric_${pollutant}`)
-  const kindLabel = (kind: string) =>
-    kind === 'preschool' || kind === 'school' ? t(`kind_${kind}`) : kind === '' ? t('kind_other') : kind
+  const kindLabel = (kind: string) => kindName(t, kind)
 
   function readingOf(site: SiteState): MarkerReading {
     if (replay !== null) {
@@ -535,6 +550,11 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
         languageSwitch(i18n, texts, env.storage),
         bell.element,
         authBox,
+        // Last: where the bar wraps, the report link goes to the next line, not the log-out under the bell's list.
+        texts.bind(
+          h('a', { href: '/?report=municipality', class: 'button-link', 'data-testid': 'municipal-report-link' }),
+          () => t('reportMunicipalLink'),
+        ),
       ),
     ),
     loginPopover,

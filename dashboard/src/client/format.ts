@@ -1,3 +1,4 @@
+import type { Translate } from './i18n.ts'
 import type { Lang } from './messages.ts'
 
 /**
@@ -89,4 +90,10 @@ export function formatAge(lang: Lang, ageMs: number): string {
   if (s < HOUR_S) return rtf.format(-Math.floor(s / MINUTE_S), 'minute')
   if (s < 2 * DAY_S) return rtf.format(-Math.floor(s / HOUR_S), 'hour')
   return rtf.format(-Math.floor(s / DAY_S), 'day')
+}
+
+/** A site kind's name in the page's language (registry SITE_KINDS); an unknown kind as given, none as "other". */
+export function kindName(t: Translate, kind: string): string {
+  if (kind === 'school' || kind === 'preschool' || kind === 'background') return t(`kind_${kind}`)
+  return kind === '' ? t('kind_other') : kind
 }

@@ -21,7 +21,7 @@ import {
   seriesUrl,
 } from './chart-lines.ts'
 import { h, replaceChildren, uid } from './dom.ts'
-import { formatAge, formatDateTime, formatNumber, formatPercent, formatTick } from './format.ts'
+import { formatAge, formatDateTime, formatNumber, formatPercent, formatTick, kindName } from './format.ts'
 import type { Translate } from './i18n.ts'
 import { bandChip, bandLabel } from './list-view.ts'
 import type { Lang } from './messages.ts'
@@ -370,7 +370,7 @@ export function createPanel(deps: PanelDeps): Panel {
     closeButton.title = t('panelClose')
     latestBox = h('section', { 'data-testid': 'panel-latest' })
     devicesBox = h('section', { 'data-testid': 'panel-devices', hidden: true })
-    const kind = t(site.kind === 'preschool' || site.kind === 'school' ? `kind_${site.kind}` : 'kind_other')
+    const kind = kindName(t, site.kind)
     replaceChildren(
       body,
       h('p', { class: 'panel-meta' }, [kind, site.locality].filter((s) => s !== null && s !== '').join(' · ')),
@@ -384,6 +384,15 @@ export function createPanel(deps: PanelDeps): Panel {
             t('demoSiteNote'),
           )
         : null,
+      h(
+        'p',
+        { class: 'panel-report' },
+        h(
+          'a',
+          { href: `/?report=site&site=${encodeURIComponent(site.id)}`, 'data-testid': 'panel-report' },
+          t('panelReport'),
+        ),
+      ),
       latestBox,
       breaches.element,
       devicesBox,
