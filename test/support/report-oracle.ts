@@ -483,3 +483,227 @@ export function dropOff(counted: ReadonlyMap<number, number>, w: Window) {
 }
 
 export const round3 = (x: number): number => Math.round(x * 1000) / 1000
+
+// ---- Municipality report (GET /api/v1/reports/municipality), from per-site numbers ----
+
+/**
+ * Annual (`year`) values of every threshold profile, restated from the air-quality reference §1 (µg/m³), for the
+ * attention ranking's yardstick: the strictest annual value per pollutant among the selected profiles (equal
+ * values: the smallest rule id). EU 2024/2881 applies from 2030 (§1.3) and is not in force in the tests' periods.
+ */
+export const ORACLE_YEAR_RULES = [
+  // §1.1 WHO 2021: AQG and interim targets IT-1…IT-4 (profile per rung).
+  ...(
+    [
+      ['aqg', 5, 15, 10],
+      ['it1', 35, 70, 40],
+      ['it2', 25, 50, 30],
+      ['it3', 15, 30, 20],
+      ['it4', 10, 20, null],
+    ] as const
+  ).flatMap(([level, pm25, pm10, no2]) => [
+    { profile: `who2021-${level}`, rule: `who2021-${level}-pm25-year`, pollutant: 'pm25', value: pm25 },
+    { profile: `who2021-${level}`, rule: `who2021-${level}-pm10-year`, pollutant: 'pm10', value: pm10 },
+    ...(no2 === null
+      ? []
+      : [{ profile: `who2021-${level}`, rule: `who2021-${level}-no2-year`, pollutant: 'no2', value: no2 }]),
+  ]),
+  // §1.2 EU 2008/50/EC.
+  { profile: 'eu2008-50', rule: 'eu2008-pm10-year', pollutant: 'pm10', value: 40 },
+  { profile: 'eu2008-50', rule: 'eu2008-pm25-year', pollutant: 'pm25', value: 25 },
+  { profile: 'eu2008-50', rule: 'eu2008-no2-year', pollutant: 'no2', value: 40 },
+  // §1.4 Swedish MKN.
+  { profile: 'se-mkn', rule: 'se-mkn-no2-year', pollutant: 'no2', value: 40 },
+  { profile: 'se-mkn', rule: 'se-mkn-pm10-year', pollutant: 'pm10', value: 40 },
+  { profile: 'se-mkn', rule: 'se-mkn-pm25-year', pollutant: 'pm25', value: 25 },
+  // §1.5 Frisk luft.
+  { profile: 'se-frisk-luft', rule: 'se-frisk-luft-no2-year', pollutant: 'no2', value: 20 },
+  { profile: 'se-frisk-luft', rule: 'se-frisk-luft-pm25-year', pollutant: 'pm25', value: 10 },
+  { profile: 'se-frisk-luft', rule: 'se-frisk-luft-pm10-year', pollutant: 'pm10', value: 15 },
+] as const satisfies readonly { profile: string; rule: string; pollutant: string; value: number }[]
+
+/** A site's period numbers per metric, as the municipality report takes them from each site's report. */
+export interface SiteLevels {
+  readonly siteId: string
+  readonly kind: 'school' | 'preschool' | 'background'
+  /** Per metric: mean (null: no counted hour) and coverage. */
+  readonly metrics: ReadonlyMap<string, { readonly mean: number | null; readonly coverage: number }>
+}
+
+/** Median; even count: mean of the two middle values. Null when empty. */
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null
+  const s = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2
+}
+
+const cmpId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
+export interface MunicipalMetricNumbers {
+  readonly metric: string
+  readonly median: number | null
+  readonly counting: readonly {
+    siteId: string
+    kind: string
+    mean: number
+    coverage: number
+    kindMedian: number
+    rankInKind: number
+    sitesOfKind: number
+  }[]
+  readonly leftOut: readonly { siteId: string; reason: string; mean: number | null; coverage: number }[]
+  readonly kinds: readonly { kind: string; median: number | null; sites: number }[]
+  readonly background: readonly { siteId: string; mean: number | null; coverage: number }[]
+}
+
+/**
+ * One metric of the municipality report: sites count with a mean and coverage ≥ SUFFICIENT_COVERAGE; background
+ * sites are only listed apart; rank in kind = 1 + number of same-kind counting sites with a strictly higher mean.
+ */
+export function municipalMetricNumbers(metric: string, sites: readonly SiteLevels[]): MunicipalMetricNumbers {
+  const compared = [...sites].filter((s) => s.kind !== 'background').sort((a, b) => cmpId(a.siteId, b.siteId))
+  const counting: { siteId: string; kind: string; mean: number; coverage: number }[] = []
+  const leftOut: { siteId: string; reason: string; mean: number | null; coverage: number }[] = []
+  for (const s of compared) {
+    const m = s.metrics.get(metric) ?? { mean: null, coverage: 0 }
+    if (m.mean === null) leftOut.push({ siteId: s.siteId, reason: 'no-data', mean: null, coverage: m.coverage })
+    else if (m.coverage < SUFFICIENT_COVERAGE) {
+      leftOut.push({ siteId: s.siteId, reason: 'insufficient-coverage', mean: m.mean, coverage: m.coverage })
+    } else counting.push({ siteId: s.siteId, kind: s.kind, mean: m.mean, coverage: m.coverage })
+  }
+  const ofKind = (kind: string) => counting.filter((c) => c.kind === kind).map((c) => c.mean)
+  return {
+    metric,
+    median: median(counting.map((c) => c.mean)),
+    counting: counting.map((c) => ({
+      ...c,
+      kindMedian: median(ofKind(c.kind)) ?? Number.NaN,
+      rankInKind: 1 + ofKind(c.kind).filter((v) => v > c.mean).length,
+      sitesOfKind: ofKind(c.kind).length,
+    })),
+    leftOut,
+    kinds: (['preschool', 'school'] as const)
+      .filter((k) => compared.some((s) => s.kind === k))
+      .map((kind) => ({ kind, median: median(ofKind(kind)), sites: ofKind(kind).length })),
+    background: sites
+      .filter((s) => s.kind === 'background')
+      .sort((a, b) => cmpId(a.siteId, b.siteId))
+      .map((s) => ({
+        siteId: s.siteId,
+        mean: s.metrics.get(metric)?.mean ?? null,
+        coverage: s.metrics.get(metric)?.coverage ?? 0,
+      })),
+  }
+}
+
+export interface AttentionNumbers {
+  readonly basis: readonly { metric: string; value: number; rule: string; profile: string }[]
+  readonly ranked: readonly { rank: number; siteId: string; score: number; drivenBy: string }[]
+  readonly notEnoughData: readonly string[]
+}
+
+/**
+ * The attention ranking: score = max over basis pollutants with coverage ≥ SUFFICIENT_COVERAGE of mean / the
+ * strictest annual value among `profiles`; highest first, equal scores by site id; the driving pollutant is the
+ * first in `metrics` order on equal ratios; background sites are not ranked.
+ */
+export function attentionNumbers(
+  metrics: readonly string[],
+  profiles: readonly string[],
+  sites: readonly SiteLevels[],
+): AttentionNumbers {
+  const basis = metrics.flatMap((metric) => {
+    const rules = ORACLE_YEAR_RULES.filter((r) => r.pollutant === metric && profiles.includes(r.profile)).sort(
+      (a, b) => a.value - b.value || cmpId(a.rule, b.rule),
+    )
+    const best = rules[0]
+    return best === undefined ? [] : [{ metric, value: best.value, rule: best.rule, profile: best.profile }]
+  })
+  const scored: { siteId: string; score: number; drivenBy: string }[] = []
+  const notEnoughData: string[] = []
+  for (const s of sites) {
+    if (s.kind === 'background') continue
+    let best: { score: number; drivenBy: string } | null = null
+    for (const b of basis) {
+      const m = s.metrics.get(b.metric)
+      if (m === undefined || m.mean === null || m.coverage < SUFFICIENT_COVERAGE) continue
+      const r = m.mean / b.value
+      if (best === null || r > best.score) best = { score: r, drivenBy: b.metric }
+    }
+    if (best === null) notEnoughData.push(s.siteId)
+    else scored.push({ siteId: s.siteId, ...best })
+  }
+  scored.sort((a, b) => b.score - a.score || cmpId(a.siteId, b.siteId))
+  return {
+    basis,
+    ranked: scored.map((s, i) => ({ rank: i + 1, ...s })),
+    notEnoughData: notEnoughData.sort(cmpId),
+  }
+}
+
+// ---- Measure follow-up (GET /api/v1/sites/{id}/measures/{measureId}/follow-up) ----
+
+/** A follow-up window's mean is thin below 75 % of its hours (reference §3, ≥ 18 of 24 h, by analogy). */
+export const FOLLOW_UP_MIN_COVERAGE = 0.75
+/** Temperature means further apart than this (°C) make the weather differ (measure-follow-up.ts, stated there). */
+export const WEATHER_MAX_TEMP_DIFFERENCE_C = 3
+
+/** An hour is final once it ended 5 minutes ago (rule-values.ts FINAL_GRACE_MS, issue 4). */
+export const FINAL_GRACE_MS = 5 * 60_000
+
+export interface FollowUpSideNumbers {
+  readonly mean: number | null
+  readonly countedHours: number
+  readonly expectedHours: number
+  readonly coverage: number
+  readonly sufficientCoverage: boolean
+}
+
+/** The N UTC+1 days before `takenOn` and the N days from it. */
+export function followUpWindows(takenOn: string, days: number): { before: Window; after: Window } {
+  const start = utcPlus1Midnight(takenOn)
+  return { before: { from: start - days * DAY_MS, to: start }, after: { from: start, to: start + days * DAY_MS } }
+}
+
+/** Counted hours (valid, not suspect) of a pollutant in a window; only hours ended ≥ 5 min before `now` count. */
+export function followUpSide(
+  hours: Hours,
+  suspect: Map<string, Set<number>>,
+  metric: string,
+  w: Window,
+  now: number,
+): FollowUpSideNumbers {
+  const values = [...countedHours(hours, suspect, metric, w)]
+    .filter(([t]) => t + HOUR_MS + FINAL_GRACE_MS <= now)
+    .map(([, v]) => v)
+  const expectedHours = (w.to - w.from) / HOUR_MS
+  const coverage = Math.min(1, values.length / expectedHours)
+  return {
+    mean: values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length,
+    countedHours: values.length,
+    expectedHours,
+    coverage,
+    sufficientCoverage: coverage >= FOLLOW_UP_MIN_COVERAGE,
+  }
+}
+
+/** Mean of the valid hourly means of a weather metric (temp, rh) in a window; null without any. */
+export function weatherMean(hours: Hours, metric: string, w: Window): number | null {
+  const values = [...(hours.get(metric)?.values() ?? [])]
+    .filter((h) => h.valid && h.t >= w.from && h.t < w.to)
+    .map((h) => h.mean)
+  return values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length
+}
+
+/** Meteorological seasons (Dec–Feb winter, …) of the UTC+1 calendar months a window touches, in time order. */
+export function seasonsOf(w: Window): string[] {
+  const names = ['winter', 'spring', 'summer', 'autumn']
+  const out: string[] = []
+  for (let t = w.from; t < w.to; t += DAY_MS) {
+    const month = new Date(t + UTC_PLUS_1_MS).getUTCMonth()
+    const season = names[Math.floor(((month + 1) % 12) / 3)] ?? '?'
+    if (out.at(-1) !== season) out.push(season)
+  }
+  return out
+}
