@@ -20,6 +20,8 @@ const SITE = 'school-a'
 /** Another school, bound to another principal; no background site within reach (Stockholm). */
 const FAR = 'school-far'
 const BACKGROUND = 'bg-lund'
+/** A school with an outdoor device (PM2.5 10) and an indoor one (30). */
+const IO = 'school-io'
 /** Monday 5 October 2026; 7-day windows: 28 Sep – 4 Oct and 5 – 11 Oct (UTC+1 days), all autumn. */
 const TAKEN_ON = '2026-10-05'
 const START = Date.parse('2026-10-04T23:00:00Z')
@@ -118,12 +120,15 @@ beforeAll(async () => {
     { id: SITE, name: 'Skola A', kind: 'school', municipality: 'Lund', lat: 55.7, lon: 13.19 },
     { id: BACKGROUND, name: 'Lund tak', kind: 'background', municipality: 'Lund', lat: 55.705, lon: 13.195 },
     { id: FAR, name: 'Skola Långt bort', kind: 'school', municipality: 'Stockholm', lat: 59.33, lon: 18.07 },
+    { id: IO, name: 'Skola Inne och ute', kind: 'school', municipality: 'Lund', lat: 55.71, lon: 13.2 },
   ])
   const from = START - DAYS * DAY_MS
   const to = START + DAYS * DAY_MS
   const devices = [
-    { id: 'dev-a', siteId: SITE, sensors: ['pm25', 'temp', 'rh'] as const },
-    { id: 'dev-bg', siteId: BACKGROUND, sensors: ['pm25'] as const },
+    { id: 'dev-a', siteId: SITE, sensors: ['pm25', 'temp', 'rh'] as const, indoor: false },
+    { id: 'dev-bg', siteId: BACKGROUND, sensors: ['pm25'] as const, indoor: false },
+    { id: 'dev-io-out', siteId: IO, sensors: ['pm25'] as const, indoor: false },
+    { id: 'dev-io-in', siteId: IO, sensors: ['pm25'] as const, indoor: true },
   ]
   for (const d of devices) {
     await storage.registry.addDevice(
@@ -133,7 +138,7 @@ beforeAll(async () => {
         sensors: [...d.sensors],
         intervalS: INTERVAL_S,
         secretHash: 'x',
-        placement: { siteId: d.siteId, from: from - DAY_MS, indoor: false, heightM: 2 },
+        placement: { siteId: d.siteId, from: from - DAY_MS, indoor: d.indoor, heightM: 2 },
       },
       from - DAY_MS,
     )
@@ -147,6 +152,8 @@ beforeAll(async () => {
   await storage.readings.writeReadings(
     readings('dev-bg', BACKGROUND, from, to, (t) => ({ pm25: around(t < START ? 10 : 8, t) })),
   )
+  await storage.readings.writeReadings(readings('dev-io-out', IO, from, to, (t) => ({ pm25: around(10, t) })))
+  await storage.readings.writeReadings(readings('dev-io-in', IO, from, to, (t) => ({ pm25: around(30, t) })))
   for (const user of USERS) {
     await storage.access.addUser(
       {
@@ -473,6 +480,21 @@ describe('GET /sites/{id}/measures/{measureId}/follow-up', () => {
     expect(body.background).toBeNull()
     expect(body.caveats.map((c) => c.code)).toContain('NO_BACKGROUND')
     expect(body.metrics.length).toBeGreaterThan(0)
+  })
+
+  it('follows up the outdoor air of a site with indoor and outdoor devices, as its report counts it', async () => {
+    const id = SiteMeasureResponse.parse(
+      (
+        await call(api, callerOf('staff'), 'POST', `/sites/${IO}/measures`, {
+          body: { measureId: 'traffic-at-drop-off', takenOn: TAKEN_ON },
+        })
+      ).body,
+    ).id
+    const body = FollowUpResponse.parse(
+      (await call(api, callerOf('staff'), 'GET', `/sites/${IO}/measures/${id}/follow-up?days=7`)).body,
+    )
+    // Outdoor 10 before and after; with the indoor device (30) mixed in it would be 20.
+    expect(body.metrics.map((m) => [m.metric, m.before.mean, m.after.mean])).toEqual([['pm25', 10, 10]])
   })
 
   it('says so when no background site is within reach', async () => {
