@@ -19,8 +19,9 @@ import { addTestDevice } from '../support/platform.ts'
  * shown against the API's JSON, the charts' black-and-white cues, the language switch, the period picker, the CSV
  * link, "Print" (window.print), print media (no controls) and a PDF from page.pdf().
  *
- * SKOLLUFT_WRITE_DOCS_IMAGES=1 also writes docs/screenshots/report-site.png and report-municipality.png (the
- * first A4 page as printed); without it the test leaves the tree alone.
+ * SKOLLUFT_WRITE_DOCS_IMAGES=1 also writes docs/screenshots/report-site.png and report-municipality.png (the first
+ * A4 page as printed) and report-chart-bw.png (the hour-of-day chart in grey scale); without it the test leaves the
+ * tree alone.
  */
 
 /** The API's clock: long after the period, so every hour of it is final. */
@@ -356,7 +357,17 @@ describe.runIf(browserAvailable())('the committee report in a browser', () => {
       await page.setViewportSize(A4_PX)
       await page.evaluate(() => document.body.classList.add('report-preview'))
       await page.screenshot({ path: join(DOCS_SCREENSHOTS, 'report-site.png'), clip: { x: 0, y: 0, ...A4_PX } })
-      await page.evaluate(() => document.body.classList.remove('report-preview'))
+      // The hour-of-day chart as a black-and-white printer renders it (issue 7: charts readable in black and white).
+      await page.evaluate(() => {
+        document.body.style.filter = 'grayscale(1)'
+      })
+      await page
+        .locator('[data-testid="report-profile-hourOfDay"]')
+        .screenshot({ path: join(DOCS_SCREENSHOTS, 'report-chart-bw.png') })
+      await page.evaluate(() => {
+        document.body.style.filter = ''
+        document.body.classList.remove('report-preview')
+      })
     }
 
     const pdf = await page.pdf({ format: 'A4', printBackground: true })
