@@ -1,7 +1,9 @@
 /**
  * Generates the demo registry `infra/demo/lund-demo-sites.geojson`: about 150 INVENTED schools and
- * preschools spread over the real localities of Lund municipality, so the map, the simulator and the
- * API have something realistic to show before a municipality loads its real sites.
+ * preschools spread over the real localities of Lund municipality, plus one invented urban background
+ * site in central Lund (DEMO_BACKGROUND), so the map, the simulator, the API and the site reports (a
+ * school against the nearest urban background: its local increment) have something realistic to show
+ * before a municipality loads its real sites.
  *
  *   npx tsx scripts/generate-demo-sites.ts           write the file
  *   npx tsx scripts/generate-demo-sites.ts --check   exit 1 if the committed file differs from the output
@@ -113,6 +115,22 @@ export const DEMO_AREAS: readonly Area[] = [
   },
   { locality: 'Revinge', slug: 'revinge', district: 'Revinge', lat: 55.7095, lon: 13.455, radiusM: 350, sites: 3 },
 ]
+
+/**
+ * The one urban background site of the demo (kind `background`, registry.ts): roof level in central Lund,
+ * at least MIN_SEPARATION_M from the school markers, so the demo's site reports compare a school with its
+ * urban background. Every demo site is within MAX_BACKGROUND_DISTANCE_KM (20 km, registry.ts) of it except
+ * some in Veberöd (20.2–21.1 km): their reports show the other case, "no background site within 20 km".
+ * An invented point: it marks no real station or building. Added after the schools and preschools and drawn from no random number, so it leaves every
+ * other site (and its id, name and position) as it was. Id letter `b` for bakgrund.
+ */
+export const DEMO_BACKGROUND = {
+  id: 'demo-lund-b-001',
+  name: 'Lund urban bakgrund (demo)',
+  locality: 'Lund',
+  lat: 55.7047,
+  lon: 13.191,
+} as const
 
 /** Invented names from nature words. Each is used once, behind "Demoförskolan"/"Demoskolan" and before "(demo)". */
 const NAME_WORDS = [
@@ -373,6 +391,24 @@ export function generateDemoSites(seed: number = DEMO_SEED): Site[] {
       )
     }
   }
+  const background = { lat: DEMO_BACKGROUND.lat, lon: DEMO_BACKGROUND.lon }
+  if (!placed.every((p) => distanceM(p, background) >= MIN_SEPARATION_M)) {
+    throw new Error(`${DEMO_BACKGROUND.id} is within ${MIN_SEPARATION_M} m of another demo site; move it`)
+  }
+  sites.push(
+    Site.parse({
+      id: DEMO_BACKGROUND.id,
+      name: DEMO_BACKGROUND.name,
+      kind: 'background',
+      stages: [],
+      address: null,
+      locality: DEMO_BACKGROUND.locality,
+      municipality: DEMO_MUNICIPALITY,
+      lat: DEMO_BACKGROUND.lat,
+      lon: DEMO_BACKGROUND.lon,
+      demo: true,
+    }),
+  )
   for (const site of sites) {
     if (!ID_PATTERN.test(site.id)) throw new Error(`generated id ${site.id} does not match ID_PATTERN`)
   }
@@ -402,6 +438,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 1
   }
   const preschools = sites.filter((s) => s.kind === 'preschool').length
+  const schools = sites.filter((s) => s.kind === 'school').length
   if (argv.includes('--check')) {
     const committed = await readFile(DEMO_SITES_PATH, 'utf8').catch(() => '')
     if (committed !== text) {
@@ -413,7 +450,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   await writeFile(DEMO_SITES_PATH, text)
   console.log(
-    `wrote ${sites.length} demo sites (${preschools} preschools, ${sites.length - preschools} schools) to ${DEMO_SITES_PATH}`,
+    `wrote ${sites.length} demo sites (${preschools} preschools, ${schools} schools, ${sites.length - preschools - schools} urban background) to ${DEMO_SITES_PATH}`,
   )
   return 0
 }

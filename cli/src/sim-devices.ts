@@ -23,6 +23,13 @@ const SimDeviceEntry = z.object({
 export type SimDeviceEntry = z.infer<typeof SimDeviceEntry>
 const SimDevicesFile = z.array(SimDeviceEntry)
 
+/**
+ * Inlet height of a simulated device, metres: breathing height at a school or preschool; roof level at an
+ * urban background station (Lund's municipal roof station is at ~20 m, air-quality reference §6.1).
+ */
+const SCHOOL_INLET_HEIGHT_M = 2
+const BACKGROUND_INLET_HEIGHT_M = 20
+
 export function simDeviceId(siteId: string): string {
   // Site ids are at most 64 characters; keep the device id within the same limit.
   return `sim-${siteId}`.slice(0, 64).replace(/-+$/, '')
@@ -68,7 +75,12 @@ export async function ensureSimDevices(
           sensors: [...METRICS],
           intervalS,
           secretHash,
-          placement: { siteId: site.id, from: 0, indoor: false, heightM: 2 },
+          placement: {
+            siteId: site.id,
+            from: 0,
+            indoor: false,
+            heightM: site.kind === 'background' ? BACKGROUND_INLET_HEIGHT_M : SCHOOL_INLET_HEIGHT_M,
+          },
         },
         Date.now(),
       )

@@ -187,6 +187,46 @@ describe('sampleAt', () => {
     expect(Math.max(...a)).toBeGreaterThan(20)
   })
 
+  it('gives an urban background site lower NO2, no school-run peak and the same regional PM episodes', () => {
+    const station = siteProfile({ siteId: 'demo-lund-b-001', kind: 'background', lat: 55.7047, lon: 13.191 }, 7)
+    expect(station.traffic).toBe(0)
+    const hours = hoursOf2025().filter((_, i) => i % 3 === 0)
+    const stats = (site: SiteProfile) => {
+      const all: number[] = []
+      const morning: number[] = []
+      const night: number[] = []
+      for (const ts of hours) {
+        const local = stockholmTime(ts)
+        const h = Math.floor(local.hour)
+        const no2 = sampleAt(site, ts).no2 ?? 0
+        all.push(no2)
+        if (local.workday && (h === 7 || h === 8)) morning.push(no2)
+        if (h >= 1 && h <= 4) night.push(no2)
+      }
+      return { annual: mean(all), peak: mean(morning) / mean(night) }
+    }
+    const bg = stats(station)
+    // Malmö Rådhuset, roof level: NO2 ~8 µg/m³ in 2023 (air-quality reference §6.1).
+    expect(bg.annual).toBeGreaterThan(6)
+    expect(bg.annual).toBeLessThan(10)
+    for (const site of sites) {
+      const s = stats(site)
+      expect(s.annual, site.siteId).toBeGreaterThan(bg.annual)
+      expect(s.peak, site.siteId).toBeGreaterThan(bg.peak)
+    }
+    const start = Date.parse('2025-01-01T00:00:00Z')
+    const day = (site: SiteProfile, d: number) =>
+      mean(Array.from({ length: 24 }, (_, h) => sampleAt(site, start + d * DAY_MS + h * HOUR_MS).pm25 ?? 0))
+    const a = Array.from({ length: 180 }, (_, d) => day(station, d))
+    const b = Array.from({ length: 180 }, (_, d) => day(sites[1] as SiteProfile, d))
+    const ma = mean(a)
+    const mb = mean(b)
+    const cov = mean(a.map((x, i) => (x - ma) * ((b[i] ?? 0) - mb)))
+    const sd = (xs: number[], m: number) => Math.sqrt(mean(xs.map((x) => (x - m) ** 2)))
+    expect(cov / (sd(a, ma) * sd(b, mb))).toBeGreaterThan(0.8)
+    expect(Math.max(...a)).toBeGreaterThan(20)
+  })
+
   it('produces readings the v1 parser accepts unchanged', () => {
     const now = Date.parse('2025-06-01T12:00:00Z')
     for (const site of sites) {

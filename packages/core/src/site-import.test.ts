@@ -279,7 +279,9 @@ describe('the committed demo registry (infra/demo)', () => {
       expect(site.name).toMatch(/demo/i)
       expect(site.municipality).toBe('Lund')
       expect(site.id).toMatch(ID_PATTERN)
-      expect(site.id).toMatch(/^demo-[a-z-]+-[fs]-\d{3}$/)
+      expect(site.id).toMatch(/^demo-[a-z-]+-[fsb]-\d{3}$/)
     }
+    // One urban background site, so the demo's site reports can show a school's local increment.
+    expect(sites.filter((s) => s.kind === 'background').map((s) => s.id)).toEqual(['demo-lund-b-001'])
   })
 })
