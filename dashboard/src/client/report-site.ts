@@ -52,6 +52,8 @@ export interface SiteReportInput {
   readonly data: SiteReportData
   /** Null when the measures routes are not there (404) or refused. */
   readonly measures: MeasuresPart | null
+  /** The measures section with its controls (report-measures.ts); when given, it replaces `measures`. */
+  readonly measuresSection?: HTMLElement | null
 }
 
 const UNIT = 'µg/m³'
@@ -550,7 +552,7 @@ function measuresSection(f: ReportFormat, part: MeasuresPart | null): HTMLElemen
 /** The last day of a [from, to) window of whole UTC+1 days. */
 const lastDay = (toIso: string) => new Date(Date.parse(toIso) - 1).toISOString()
 
-function followUpBlock(f: ReportFormat, fu: FollowUpData): HTMLElement {
+export function followUpBlock(f: ReportFormat, fu: FollowUpData): HTMLElement {
   const { t, lang } = f
   const side = (s: FollowUpData['metrics'][number]['before']) => withCoverage(f, num(lang, s.mean), s.coverage)
   const change = (c: FollowUpData['metrics'][number]['change']) =>
@@ -620,6 +622,6 @@ export function renderSiteReport(f: ReportFormat, input: SiteReportInput): HTMLE
     backgroundSection(f, data),
     indoorOutdoorSection(f, data),
     suggestionsSection(f, data),
-    measuresSection(f, input.measures),
+    input.measuresSection === undefined ? measuresSection(f, input.measures) : input.measuresSection,
   )
 }

@@ -12,6 +12,7 @@ describe('report URLs', () => {
       kind: 'municipality',
       period: null,
     })
+    expect(reportRequestOf('?report=measures')).toEqual({ kind: 'measures' })
     expect(reportRequestOf('?site=site-a')).toBeNull()
     expect(reportRequestOf('?report=site')).toBeNull()
   })

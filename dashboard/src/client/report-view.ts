@@ -2,7 +2,10 @@
 import { type Api, ApiError } from './api.ts'
 import { h, replaceChildren, uid } from './dom.ts'
 import type { I18n } from './i18n.ts'
+import { CATALOGUE_URL, startCataloguePage } from './report-catalogue.ts'
 import { dateText } from './report-format.ts'
+import { mayWriteMeasures } from './report-measure-data.ts'
+import { createMeasuresPanel, type MeasuresPanel } from './report-measures.ts'
 import { renderMunicipalReport } from './report-municipal.ts'
 import {
   checkPeriod,
@@ -21,16 +24,9 @@ import {
   yearPeriod,
 } from './report-period.ts'
 import { REPORT_PROFILES } from './report-profiles.ts'
-import {
-  type FollowUpData,
-  FollowUpSchema,
-  MunicipalReportSchema,
-  parseSiteMeasures,
-  SiteHeadingSchema,
-  SiteMeasureListSchema,
-  SiteReportSchema,
-} from './report-schemas.ts'
-import { type MeasuresPart, renderSiteReport } from './report-site.ts'
+import { MunicipalReportSchema, SiteHeadingSchema, SiteReportSchema } from './report-schemas.ts'
+import { renderSiteReport } from './report-site.ts'
+import { SessionSchema } from './schemas.ts'
 import type { Texts } from './texts.ts'
 
 /**
@@ -41,9 +37,12 @@ import type { Texts } from './texts.ts'
  * bookmark opens the same report.
  */
 
-export type ReportRequest =
+export type PeriodReportRequest =
   | { readonly kind: 'site'; readonly site: string; readonly period: Period | null }
   | { readonly kind: 'municipality'; readonly period: Period | null }
+
+/** `/?report=measures` is the catalogue of measures (report-catalogue.ts), a page without a period. */
+export type ReportRequest = PeriodReportRequest | { readonly kind: 'measures' }
 
 /** The threshold profiles a report evaluates: null = all (the API's default), else ids in PROFILES order. */
 export type ProfileChoice = readonly string[] | null
@@ -68,12 +67,13 @@ export function reportRequestOf(search: string): ReportRequest | null {
   const to = params.get('to')
   const period = from !== null && to !== null && isDate(from) && isDate(to) ? { from, to } : null
   if (report === 'municipality') return { kind: 'municipality', period }
+  if (report === 'measures') return { kind: 'measures' }
   const site = params.get('site')
   if (report === 'site' && site !== null && site !== '') return { kind: 'site', site, period }
   return null
 }
 
-export function reportUrl(request: ReportRequest, period: Period, profiles: ProfileChoice = null): string {
+export function reportUrl(request: PeriodReportRequest, period: Period, profiles: ProfileChoice = null): string {
   const params = new URLSearchParams({ report: request.kind })
   if (request.kind === 'site') params.set('site', request.site)
   params.set('from', period.from)
@@ -83,7 +83,7 @@ export function reportUrl(request: ReportRequest, period: Period, profiles: Prof
 }
 
 export function reportApiPath(
-  request: ReportRequest,
+  request: PeriodReportRequest,
   period: Period,
   csv: boolean,
   profiles: ProfileChoice = null,
@@ -111,11 +111,14 @@ type Loaded =
   | { readonly kind: 'site'; readonly render: () => HTMLElement }
   | { readonly kind: 'municipality'; readonly render: () => HTMLElement }
 
-/** The API's 404 for a route that is not there yet vs. for a site that does not exist. */
-const isMissing = (error: unknown) => error instanceof ApiError && error.status === 404
-
 export function startReportPage(deps: ReportPageDeps): void {
-  const { i18n, texts, api, request } = deps
+  const { request } = deps
+  if (request.kind === 'measures') startCataloguePage(deps)
+  else startPeriodReport(deps, request)
+}
+
+function startPeriodReport(deps: ReportPageDeps, request: PeriodReportRequest): void {
+  const { i18n, texts, api } = deps
   const { t } = i18n
   const today = todayOf(deps.now())
   let period: Period = request.period ?? defaultPeriod(today)
@@ -296,6 +299,16 @@ export function startReportPage(deps: ReportPageDeps): void {
           t('reportMunicipalLink'),
         )
       : null
+  const catalogueLink = texts.bind(
+    h('a', { href: CATALOGUE_URL, class: 'button-link', 'data-testid': 'report-catalogue-link' }),
+    () => t('catalogueLink'),
+  )
+  // Who is logged in decides whether the measures section offers its form (report-measures.ts).
+  const session = api.get('/api/v1/auth/session', SessionSchema).catch((error: unknown) => {
+    if (!(error instanceof ApiError)) throw error
+    return null
+  })
+  let measuresPanel: MeasuresPanel | null = null
 
   const status = h('p', { class: 'report-status', 'data-testid': 'report-status', 'aria-live': 'polite' })
   const body = h('div', { class: 'report-body', 'data-testid': 'report-body' })
@@ -306,7 +319,7 @@ export function startReportPage(deps: ReportPageDeps): void {
       'header',
       { class: 'topbar report-controls' },
       deps.brand,
-      h('div', { class: 'top-controls' }, backLink, otherLink, deps.languageSwitch),
+      h('div', { class: 'top-controls' }, backLink, otherLink, catalogueLink, deps.languageSwitch),
     ),
     h(
       'div',
@@ -330,33 +343,19 @@ export function startReportPage(deps: ReportPageDeps): void {
     document.title = `${t('reportDocTitle', { from: dateText(i18n.lang(), period.from), to: dateText(i18n.lang(), period.to) })} · Skolluft`
   }
 
-  async function loadMeasures(siteId: string): Promise<MeasuresPart | null> {
-    try {
-      const list = parseSiteMeasures(
-        await api.get(`/api/v1/sites/${encodeURIComponent(siteId)}/measures`, SiteMeasureListSchema),
-      )
-      const followUps = new Map<string, FollowUpData>()
-      await Promise.all(
-        list.map(async (m) => {
-          try {
-            followUps.set(
-              String(m.id),
-              await api.get(
-                `/api/v1/sites/${encodeURIComponent(siteId)}/measures/${encodeURIComponent(String(m.id))}/follow-up`,
-                FollowUpSchema,
-              ),
-            )
-          } catch (error) {
-            if (!isMissing(error)) console.info('skolluft: a follow-up could not be loaded', error)
-          }
-        }),
-      )
-      return { measures: list, followUps }
-    } catch (error) {
-      // Not there yet (404) or not permitted: the report goes without the section.
-      if (!(error instanceof ApiError)) throw error
-      return null
+  async function loadMeasures(siteId: string): Promise<MeasuresPanel | null> {
+    if (measuresPanel === null) {
+      const current = await session
+      measuresPanel = createMeasuresPanel({
+        api,
+        i18n,
+        texts,
+        siteId,
+        writer: current !== null && mayWriteMeasures(current.user?.role) ? { csrf: current.csrfToken } : null,
+        today,
+      })
     }
+    return (await measuresPanel.load()) ? measuresPanel : null
   }
 
   async function load(): Promise<void> {
@@ -380,7 +379,11 @@ export function startReportPage(deps: ReportPageDeps): void {
         if (mine !== seq) return
         loaded = {
           kind: 'site',
-          render: () => renderSiteReport({ t, lang: i18n.lang() }, { period: shown, site, data, measures }),
+          render: () =>
+            renderSiteReport(
+              { t, lang: i18n.lang() },
+              { period: shown, site, data, measures: null, measuresSection: measures?.element() ?? null },
+            ),
         }
       } else {
         const data = await api.get(reportApiPath(request, shown, false, profiles), MunicipalReportSchema)
