@@ -121,6 +121,12 @@ export function section(key: MessageKey, f: ReportFormat, testId: string, ...chi
   return h('section', { class: 'report-section', 'data-testid': testId }, h('h2', {}, f.t(key)), ...children)
 }
 
+/** A headed list (a `report-block`), or null when there is nothing to list. */
+export function listBlock(title: string, items: readonly string[]): HTMLElement | null {
+  if (items.length === 0) return null
+  return h('div', { class: 'report-block' }, h('h3', {}, title), h('ul', {}, ...items.map((text) => h('li', {}, text))))
+}
+
 export function note(text: string, className = 'report-note'): HTMLParagraphElement {
   return h('p', { class: className }, text)
 }

@@ -2,6 +2,7 @@
 import { h } from './dom.ts'
 import { kindName } from './format.ts'
 import {
+  listBlock,
   metricName,
   note,
   num,
@@ -86,20 +87,10 @@ function rankingSection(f: ReportFormat, data: MunicipalReportData): HTMLElement
           ),
           'report-ranking-table',
         ),
-    ranking.notEnoughData.length === 0
-      ? null
-      : h(
-          'div',
-          { class: 'report-block' },
-          h('h3', {}, t('reportNotEnoughData')),
-          h(
-            'ul',
-            {},
-            ...ranking.notEnoughData.map((s) =>
-              h('li', {}, `${s.name} (${kindName(t, s.kind)}): ${components(f, s.components)}`),
-            ),
-          ),
-        ),
+    listBlock(
+      t('reportNotEnoughData'),
+      ranking.notEnoughData.map((s) => `${s.name} (${kindName(t, s.kind)}): ${components(f, s.components)}`),
+    ),
   )
 }
 
@@ -155,40 +146,19 @@ function metricSection(f: ReportFormat, m: MunicipalReportData['report']['metric
               ),
             ),
         ),
-    m.background === undefined || m.background.length === 0
-      ? null
-      : h(
-          'div',
-          { class: 'report-block' },
-          h('h3', {}, t('reportBackgroundReference')),
-          h(
-            'ul',
-            {},
-            ...m.background.map((b) =>
-              h('li', {}, `${b.name}: ${withCoverage(f, `${num(lang, b.mean)} ${UNIT}`, b.coverage)}`),
-            ),
-          ),
-        ),
-    m.leftOut.length === 0
-      ? null
-      : h(
-          'div',
-          { class: 'report-block' },
-          h('h3', {}, t('reportLeftOut')),
-          h(
-            'ul',
-            {},
-            ...m.leftOut.map((s) =>
-              h(
-                'li',
-                {},
-                `${s.name} (${kindName(t, s.kind)}): ${reasonText(f, s.reason)}${
-                  s.mean === null ? '' : `; ${withCoverage(f, `${num(lang, s.mean)} ${UNIT}`, s.coverage)}`
-                }`,
-              ),
-            ),
-          ),
-        ),
+    listBlock(
+      t('reportBackgroundReference'),
+      (m.background ?? []).map((b) => `${b.name}: ${withCoverage(f, `${num(lang, b.mean)} ${UNIT}`, b.coverage)}`),
+    ),
+    listBlock(
+      t('reportLeftOut'),
+      m.leftOut.map(
+        (s) =>
+          `${s.name} (${kindName(t, s.kind)}): ${reasonText(f, s.reason)}${
+            s.mean === null ? '' : `; ${withCoverage(f, `${num(lang, s.mean)} ${UNIT}`, s.coverage)}`
+          }`,
+      ),
+    ),
   )
 }
 

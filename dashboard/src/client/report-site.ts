@@ -9,6 +9,7 @@ import {
   dayText,
   hourText,
   instantText,
+  listBlock,
   metricName,
   note,
   num,
@@ -407,38 +408,22 @@ function suggestionsSection(f: ReportFormat, data: SiteReportData): HTMLElement 
     note(t('reportSuggestionsNote')),
     data.suggestions.length === 0 ? note(t('reportNoSuggestions')) : null,
     ...groupSuggestions(data.suggestions).map((group) => suggestionItem(f, group)),
-    data.skipped.length === 0
-      ? null
-      : h(
-          'div',
-          { class: 'report-block' },
-          h('h3', {}, t('reportSkipped')),
-          h(
-            'ul',
-            {},
-            ...data.skipped.map((s) =>
-              h(
-                'li',
-                {},
-                t('reportSkippedItem', {
-                  pattern: patternName(t, s.pattern),
-                  metric: metricName(t, s.metric),
-                  reason: s.reason,
-                  hours: s.hours,
-                  coverage: pct(lang, s.coverage),
-                }),
-              ),
-            ),
-          ),
-        ),
-    data.not_evaluated.length === 0
-      ? null
-      : h(
-          'div',
-          { class: 'report-block' },
-          h('h3', {}, t('reportNotEvaluated')),
-          h('ul', {}, ...data.not_evaluated.map((n) => h('li', {}, `${patternName(t, n.pattern)}: ${n.reason}`))),
-        ),
+    listBlock(
+      t('reportSkipped'),
+      data.skipped.map((s) =>
+        t('reportSkippedItem', {
+          pattern: patternName(t, s.pattern),
+          metric: metricName(t, s.metric),
+          reason: s.reason,
+          hours: s.hours,
+          coverage: pct(lang, s.coverage),
+        }),
+      ),
+    ),
+    listBlock(
+      t('reportNotEvaluated'),
+      data.not_evaluated.map((n) => `${patternName(t, n.pattern)}: ${n.reason}`),
+    ),
   )
 }
 
