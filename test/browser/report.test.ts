@@ -276,6 +276,10 @@ describe.runIf(browserAvailable())('the committee report in a browser', () => {
     const measures = (await page.textContent('[data-testid="report-measures"]')) ?? ''
     expect(measures).toContain('Bilfri skolgata vid lämning')
     expect(measures).toContain('Förbehåll')
+    // The school has no indoor device: the indoor patterns are not evaluated, and the page says why in Swedish.
+    const suggestions = (await page.textContent('[data-testid="report-suggestions"]')) ?? ''
+    expect(suggestions).toContain('här fanns ingen inomhusgivare')
+    expect(suggestions).not.toContain('no indoor device')
 
     // CSV: the link is the API's CSV of the same period.
     const csv = await page.getAttribute('[data-testid="report-csv"]', 'href')

@@ -286,6 +286,7 @@ describe('GET /sites/:id/report', () => {
     // D has an urban background site within 20 km but no indoor device.
     expect(body.not_evaluated.map((n) => n.pattern).sort()).toEqual(['indoor-follows-outdoor', 'indoor-sources'])
     expect(body.not_evaluated.every((n) => /indoor and an outdoor device.*no indoor device/.test(n.reason))).toBe(true)
+    expect(body.not_evaluated.map((n) => n.code)).toEqual(['NO_INDOOR_DEVICE', 'NO_INDOOR_DEVICE'])
     expect(body.indoor_outdoor).toBeNull()
     expect(body.indoor_only).toBe(false)
   })
@@ -396,11 +397,16 @@ describe('GET /sites/:id/report', () => {
     expect(far.background).toBeNull()
     expect(far.not_evaluated).toContainEqual({
       pattern: 'local-increment',
+      code: 'NO_BACKGROUND',
       reason: expect.stringMatching(/within 20 km/),
     })
     const bg = await report(`/sites/${BG}/report?${PERIOD}`)
     expect(bg.background).toBeNull()
-    expect(bg.not_evaluated).toContainEqual({ pattern: 'local-increment', reason: expect.stringMatching(/itself/) })
+    expect(bg.not_evaluated).toContainEqual({
+      pattern: 'local-increment',
+      code: 'IS_BACKGROUND',
+      reason: expect.stringMatching(/itself/),
+    })
   })
 
   it("leaves out a background site the caller may not read (a principal's report of their own school)", async () => {
@@ -449,6 +455,7 @@ describe('GET /sites/:id/report', () => {
     expect(body.report.metrics.find((m) => m.metric === 'pm25')).toMatchObject({ mean: 14 })
     expect(body.not_evaluated).toContainEqual({
       pattern: 'indoor-sources',
+      code: 'NO_OUTDOOR_DEVICE',
       reason: expect.stringMatching(/no outdoor device/),
     })
   })

@@ -203,6 +203,10 @@ const PairedOut = z.object({
   shareAGreater: z.number().nullable(),
 })
 
+/** Why a pattern could not be evaluated for a site: it is a background site itself; no background site it may read
+ * lies within reach; it had no indoor, or no outdoor, device in the period. */
+export const NOT_EVALUATED_CODES = ['IS_BACKGROUND', 'NO_BACKGROUND', 'NO_INDOOR_DEVICE', 'NO_OUTDOOR_DEVICE'] as const
+
 export const ReportResponse = z.object({
   site: z.string(),
   /** The period in fixed UTC+1 days: `from` 00:00 of the first day, `to` 00:00 after the last (exclusive). */
@@ -253,7 +257,8 @@ export const ReportResponse = z.object({
   evaluated: z.array(
     z.object({ pattern: z.string(), metric: z.string(), result: z.enum(['found', 'not_found', 'no_data']) }),
   ),
-  not_evaluated: z.array(z.object({ pattern: z.string(), reason: z.string() })),
+  /** `code` for programs and translations (NOT_EVALUATED_CODES), `reason` in English for people. */
+  not_evaluated: z.array(z.object({ pattern: z.string(), code: z.enum(NOT_EVALUATED_CODES), reason: z.string() })),
   /** Threshold profile ids the rules come from (the `profiles` parameter or all). */
   threshold_profiles: z.array(z.string()),
   /**
@@ -521,7 +526,11 @@ async function backgroundPart(
   patterns: Patterns,
 ): Promise<ReportResponse['background']> {
   if (site.kind === 'background') {
-    patterns.notEvaluated.push({ pattern: 'local-increment', reason: 'this site is itself an urban background site' })
+    patterns.notEvaluated.push({
+      pattern: 'local-increment',
+      code: 'IS_BACKGROUND',
+      reason: 'this site is itself an urban background site',
+    })
     return null
   }
   // Only background sites the caller may read: their levels are in the comparison.
@@ -531,6 +540,7 @@ async function backgroundPart(
   if (nearest === undefined) {
     patterns.notEvaluated.push({
       pattern: 'local-increment',
+      code: 'NO_BACKGROUND',
       reason: `no urban background site (kind background) within ${MAX_BACKGROUND_DISTANCE_KM} km of this site`,
     })
     return null
@@ -561,6 +571,7 @@ function indoorOutdoorPart(
     for (const pattern of INDOOR_PATTERNS) {
       patterns.notEvaluated.push({
         pattern,
+        code: parts.devices.indoor.length === 0 ? 'NO_INDOOR_DEVICE' : 'NO_OUTDOOR_DEVICE',
         reason: `needs an indoor and an outdoor device at this site in the period; it had ${missing}`,
       })
     }

@@ -148,7 +148,8 @@ export const SiteReportSchema = z.object({
     z.object({ pattern: z.string(), metric: z.string(), reason: z.string(), coverage: z.number(), hours: z.number() }),
   ),
   evaluated: z.array(z.object({ pattern: z.string(), metric: z.string(), result: z.string() })),
-  not_evaluated: z.array(z.object({ pattern: z.string(), reason: z.string() })),
+  /** `code` is absent from older APIs. */
+  not_evaluated: z.array(z.object({ pattern: z.string(), code: z.optional(z.string()), reason: z.string() })),
   /** Threshold profile ids the rules come from; absent from older APIs. */
   threshold_profiles: z.optional(z.array(z.string())),
   /** Absent from older APIs; null when there is none. */

@@ -334,6 +334,22 @@ const PATTERN_KEYS: Readonly<Record<string, MessageKey>> = {
   'local-increment': 'reportPattern_localIncrement',
 }
 
+/** Reason codes of the API (skipped: core measures.ts SkippedPattern; not evaluated: reports.ts NOT_EVALUATED_CODES). */
+const REASON_KEYS: Readonly<Record<string, MessageKey>> = {
+  LOW_COVERAGE: 'reportReason_LOW_COVERAGE',
+  TOO_FEW_HOURS: 'reportReason_TOO_FEW_HOURS',
+  IS_BACKGROUND: 'reportReason_IS_BACKGROUND',
+  NO_BACKGROUND: 'reportReason_NO_BACKGROUND',
+  NO_INDOOR_DEVICE: 'reportReason_NO_INDOOR_DEVICE',
+  NO_OUTDOOR_DEVICE: 'reportReason_NO_OUTDOOR_DEVICE',
+}
+
+/** A reason in the page's language; the API's own (English) text when its code is unknown here. */
+export function reasonName(t: Translate, code: string | undefined, fallback: string): string {
+  const key = code === undefined ? undefined : REASON_KEYS[code]
+  return key === undefined ? fallback : t(key)
+}
+
 export function patternName(t: Translate, pattern: string): string {
   const key = PATTERN_KEYS[pattern]
   return key === undefined ? pattern : t(key)
@@ -414,7 +430,7 @@ function suggestionsSection(f: ReportFormat, data: SiteReportData): HTMLElement 
         t('reportSkippedItem', {
           pattern: patternName(t, s.pattern),
           metric: metricName(t, s.metric),
-          reason: s.reason,
+          reason: reasonName(t, s.reason, s.reason),
           hours: s.hours,
           coverage: pct(lang, s.coverage),
         }),
@@ -422,7 +438,7 @@ function suggestionsSection(f: ReportFormat, data: SiteReportData): HTMLElement 
     ),
     listBlock(
       t('reportNotEvaluated'),
-      data.not_evaluated.map((n) => `${patternName(t, n.pattern)}: ${n.reason}`),
+      data.not_evaluated.map((n) => `${patternName(t, n.pattern)}: ${reasonName(t, n.code, n.reason)}`),
     ),
   )
 }
