@@ -361,6 +361,38 @@ describe('GET /sites/:id/report', () => {
     }
   })
 
+  it('gives the background and indoor/outdoor comparisons as CSV rows with the JSON numbers', async () => {
+    const csvRows = async (site: string) => {
+      const text = z.string().parse((await get('staff', `/sites/${site}/report?${PERIOD}&format=csv`)).body)
+      return text
+        .slice(0, -2)
+        .split('\r\n')
+        .slice(1)
+        .map((line) => Object.fromEntries(REPORT_CSV_COLUMNS.map((c, i) => [c, line.split(',')[i] ?? ''])))
+    }
+    const cases = [
+      { site: D, kind: 'background', rule: BG },
+      { site: IO, kind: 'indoor_outdoor', rule: 'indoor' },
+    ] as const
+    for (const { site, kind, rule } of cases) {
+      const json = await report(`/sites/${site}/report?${PERIOD}`)
+      const comparisons = (kind === 'background' ? json.background : json.indoor_outdoor)?.comparisons ?? []
+      expect(comparisons.length, kind).toBeGreaterThan(0)
+      const rows = (await csvRows(site)).filter((r) => r.kind === kind)
+      expect(rows.map((r) => r.metric)).toEqual(comparisons.map((c) => c.metric))
+      for (const c of comparisons) {
+        const row = rows.find((r) => r.metric === c.metric)
+        expect(row).toMatchObject({
+          rule,
+          mean: c.meanA === null ? '' : String(c.meanA),
+          value: c.meanB === null ? '' : String(c.meanB),
+          counted: String(c.pairedHours),
+          expected: String(c.periodHours),
+        })
+      }
+    }
+  })
+
   it('compares a school with the nearest urban background site, hour by hour, and finds the local increment', async () => {
     const body = await report(`/sites/${D}/report?${PERIOD}`)
     const all = no2Mean(siteD())

@@ -609,12 +609,21 @@ export function csvCell(value: string | number | boolean | null | undefined): st
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
 }
 
+/** What the CSV holds besides the report: the hour-by-hour comparisons (null when there are none). */
+export interface ReportCsvComparisons {
+  readonly background: ReportResponse['background']
+  readonly indoorOutdoor: ReportResponse['indoor_outdoor']
+}
+
 /**
  * The report as CSV (RFC 4180, CRLF, header row): one `metric` row per reported metric (mean of the counted
  * hourly means; counted/expected hours) and one `rule` row per profile rule (count rules: count of periods above
  * `value`, counted/expected = valid/expected periods; annual rules: the period mean, counted/expected hours).
+ * Then one row per metric of each hour-by-hour comparison: `background` (rule = the background site's id; `mean`
+ * = this site, `value` = the background, over the paired hours) and `indoor_outdoor` (rule = 'indoor'; `mean` =
+ * indoor, `value` = outdoor); counted = paired hours, expected = hours of the period.
  */
-export function reportCsv(report: ReportResponse['report']): string {
+export function reportCsv(report: ReportResponse['report'], comparisons?: ReportCsvComparisons): string {
   const rows: (string | number | boolean | null | undefined)[][] = [[...REPORT_CSV_COLUMNS]]
   for (const m of report.metrics) {
     rows.push([
@@ -670,6 +679,28 @@ export function reportCsv(report: ReportResponse['report']): string {
       )
     }
   }
+  const comparisonRows = (kind: string, rule: string, list: readonly z.infer<typeof PairedOut>[]) => {
+    for (const c of list) {
+      rows.push([
+        kind,
+        null,
+        rule,
+        c.metric,
+        null,
+        c.meanB,
+        c.meanA,
+        null,
+        null,
+        c.pairedHours,
+        c.periodHours,
+        c.coverage,
+        null,
+      ])
+    }
+  }
+  if (comparisons?.background)
+    comparisonRows('background', comparisons.background.site, comparisons.background.comparisons)
+  if (comparisons?.indoorOutdoor) comparisonRows('indoor_outdoor', 'indoor', comparisons.indoorOutdoor.comparisons)
   return rows.map((row) => `${row.map(csvCell).join(',')}\r\n`).join('')
 }
 
@@ -692,11 +723,15 @@ export function reportsRouter(ctx: ApiContext): Router {
       const registry: ReportRegistry = { sites, devices }
       const parts = await buildSiteReport(ctx, site, window, thresholdProfiles, registry, now)
       const { report, hours } = parts
+      const patterns = createPatterns(await readMeasureCatalogue(storage))
+      detectPatterns(hours, window, patterns)
+      const background = await backgroundPart(ctx, req, site, window, hours, registry, patterns)
+      const indoorOutdoor = indoorOutdoorPart(parts, window, patterns)
       cacheFor(res, options.publicMap, options.publicMaxAgeS)
       if (parsed.data.format === 'csv') {
         res.type('text/csv; charset=utf-8')
         res.attachment(`report-${site.id}-${parsed.data.from}-${parsed.data.to}.csv`)
-        res.send(reportCsv(report))
+        res.send(reportCsv(report, { background, indoorOutdoor }))
         return
       }
       const profileOptions = { ...window, timeZone: DEFAULT_PROFILE_TIME_ZONE }
@@ -710,10 +745,6 @@ export function reportsRouter(ctx: ApiContext): Router {
           season: bucketsOut(seasonProfile(metricHours, profileOptions)),
         }
       })
-      const patterns = createPatterns(await readMeasureCatalogue(storage))
-      detectPatterns(hours, window, patterns)
-      const background = await backgroundPart(ctx, req, site, window, hours, registry, patterns)
-      const indoorOutdoor = indoorOutdoorPart(parts, window, patterns)
       const suggested: Suggestions = suggestMeasures(patterns.found, patterns.catalogue)
       res.json({
         site: site.id,
