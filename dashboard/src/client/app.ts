@@ -40,7 +40,8 @@ import { createNotificationFeed, type NotificationFeed } from './notifications.t
 import { createPanel, type Panel } from './panel.ts'
 import type { BreachAccess } from './panel-breaches.ts'
 import { createReplayBar, type ReplayBar, type ReplayPeriod } from './replay-bar.ts'
-import { reportRequestOf, startReportPage } from './report-view.ts'
+import { reportRequestOf } from './report-request.ts'
+import { startReportPage } from './report-view.ts'
 import {
   type ConfigData,
   ConfigSchema,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { PROFILE_IDS, profileChoiceOf, reportApiPath, reportRequestOf, reportUrl } from './report-view.ts'
+import { reportRequestOf } from './report-request.ts'
+import { PROFILE_IDS, profileChoiceOf, reportApiPath, reportUrl } from './report-view.ts'
 
 describe('report URLs', () => {
   it('reads which report a page URL asks for, and nothing for the map', () => {

@@ -10,7 +10,6 @@ import { renderMunicipalReport } from './report-municipal.ts'
 import {
   checkPeriod,
   defaultPeriod,
-  isDate,
   monthPeriod,
   PERIOD_KINDS,
   type Period,
@@ -24,6 +23,7 @@ import {
   yearPeriod,
 } from './report-period.ts'
 import { REPORT_PROFILES } from './report-profiles.ts'
+import type { PeriodReportRequest, ReportRequest } from './report-request.ts'
 import { MunicipalReportSchema, SiteHeadingSchema, SiteReportSchema } from './report-schemas.ts'
 import { renderSiteReport } from './report-site.ts'
 import { SessionSchema } from './schemas.ts'
@@ -37,13 +37,6 @@ import type { Texts } from './texts.ts'
  * bookmark opens the same report.
  */
 
-export type PeriodReportRequest =
-  | { readonly kind: 'site'; readonly site: string; readonly period: Period | null }
-  | { readonly kind: 'municipality'; readonly period: Period | null }
-
-/** `/?report=measures` is the catalogue of measures (report-catalogue.ts), a page without a period. */
-export type ReportRequest = PeriodReportRequest | { readonly kind: 'measures' }
-
 /** The threshold profiles a report evaluates: null = all (the API's default), else ids in PROFILES order. */
 export type ProfileChoice = readonly string[] | null
 
@@ -56,21 +49,6 @@ export function profileChoiceOf(search: string): ProfileChoice {
   const ids = new Set(raw.split(',').map((id) => id.trim()))
   const chosen = PROFILE_IDS.filter((id) => ids.has(id))
   return chosen.length === 0 || chosen.length === PROFILE_IDS.length ? null : chosen
-}
-
-/** The report a page URL asks for, or null for the map. */
-export function reportRequestOf(search: string): ReportRequest | null {
-  const params = new URLSearchParams(search)
-  const report = params.get('report')
-  if (report === null) return null
-  const from = params.get('from')
-  const to = params.get('to')
-  const period = from !== null && to !== null && isDate(from) && isDate(to) ? { from, to } : null
-  if (report === 'municipality') return { kind: 'municipality', period }
-  if (report === 'measures') return { kind: 'measures' }
-  const site = params.get('site')
-  if (report === 'site' && site !== null && site !== '') return { kind: 'site', site, period }
-  return null
 }
 
 export function reportUrl(request: PeriodReportRequest, period: Period, profiles: ProfileChoice = null): string {
