@@ -70,6 +70,29 @@ function hashName(name: string, ext: string, body: Buffer): string {
   return `/assets/${name}-${createHash('sha256').update(body).digest('hex').slice(0, 10).toUpperCase()}${ext}`
 }
 
+type Outputs = Record<string, { imports: readonly { path: string; kind: string }[] }>
+
+/**
+ * The chunks `script` imports statically, and theirs in turn, as URL paths: the page names them for preloading
+ * (`<link rel="modulepreload">`), so the browser fetches them beside the entry instead of after it. Chunks reached
+ * only by import() are left to load when asked.
+ */
+function staticImports(outputs: Outputs, script: string): string[] {
+  const byUrl = new Map(Object.entries(outputs).map(([outPath, meta]) => [urlPath(outPath), meta]))
+  const seen = new Set<string>()
+  const visit = (url: string) => {
+    for (const imported of byUrl.get(url)?.imports ?? []) {
+      if (imported.kind !== 'import-statement') continue
+      const path = urlPath(imported.path)
+      if (seen.has(path)) continue
+      seen.add(path)
+      visit(path)
+    }
+  }
+  visit(script)
+  return [...seen]
+}
+
 export async function buildDashboard(options: BuildDashboardOptions = {}): Promise<DashboardBundle> {
   const minify = options.minify ?? true
   // Loaded on first use: a process that never serves the dashboard never loads esbuild.
@@ -87,6 +110,9 @@ export async function buildDashboard(options: BuildDashboardOptions = {}): Promi
       absWorkingDir: PACKAGE_DIR,
       outdir: VIRTUAL_OUT_DIR,
       entryNames: 'assets/[name]-[hash]',
+      // Code the map does not need (the report pages, app.ts) goes into chunks loaded by import() when asked.
+      splitting: true,
+      chunkNames: 'assets/[name]-[hash]',
       assetNames: 'assets/[name]-[hash]',
       publicPath: '/',
       loader: { '.png': 'file', '.svg': 'file' },
@@ -106,20 +132,23 @@ export async function buildDashboard(options: BuildDashboardOptions = {}): Promi
   }
   let script: string | null = null
   let stylesheet: string | null = null
-  for (const [outPath, meta] of Object.entries(result.metafile.outputs)) {
-    if (meta.entryPoint === undefined) continue
+  const outputs = result.metafile.outputs
+  for (const [outPath, meta] of Object.entries(outputs)) {
+    // With splitting, a module loaded by import() is an entry point too: the page's script is main.ts's.
+    if (meta.entryPoint === undefined || resolve(PACKAGE_DIR, meta.entryPoint) !== CLIENT_ENTRY) continue
     script = urlPath(outPath)
     if (meta.cssBundle !== undefined) stylesheet = urlPath(meta.cssBundle)
   }
   if (script === null || stylesheet === null || !files.has(script) || !files.has(stylesheet)) {
     throw new DashboardBuildError('the dashboard bundle has no script or no stylesheet')
   }
+  const preload = staticImports(outputs, script)
 
   const icon = Buffer.from(ICON_SVG)
   const iconPath = hashName('icon', '.svg', icon)
   files.set(iconPath, file(iconPath, icon))
 
-  const page = file('/index.html', Buffer.from(renderIndexHtml({ script, stylesheet, icon: iconPath })))
+  const page = file('/index.html', Buffer.from(renderIndexHtml({ script, stylesheet, icon: iconPath, preload })))
   files.set('/', page)
   files.set('/index.html', page)
   return { files }

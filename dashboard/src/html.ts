@@ -7,6 +7,8 @@ export interface PageAssets {
   readonly script: string
   readonly stylesheet: string
   readonly icon: string
+  /** Module chunks the script imports statically, fetched beside it. */
+  readonly preload?: readonly string[]
 }
 
 const ESCAPES: Readonly<Record<string, string>> = {
@@ -33,7 +35,7 @@ export function renderIndexHtml(assets: PageAssets): string {
 <title>Skolluft</title>
 <link rel="icon" href="${attr(assets.icon)}" type="image/svg+xml">
 <link rel="stylesheet" href="${attr(assets.stylesheet)}">
-<script type="module" src="${attr(assets.script)}"></script>
+${(assets.preload ?? []).map((path) => `<link rel="modulepreload" href="${attr(path)}">\n`).join('')}<script type="module" src="${attr(assets.script)}"></script>
 </head>
 <body>
 <noscript><p>Skolluft behöver JavaScript för kartan. / Skolluft needs JavaScript for the map.</p></noscript>

@@ -41,7 +41,6 @@ import { createPanel, type Panel } from './panel.ts'
 import type { BreachAccess } from './panel-breaches.ts'
 import { createReplayBar, type ReplayBar, type ReplayPeriod } from './replay-bar.ts'
 import { reportRequestOf } from './report-request.ts'
-import { startReportPage } from './report-view.ts'
 import {
   type ConfigData,
   ConfigSchema,
@@ -241,16 +240,26 @@ function startDashboard(shared: Shared, initialSession: SessionData): void {
   // `/?report=…` is a report page (report-view.ts), not the map.
   const reportRequest = reportRequestOf(window.location.search)
   if (reportRequest !== null) {
-    startReportPage({
-      root: env.root,
-      api: env.api,
-      i18n,
-      texts,
-      request: reportRequest,
-      brand: brand(shared),
-      languageSwitch: languageSwitch(i18n, texts, env.storage),
-      now: () => Date.now(),
-    })
+    // The report pages are a chunk of their own (build.ts splitting), loaded only here: the map does not carry them.
+    import('./report-view.ts')
+      .then(({ startReportPage }) =>
+        startReportPage({
+          root: env.root,
+          api: env.api,
+          i18n,
+          texts,
+          request: reportRequest,
+          brand: brand(shared),
+          languageSwitch: languageSwitch(i18n, texts, env.storage),
+          now: () => Date.now(),
+        }),
+      )
+      .catch((error: unknown) => {
+        console.error('skolluft: the report page failed to load', error)
+        env.root.textContent = i18n.t('reportLoadError', {
+          detail: error instanceof Error ? error.message : String(error),
+        })
+      })
     return
   }
   const { t } = i18n
