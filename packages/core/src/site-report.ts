@@ -1,6 +1,6 @@
 import { DAY_MS, HOUR_MS, REGULATORY_DAY_OFFSET_MS, regulatoryDayStart } from './aggregation.ts'
 import {
-  annualMean,
+  type AnnualMean,
   countableValues,
   countExceedances,
   profileYearWindow,
@@ -208,25 +208,129 @@ function checkInput(input: SiteReportInput): number {
 }
 
 /** Highest first; equal values earlier first. */
+const worstFirst = (a: { t: number; value: number }, b: { t: number; value: number }): number =>
+  b.value - a.value || a.t - b.t
+
+/**
+ * The first `n` of the valid values in `worstFirst` order, as a stable sort of them all would give (a value goes
+ * after those it ties with), kept in a list of n instead of sorting a year of hours for 5 of them.
+ */
 function worst(values: readonly PeriodValue[], n: number, coverageOf: (t: number) => number): WorstPeriod[] {
-  const valid: { t: number; value: number }[] = []
-  for (const { t, value } of values) if (value !== null) valid.push({ t, value })
-  valid.sort((a, b) => b.value - a.value || a.t - b.t)
-  return valid.slice(0, n).map(({ t, value }) => ({ t, value, coverage: coverageOf(t) }))
+  const top: { t: number; value: number }[] = []
+  if (n > 0) {
+    for (const { t, value } of values) {
+      if (value === null) continue
+      const candidate = { t, value }
+      const last = top[top.length - 1]
+      if (top.length >= n && last !== undefined && worstFirst(candidate, last) >= 0) continue
+      let at = top.length
+      while (at > 0) {
+        const before = top[at - 1]
+        if (before === undefined || worstFirst(candidate, before) >= 0) break
+        at -= 1
+      }
+      top.splice(at, 0, candidate)
+      if (top.length > n) top.pop()
+    }
+  }
+  return top.map(({ t, value }) => ({ t, value, coverage: coverageOf(t) }))
 }
 
-function metricReport(metric: Metric, hours: readonly RuleHour[], window: TimeWindow, now: number, n: number) {
-  const { mean, countedHours, expectedHours } = annualMean(hours, window, now)
-  const hourly = countableValues(hours, 'hour', window, now)
-  const daily = countableValues(hours, 'day', window, now)
-  const hourCoverage = new Map(hours.map((h) => [h.t, h.coverage]))
-  const countedPerDay = new Map<number, number>()
-  for (const { t, value } of hourly) {
-    if (value === null) continue
-    const day = regulatoryDayStart(t)
-    countedPerDay.set(day, (countedPerDay.get(day) ?? 0) + 1)
+/**
+ * `countableValues` computed once per pollutant, period and window: a report asks for the same values for its
+ * metric numbers and for every rule on the pollutant (~35 rules over all profiles), each a pass over a year of
+ * hours. The arrays are shared, so they are never changed after they are made.
+ */
+type CountableValues = (
+  hours: readonly RuleHour[],
+  period: 'hour' | 'day',
+  window: TimeWindow,
+  now: number,
+) => readonly PeriodValue[]
+
+function memoizedCountableValues(): CountableValues {
+  const cache = new Map<readonly RuleHour[], Map<string, readonly PeriodValue[]>>()
+  return (hours, period, window, now) => {
+    let byKey = cache.get(hours)
+    if (byKey === undefined) {
+      byKey = new Map()
+      cache.set(hours, byKey)
+    }
+    const key = `${period} ${window.from} ${window.to} ${now}`
+    let values = byKey.get(key)
+    if (values === undefined) {
+      values = countableValues(hours, period, window, now)
+      byKey.set(key, values)
+    }
+    return values
   }
-  const validDays = daily.filter((d) => d.value !== null).length
+}
+
+/** annual-exceedances.ts `annualMean` (the mean of the counted hourly values) from already made hourly values. */
+function meanOfHourly(hourly: readonly PeriodValue[], window: TimeWindow): AnnualMean {
+  let sum = 0
+  let countedHours = 0
+  for (const { value } of hourly) {
+    if (value === null) continue
+    sum += value
+    countedHours += 1
+  }
+  return {
+    mean: countedHours === 0 ? null : sum / countedHours,
+    countedHours,
+    expectedHours: (window.to - window.from) / HOUR_MS,
+  }
+}
+
+type MeanOfHourly = (hourly: readonly PeriodValue[], window: TimeWindow) => AnnualMean
+
+/** `meanOfHourly` once per list of values and window (several profiles' annual rules share a pollutant's mean). */
+function memoizedMeanOfHourly(): MeanOfHourly {
+  const cache = new Map<readonly PeriodValue[], Map<string, AnnualMean>>()
+  return (hourly, window) => {
+    let byWindow = cache.get(hourly)
+    if (byWindow === undefined) {
+      byWindow = new Map()
+      cache.set(hourly, byWindow)
+    }
+    const key = `${window.from} ${window.to}`
+    let mean = byWindow.get(key)
+    if (mean === undefined) {
+      mean = meanOfHourly(hourly, window)
+      byWindow.set(key, mean)
+    }
+    return mean
+  }
+}
+
+function metricReport(
+  metric: Metric,
+  hours: readonly RuleHour[],
+  window: TimeWindow,
+  now: number,
+  n: number,
+  valuesOf: CountableValues,
+) {
+  // annualMean = the mean of the period's 'hour' values (annual-exceedances.ts counts a 'year' as its hours).
+  const hourly = valuesOf(hours, 'hour', window, now)
+  const daily = valuesOf(hours, 'day', window, now)
+  const { mean, countedHours, expectedHours } = meanOfHourly(hourly, window)
+  // Only the worst hours' coverage and the worst days' counted hours are needed: looked up for those alone.
+  // An hour's coverage as a Map built from `hours` would give it: the last hour with that start.
+  const hourCoverage = (t: number): number => {
+    for (let i = hours.length - 1; i >= 0; i -= 1) {
+      const h = hours[i]
+      if (h !== undefined && h.t === t) return h.coverage
+    }
+    return 0
+  }
+  const countedInDay = (day: number): number => {
+    let counted = 0
+    for (const { t, value } of hourly) if (value !== null && regulatoryDayStart(t) === day) counted += 1
+    return counted
+  }
+  let validDays = 0
+  for (const d of daily) if (d.value !== null) validDays += 1
   const expectedDays = (window.to - window.from) / DAY_MS
   const coverage = Math.min(1, countedHours / expectedHours)
   return {
@@ -239,8 +343,8 @@ function metricReport(metric: Metric, hours: readonly RuleHour[], window: TimeWi
     validDays,
     expectedDays,
     dayCoverage: Math.min(1, validDays / expectedDays),
-    worstHours: worst(hourly, n, (t) => hourCoverage.get(t) ?? 0),
-    worstDays: worst(daily, n, (t) => (countedPerDay.get(t) ?? 0) / HOURS_PER_DAY),
+    worstHours: worst(hourly, n, hourCoverage),
+    worstDays: worst(daily, n, (t) => countedInDay(t) / HOURS_PER_DAY),
   } satisfies MetricReport
 }
 
@@ -250,13 +354,14 @@ function countRule(
   pieces: readonly { year: number; piece: TimeWindow }[],
   periodIsYear: boolean,
   now: number,
+  valuesOf: CountableValues,
 ): CountRuleReport {
   let count = 0
   let validPeriods = 0
   let expectedPeriods = 0
   let passedInAYear = false
   for (const { year, piece } of pieces) {
-    const result = countExceedances(countableValues(hours, rule.period, piece, now), rule, year, piece)
+    const result = countExceedances(valuesOf(hours, rule.period, piece, now), rule, year, piece)
     count += result.count
     validPeriods += result.validPeriods
     expectedPeriods += result.expectedPeriods
@@ -289,8 +394,10 @@ function meanRule(
   applies: TimeWindow,
   periodIsYear: boolean,
   now: number,
+  valuesOf: CountableValues,
+  meanOf: MeanOfHourly,
 ): MeanRuleReport {
-  const { mean, countedHours, expectedHours } = annualMean(hours, applies, now)
+  const { mean, countedHours, expectedHours } = meanOf(valuesOf(hours, 'hour', applies, now), applies)
   const coverage = Math.min(1, countedHours / expectedHours)
   const aboveValue = mean === null ? null : mean > rule.value
   return {
@@ -329,6 +436,8 @@ export function siteReport(input: SiteReportInput): SiteReport {
     first.piece.from === Date.UTC(first.year, 0, 1) - REGULATORY_DAY_OFFSET_MS &&
     first.piece.to === Date.UTC(first.year + 1, 0, 1) - REGULATORY_DAY_OFFSET_MS
   const reported = new Set<Metric>(input.metrics)
+  const valuesOf = memoizedCountableValues()
+  const meanOf = memoizedMeanOfHourly()
 
   const profiles: ProfileReport[] = input.profiles.map((profile) => {
     const applicable: { year: number; piece: TimeWindow }[] = []
@@ -350,8 +459,8 @@ export function siteReport(input: SiteReportInput): SiteReport {
       for (const rule of profile.rules) {
         if (!reported.has(rule.pollutant)) continue
         const hours = hoursOf(rule.pollutant)
-        if (isCountRule(rule)) rules.push(countRule(rule, hours, applicable, periodIsYear, now))
-        else if (rule.period === 'year') rules.push(meanRule(rule, hours, applies, periodIsYear, now))
+        if (isCountRule(rule)) rules.push(countRule(rule, hours, applicable, periodIsYear, now, valuesOf))
+        else if (rule.period === 'year') rules.push(meanRule(rule, hours, applies, periodIsYear, now, valuesOf, meanOf))
         // running24h: never counted (reference §3), left out.
       }
     }
@@ -370,7 +479,7 @@ export function siteReport(input: SiteReportInput): SiteReport {
     siteId: input.siteId,
     window,
     periodIsYear,
-    metrics: input.metrics.map((metric) => metricReport(metric, hoursOf(metric), window, now, n)),
+    metrics: input.metrics.map((metric) => metricReport(metric, hoursOf(metric), window, now, n, valuesOf)),
     profiles,
   }
 }
