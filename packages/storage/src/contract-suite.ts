@@ -357,6 +357,38 @@ export function describeStorageContract(name: string, open: () => Promise<Storag
       })
     })
 
+    describe("readings: a site's hours of several metrics at once (siteHourly)", () => {
+      it('gives per metric exactly what aggregateSeries gives, from one read', async () => {
+        await storage.readings.writeReadings([
+          ...minutes('dev-1', T0 - HOUR_MS, 60, (i) => i / 3),
+          ...minutes('dev-2', T0 - HOUR_MS, 50, (i) => 0.1 * i + 7),
+          ...minutes('dev-1', T0, 30, () => 2.5),
+          ...minutes('dev-2', T0 + HOUR_MS, 45, (i) => (i % 7) * 1.1, 'no2'),
+          ...minutes('dev-1', T0 + 2 * HOUR_MS, 60, (i) => i * 0.7, 'rh'),
+          ...minutes('dev-3', T0 + 2 * HOUR_MS, 60, () => 9, 'pm25', 'school-b'),
+        ])
+        const range = { from: T0 - HOUR_MS + 30 * MINUTE_MS, to: T0 + 3 * HOUR_MS }
+        const metrics = ['pm1', 'pm25', 'no2', 'rh'] as const
+        const got = await storage.readings.siteHourly({ siteId: 'school-a', metrics: [...metrics, 'pm25'], ...range })
+        expect([...got.keys()]).toEqual(metrics)
+        for (const metric of metrics) {
+          const one = await storage.readings.aggregateSeries({
+            siteId: 'school-a',
+            metric,
+            every: '1h',
+            ...range,
+            limit: 100,
+          })
+          expect(got.get(metric), metric).toEqual(one)
+        }
+        expect(got.get('pm25')?.map((p) => p.n)).toEqual([110, 30])
+        expect(got.get('pm1')).toEqual([])
+        expect(await storage.readings.siteHourly({ siteId: 'school-a', metrics, from: T0, to: T0 })).toEqual(
+          new Map(metrics.map((m) => [m, []])),
+        )
+      })
+    })
+
     describe('readings: daily aggregates (UTC+1 days)', () => {
       /** 23:00 UTC on Jan 11: start of the UTC+1 day Jan 12. */
       const DAY = T0 - HOUR_MS

@@ -111,6 +111,13 @@ export interface ReadingStore {
    */
   aggregateSeries(query: SeriesQuery & { readonly every: '1h' | '1d' }): Promise<AggregatePoint[]>
   /**
+   * One site's hourly aggregates of several metrics at once: per metric exactly what
+   * `aggregateSeries({ siteId, metric, every: '1h', from, to, limit })` returns with a limit that cuts nothing
+   * (every metric asked for is a key, [] without data). For reports that need five metrics of a year per site:
+   * one read instead of five (SQLite: one scan of the site's hours, ~1.6 times faster than five).
+   */
+  siteHourly(query: SiteHourlyQuery): Promise<Map<Metric, AggregatePoint[]>>
+  /**
    * Latest reading per device (newest `ts` wins; late data never moves it backwards).
    * Each metric keeps its own newest value, so a device that sends PM and NO2 in separate
    * messages still shows both.
@@ -253,6 +260,14 @@ export interface ExportQuery {
  * bench/export.ts: 10 million raw rows at 130 000 rows/s with 5 000, 263 000 rows/s and a 130 MB peak with 1 000).
  */
 export const EXPORT_BATCH_ROWS = 1_000
+
+/** `ReadingStore.siteHourly`: a site, the metrics (each at most once) and the span [from, to), epoch ms. */
+export interface SiteHourlyQuery {
+  readonly siteId: string
+  readonly metrics: readonly Metric[]
+  readonly from: number
+  readonly to: number
+}
 
 /** One site's hourly aggregate of one metric (see `ReadingStore.hourlyBySite`). */
 export interface SiteHour {

@@ -2,6 +2,8 @@ import { randomInt } from 'node:crypto'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { ParameterizedQuery, QueryApi } from '@influxdata/influxdb-client'
 import {
+  type AggregatePoint,
+  aggregateWindowCount,
   createHourIsoFormatter,
   dailyPoints,
   type ExportHourSums,
@@ -309,7 +311,7 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
     }
   }
 
-  return {
+  const store: InfluxReadingStore = {
     writeReadings(readings): Promise<WriteResult> {
       if (closed) return Promise.reject(new StorageError('CLOSED', 'the storage is closed'))
       if (readings.length === 0) return Promise.resolve({ inserted: 0, duplicates: 0 })
@@ -331,6 +333,17 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
         value: num(row._value),
         deviceId: String(row.device),
       }))
+    },
+
+    async siteHourly({ siteId, metrics, from, to }) {
+      const series = new Map<Metric, AggregatePoint[]>()
+      // The contract's definition itself: one aggregateSeries per metric, with a limit that cuts nothing.
+      const limit = aggregateWindowCount('1h', from, to)
+      for (const metric of new Set(metrics)) {
+        if (!METRICS.includes(metric)) throw new StorageError('INVALID_QUERY', `unknown metric ${String(metric)}`)
+        series.set(metric, await store.aggregateSeries({ siteId, metric, every: '1h', from, to, limit }))
+      }
+      return series
     },
 
     async aggregateSeries(query) {
@@ -551,6 +564,7 @@ export function createInfluxReadingStore(options: InfluxReadingStoreOptions): In
       closed = true
     },
   }
+  return store
 
   /** A device's readings at one site (undefined = every site) in [from, to), in pages, with qc when asked. */
   async function* readingBatches(

@@ -222,6 +222,29 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
     })
   }
 
+  // siteHourly: the `site` statement's sums for several metrics in one scan of the site's hours. Each aggregate
+  // takes only the rows with a sample of its metric (FILTER, as `site`'s WHERE does), visited in the same index
+  // order, so every sum is the same as `site`'s to the last bit. One statement per metric list (from METRICS).
+  const siteHourlyStatements = new Map<string, Database.Statement<[string, number, number], number[]>>()
+  const siteHourlyStatement = (metrics: readonly Metric[]) => {
+    const key = metrics.join(',')
+    let statement = siteHourlyStatements.get(key)
+    if (statement === undefined) {
+      const columns = metrics.map((m) => {
+        const only = `FILTER (WHERE ${m}_n > 0)`
+        return `sum(${m}_n) ${only}, sum(${m}_sum) ${only}, min(${m}_min) ${only}, max(${m}_max) ${only}, sum(expected) ${only}`
+      })
+      statement = db
+        .prepare<[string, number, number], number[]>(
+          `SELECT hour_start, ${columns.join(', ')} FROM hourly WHERE site_id = ? AND hour_start >= ? AND hour_start < ?
+           GROUP BY hour_start ORDER BY hour_start`,
+        )
+        .raw()
+      siteHourlyStatements.set(key, statement)
+    }
+    return statement
+  }
+
   const latestAll = db.prepare<[], LatestRow>('SELECT * FROM latest ORDER BY device_id')
   // A device's latest values count for a site only if it stands there now AND its newest reading was taken
   // there: right after a move, the new site shows nothing measured at the old one.
@@ -350,6 +373,40 @@ export function createSqliteReadingStore(db: Database.Database): SqliteReadingSt
       // Whole UTC+1 days from the one containing `from`; a day has at most 24 hours, so limit × 24 rows suffice.
       const hours = hourBuckets(query, regulatoryDayStart(query.from), query.limit * 24)
       return dailyPoints(hours).slice(0, query.limit)
+    },
+
+    async siteHourly({ siteId, metrics, from, to }): Promise<Map<Metric, AggregatePoint[]>> {
+      const asked = [...new Set(metrics)]
+      for (const m of asked) {
+        if (!METRICS.includes(m)) throw new StorageError('INVALID_QUERY', `unknown metric ${String(m)}`)
+      }
+      const series = new Map<Metric, AggregatePoint[]>(asked.map((m) => [m, []]))
+      if (asked.length === 0 || !(from < to)) return series
+      const iso = createHourIsoFormatter()
+      for (const row of siteHourlyStatement(asked).all(siteId, hourStart(from), to)) {
+        // As BucketTuple: SQLite's values as they come (what aggregateSeries passes on), five per metric.
+        const cell = (k: number): number => {
+          const value = row[k]
+          if (value === undefined) throw new StorageError('INVALID_QUERY', `siteHourly: no column ${k}`)
+          return value
+        }
+        const start = cell(0)
+        for (const [i, m] of asked.entries()) {
+          const n = cell(1 + i * 5)
+          // No sample of this metric in the hour (the filtered sum is NULL): absent, as in aggregateSeries.
+          if (!(typeof n === 'number' && n > 0)) continue
+          const bucket = {
+            start,
+            n,
+            sum: cell(2 + i * 5),
+            min: cell(3 + i * 5),
+            max: cell(4 + i * 5),
+            expected: cell(5 + i * 5),
+          }
+          series.get(m)?.push(hourPoint(bucket, iso))
+        }
+      }
+      return series
     },
 
     async latestByDevice(): Promise<LatestReading[]> {
