@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
 import { ANONYMOUS_CALLER, type Caller, call, logIn } from '../test-http.ts'
-import { MUNICIPAL_CSV_COLUMNS, MunicipalReportResponse } from './municipal-report.ts'
+import { MUNICIPAL_CSV_COLUMNS, MUNICIPAL_REPORT_CACHE_MS, MunicipalReportResponse } from './municipal-report.ts'
 import { ReportResponse } from './reports.ts'
 
 /**
@@ -262,5 +262,44 @@ describe('GET /reports/municipality', () => {
     expect((await call(api, callers.get('staff') ?? ANONYMOUS_CALLER, 'POST', '/reports/municipality')).status).toBe(
       405,
     )
+  })
+})
+
+describe('GET /reports/municipality: numbers kept for a few minutes', () => {
+  it('serves the same numbers with their generation time until MUNICIPAL_REPORT_CACHE_MS or a registry change', async () => {
+    let now = NOW
+    const cached = await startApi({
+      log: silentLogger(),
+      storage,
+      clock: () => now,
+      host: '127.0.0.1',
+      port: 0,
+      options: { publicMap: true },
+    })
+    try {
+      const report = async () => {
+        const res = await call(cached, ANONYMOUS_CALLER, 'GET', `/reports/municipality?${PERIOD}`)
+        expect(res.status, JSON.stringify(res.body)).toBe(200)
+        return MunicipalReportResponse.parse(res.body)
+      }
+      const first = await report()
+      expect(first.generated_at).toBe(new Date(NOW).toISOString())
+      now = NOW + MUNICIPAL_REPORT_CACHE_MS - 1
+      expect(await report()).toEqual(first)
+      now = NOW + MUNICIPAL_REPORT_CACHE_MS
+      const later = await report()
+      expect(later.generated_at).toBe(new Date(now).toISOString())
+      expect(later.report).toEqual(first.report)
+      // A registry change (here a new school without data) moves the revision: made again at once.
+      now += 60_000
+      await storage.registry.upsertSites([
+        { id: 'new', name: 'Plats new', kind: 'school', municipality: 'Lund', lat: 55.8, lon: 13.2 },
+      ])
+      const changed = await report()
+      expect(changed.generated_at).toBe(new Date(now).toISOString())
+      expect(changed.report.sites).toBe(first.report.sites + 1)
+    } finally {
+      await cached.close()
+    }
   })
 })

@@ -1,11 +1,20 @@
-import { type MunicipalReport, type MunicipalSite, municipalReport, sitesFor } from '@skolluft/core'
+import {
+  type MunicipalReport,
+  type MunicipalSite,
+  municipalReport,
+  sitesFor,
+  type ThresholdProfile,
+  type TimeWindow,
+} from '@skolluft/core'
 import { Router } from 'express'
 import { z } from 'zod'
 import { cacheFor, requirePermission } from '../auth/authenticate.ts'
 import type { ApiContext } from '../options.ts'
 import { HttpProblem, methodNotAllowed, validationProblem } from '../problem.ts'
+import { readSiteAirHours } from '../site-hours.ts'
 import {
   buildSiteReport,
+  coreSiteReport,
   csvCell,
   REPORT_METRICS,
   ReportQuery,
@@ -20,10 +29,13 @@ import {
  * Shapes: the core objects (camelCase) with the period and generation time at the top (snake_case), as
  * reports.ts ReportResponse.
  *
- * Every site's numbers come from the same function as its site report (reports.ts buildSiteReport: the site's
- * hourly aggregates with the quality checks, outdoor devices only at a site with indoor ones too), so a site has
- * the same mean here as in its own report (tested). Read per site: 5 queries per site (measured on a loaded 2-core
- * machine, 100 sites × one reading an hour: a month 2.7 s, a year 32 s, half SQL and half core site-report).
+ * Every site's numbers come from the same functions as its site report (site-hours.ts readSiteAirHours and
+ * reports.ts coreSiteReport, as reports.ts buildSiteReport: the site's hourly aggregates with the quality checks,
+ * outdoor devices only at a site with indoor ones too), so a site has the same mean here as in its own report
+ * (tested; `municipalReportPerSite` builds it through buildSiteReport itself, the reference of
+ * bench/municipal-report.ts, which checks the two give the same numbers). Read per site: one
+ * ReadingStore.siteHourly (SQLite: one scan of the site's hours for its five metrics; it was five aggregateSeries
+ * queries, twice the time), still most of the time (BENCHMARKS.md "Municipality report": 150 sites × a year).
  * Not from ReadingStore.hourlyBySite (one query for all sites): its hours carry no min/max, without which the
  * stuck-sensor check (quality.ts) cannot run, so the numbers would differ from the site reports'. Nor from
  * ReadingStore.streamHourly: its batches re-run a grouped query (100 sites × a year: 379 s).
@@ -279,9 +291,95 @@ export function municipalCsv(report: ReportOut): string {
   return rows.map((cells) => `${cells.map(csvCell).join(',')}\r\n`).join('')
 }
 
+/** The municipality report's numbers and the sites counted from their outdoor devices only. */
+export interface MunicipalNumbers {
+  readonly report: ReportOut
+  readonly outdoorOnly: readonly string[]
+}
+
+const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+/**
+ * The report built site by site with reports.ts buildSiteReport, exactly as each site's own report is built (the
+ * reference the faster path is checked against, bench/municipal-report.ts).
+ */
+export async function municipalReportPerSite(
+  ctx: ApiContext,
+  window: TimeWindow,
+  profiles: readonly ThresholdProfile[],
+  registry: ReportRegistry,
+  now: number,
+): Promise<MunicipalNumbers> {
+  const entries: MunicipalSite[] = []
+  const outdoorOnly: string[] = []
+  // In turn: SQLite answers synchronously, so running the sites at once would only interleave them.
+  for (const site of [...registry.sites].sort(byId)) {
+    const parts = await buildSiteReport(ctx, site, window, profiles, registry, now)
+    entries.push({ site, report: parts.core })
+    if (parts.indoorOutdoor !== null) outdoorOnly.push(site.id)
+  }
+  return { report: municipalOut(municipalReport({ window, metrics: REPORT_METRICS, sites: entries })), outdoorOnly }
+}
+
+/**
+ * The report: per site, the hours its own report counts (site-hours.ts readSiteAirHours) through the same core
+ * siteReport (reports.ts coreSiteReport), so every number is the site report's. What reports.ts buildSiteReport
+ * adds for a site's own page (the rounded report, the rule hours again for profiles and patterns) is not made.
+ */
+export async function municipalNumbers(
+  ctx: Pick<ApiContext, 'storage'>,
+  window: TimeWindow,
+  profiles: readonly ThresholdProfile[],
+  registry: ReportRegistry,
+  now: number,
+): Promise<MunicipalNumbers> {
+  const entries: MunicipalSite[] = []
+  const outdoorOnly: string[] = []
+  // In turn: SQLite answers synchronously, so running the sites at once would only interleave them.
+  for (const site of [...registry.sites].sort(byId)) {
+    const air = await readSiteAirHours(ctx.storage.readings, site.id, window, registry.devices)
+    entries.push({ site, report: coreSiteReport(site.id, window, profiles, air.series, now) })
+    if (air.indoorOutdoor !== null) outdoorOnly.push(site.id)
+  }
+  return { report: municipalOut(municipalReport({ window, metrics: REPORT_METRICS, sites: entries })), outdoorOnly }
+}
+
+/**
+ * How long computed numbers are served again for the same period, profiles and registry revision: a committee
+ * member opens the report, downloads its CSV and prints it within minutes, and a year of 150 sites takes ~30 s to
+ * compute (BENCHMARKS.md "Municipality report"); people opening it at once share one computation. Readings that
+ * arrive meanwhile show after at most this long; `generated_at` says when the numbers were made. Editorial choice.
+ */
+export const MUNICIPAL_REPORT_CACHE_MS = 5 * 60_000
+/** Reports kept at once (a few people look at a few periods); the oldest goes first. */
+export const MUNICIPAL_REPORT_CACHE_ENTRIES = 8
+
+interface CachedNumbers {
+  readonly at: number
+  readonly numbers: Promise<MunicipalNumbers>
+}
+
 export function municipalReportRouter(ctx: ApiContext): Router {
   const { storage, clock, options } = ctx
   const router = Router()
+  const cache = new Map<string, CachedNumbers>()
+
+  /** The numbers made at most MUNICIPAL_REPORT_CACHE_MS ago for this key, or made now (and kept). */
+  function cachedNumbers(key: string, now: number, make: (now: number) => Promise<MunicipalNumbers>): CachedNumbers {
+    const seen = cache.get(key)
+    if (seen !== undefined && now >= seen.at && now - seen.at < MUNICIPAL_REPORT_CACHE_MS) return seen
+    cache.delete(key)
+    const entry: CachedNumbers = { at: now, numbers: make(now) }
+    entry.numbers.catch(() => {
+      if (cache.get(key) === entry) cache.delete(key)
+    })
+    cache.set(key, entry)
+    for (const old of cache.keys()) {
+      if (cache.size <= MUNICIPAL_REPORT_CACHE_ENTRIES) break
+      cache.delete(old)
+    }
+    return entry
+  }
 
   router
     .route('/reports/municipality')
@@ -300,18 +398,13 @@ export function municipalReportRouter(ctx: ApiContext): Router {
       if (!parsed.success) throw validationProblem(parsed.error, 'report query')
       const window = reportPeriod(parsed.data)
       const profiles = selectedProfiles(parsed.data.profiles)
-      const now = clock()
-      const [sites, devices] = await Promise.all([storage.registry.listSites(), storage.registry.listDevices()])
-      const registry: ReportRegistry = { sites, devices }
-      const entries: MunicipalSite[] = []
-      const outdoorOnly: string[] = []
-      // In turn: SQLite answers synchronously, so running the sites at once would only interleave them.
-      for (const site of [...sites].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
-        const parts = await buildSiteReport(ctx, site, window, profiles, registry, now)
-        entries.push({ site, report: parts.core })
-        if (parts.indoorOutdoor !== null) outdoorOnly.push(site.id)
-      }
-      const report = municipalOut(municipalReport({ window, metrics: REPORT_METRICS, sites: entries }))
+      const revision = await storage.registry.revision()
+      const key = `${window.from} ${window.to} ${profiles.map((p) => p.id).join(',')} ${revision}`
+      const { at, numbers } = cachedNumbers(key, clock(), async (now) => {
+        const [sites, devices] = await Promise.all([storage.registry.listSites(), storage.registry.listDevices()])
+        return municipalNumbers(ctx, window, profiles, { sites, devices }, now)
+      })
+      const { report, outdoorOnly } = await numbers
       cacheFor(res, options.publicMap, options.publicMaxAgeS)
       if (parsed.data.format === 'csv') {
         res.type('text/csv; charset=utf-8')
@@ -322,10 +415,10 @@ export function municipalReportRouter(ctx: ApiContext): Router {
       res.json({
         from: new Date(window.from).toISOString(),
         to: new Date(window.to).toISOString(),
-        generated_at: new Date(now).toISOString(),
+        generated_at: new Date(at).toISOString(),
         threshold_profiles: profiles.map((p) => p.id),
         report,
-        outdoor_only_sites: outdoorOnly,
+        outdoor_only_sites: [...outdoorOnly],
       } satisfies MunicipalReportResponse)
     })
     .all(methodNotAllowed(['GET', 'HEAD']))
