@@ -723,7 +723,7 @@ export function reportsRouter(ctx: ApiContext): Router {
       const registry: ReportRegistry = { sites, devices }
       const parts = await buildSiteReport(ctx, site, window, thresholdProfiles, registry, now)
       const { report, hours } = parts
-      const patterns = createPatterns(await readMeasureCatalogue(storage))
+      const patterns = createPatterns(await readMeasureCatalogue(storage, ctx.log))
       detectPatterns(hours, window, patterns)
       const background = await backgroundPart(ctx, req, site, window, hours, registry, patterns)
       const indoorOutdoor = indoorOutdoorPart(parts, window, patterns)
