@@ -1,3 +1,6 @@
+import type { Role } from '@skolluft/core'
+import { hashSecret } from '@skolluft/runtime'
+import type { Storage } from '@skolluft/storage'
 import { z } from 'zod'
 import type { RunningApi } from './server.ts'
 
@@ -77,4 +80,53 @@ export async function createToken(
     throw new Error(`POST /tokens answered ${created.status}: ${JSON.stringify(created.body)}`)
   const { token, id } = TokenBody.parse(created.body)
   return { caller: { headers: { Authorization: `Bearer ${token}` }, csrf: null }, id }
+}
+
+/** A user the route tests add to storage and log in: `who` is the name, the callers' key and the password seed. */
+export interface TestUser {
+  readonly who: string
+  readonly role: Role
+  /** Bound sites (principals); none when left out. */
+  readonly sites?: readonly string[]
+}
+
+/** The e-mail a test user logs in with (lower-cased, as the store keeps e-mails). */
+export function testUserEmail(who: string): string {
+  return `${who.toLowerCase()}@example.org`
+}
+
+/** The password a test user logs in with. */
+export function testUserPassword(who: string): string {
+  return `password of ${who}`
+}
+
+/** Adds each user to storage, created at `at`, in order; returns the stored ids by `who`. */
+export async function addTestUsers(
+  storage: Pick<Storage, 'access'>,
+  users: readonly TestUser[],
+  at: number,
+): Promise<Map<string, string>> {
+  const ids = new Map<string, string>()
+  for (const user of users) {
+    const record = await storage.access.addUser(
+      {
+        email: testUserEmail(user.who),
+        name: user.who,
+        role: user.role,
+        sites: user.sites ?? [],
+        passwordHash: await hashSecret(testUserPassword(user.who)),
+      },
+      at,
+    )
+    ids.set(user.who, record.id)
+  }
+  return ids
+}
+
+/** Logs each user (added with addTestUsers) in, one after the other; returns their sessions by `who`. */
+export async function logInTestUsers(server: RunningApi, users: readonly TestUser[]): Promise<Map<string, Caller>> {
+  const callers = new Map<string, Caller>()
+  for (const user of users)
+    callers.set(user.who, await logIn(server, testUserEmail(user.who), testUserPassword(user.who)))
+  return callers
 }

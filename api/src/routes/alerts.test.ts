@@ -1,13 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { DAY_MS, DEFAULT_QUIET_HOURS, type Role } from '@skolluft/core'
-import { deriveSecret, hashSecret, silentLogger, webhookSecret } from '@skolluft/runtime'
+import { deriveSecret, silentLogger, webhookSecret } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage, type SubscriptionRecord } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { ANONYMOUS_CALLER, type Caller, call, createToken, logIn } from '../test-http.ts'
+import { ANONYMOUS_CALLER, addTestUsers, type Caller, call, createToken, logInTestUsers } from '../test-http.ts'
 
 /**
  * Alert subscriptions, in-app notifications, the delivery log and the unsubscribe link over real HTTP against a
@@ -199,28 +199,14 @@ beforeAll(async () => {
       lon: 13.2,
     })),
   )
-  for (const user of USERS) {
-    const record = await storage.access.addUser(
-      {
-        email: `${user.who}@example.org`,
-        name: user.who,
-        role: user.role,
-        sites: user.sites,
-        passwordHash: await hashSecret(`password of ${user.who}`),
-      },
-      NOW - DAY_MS,
-    )
-    userIds.set(user.who, record.id)
-  }
+  for (const [who, id] of await addTestUsers(storage, USERS, NOW - DAY_MS)) userIds.set(who, id)
   const base = { log: silentLogger(), storage, clock, host: '127.0.0.1', port: 0 }
   api = await startApi({ ...base, alertsKey: KEY })
   production = await startApi({ ...base, alertsKey: KEY, options: { production: true } })
   keyless = await startApi(base)
 
   callers.set('anonymous', ANONYMOUS)
-  for (const user of USERS) {
-    callers.set(user.who, await logIn(api, `${user.who}@example.org`, `password of ${user.who}`))
-  }
+  for (const [who, caller] of await logInTestUsers(api, USERS)) callers.set(who, caller)
   const tokens = [
     // Holds alerts:subscribe (asked for by name), but a token has no user to alert.
     ['subscriberToken', { name: 'alert robot', role: 'staff', scopes: ['alerts:subscribe'] }],

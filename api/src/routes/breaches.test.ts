@@ -1,12 +1,12 @@
 import { join } from 'node:path'
 import { DAY_MS, HOUR_MS, type Role } from '@skolluft/core'
-import { hashSecret, silentLogger } from '@skolluft/runtime'
+import { silentLogger } from '@skolluft/runtime'
 import { type IncidentInput, MAX_COMMENT_CHARS, openSqliteStorage, type Storage } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { ANONYMOUS_CALLER, type Caller, call, createToken, logIn } from '../test-http.ts'
+import { ANONYMOUS_CALLER, addTestUsers, type Caller, call, createToken, logInTestUsers } from '../test-http.ts'
 
 /**
  * Breach incidents over real HTTP against a real SQLite file, seeded through BreachStore.saveIncident: the list
@@ -139,27 +139,13 @@ beforeAll(async () => {
   )
   for (const incident of [A_CLOSED, A_OPEN, B_OPEN, C_WITHDRAWN]) await storage.breaches.saveIncident(incident)
   await storage.breaches.withdrawIncident('inc_c-withdrawn', NOW - HOUR_MS)
-  for (const user of USERS) {
-    const record = await storage.access.addUser(
-      {
-        email: `${user.who}@example.org`,
-        name: user.who,
-        role: user.role,
-        sites: user.sites,
-        passwordHash: await hashSecret(`password of ${user.who}`),
-      },
-      NOW - DAY_MS,
-    )
-    userIds.set(user.who, record.id)
-  }
+  for (const [who, id] of await addTestUsers(storage, USERS, NOW - DAY_MS)) userIds.set(who, id)
   const base = { log: silentLogger(), storage, clock, host: '127.0.0.1', port: 0 }
   publicOff = await startApi({ ...base, options: { publicMap: false } })
   publicOn = await startApi({ ...base, options: { publicMap: true } })
 
   callers.set('anonymous', ANONYMOUS)
-  for (const user of USERS) {
-    callers.set(user.who, await logIn(publicOff, `${user.who}@example.org`, `password of ${user.who}`))
-  }
+  for (const [who, caller] of await logInTestUsers(publicOff, USERS)) callers.set(who, caller)
   const tokens = [
     ['staffToken', { name: 'staff, default scopes', role: 'staff' }],
     ['managerToken', { name: 'breach desk', role: 'staff', scopes: ['map:read', 'breaches:manage'] }],

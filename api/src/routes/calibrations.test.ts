@@ -1,12 +1,12 @@
 import { join } from 'node:path'
 import { DAY_MS, HOUR_MS, type Role } from '@skolluft/core'
-import { hashSecret, silentLogger } from '@skolluft/runtime'
+import { silentLogger } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage, type StoredReading } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { ANONYMOUS_CALLER, type Caller, call, createToken, logIn } from '../test-http.ts'
+import { ANONYMOUS_CALLER, addTestUsers, type Caller, call, createToken, logInTestUsers } from '../test-http.ts'
 
 /**
  * Calibrations over real HTTP against a real SQLite file: who may read and change them, a colocation fit on
@@ -118,22 +118,10 @@ beforeAll(async () => {
   readings.push(reading('ref-1', bad, { pm25: 1 }, 1))
   await storage.readings.writeReadings(readings)
 
-  for (const user of USERS) {
-    await storage.access.addUser(
-      {
-        email: `${user.who}@example.org`,
-        name: user.who,
-        role: user.role,
-        sites: [],
-        passwordHash: await hashSecret(`password of ${user.who}`),
-      },
-      NOW - DAY_MS,
-    )
-  }
+  await addTestUsers(storage, USERS, NOW - DAY_MS)
   api = await startApi({ log: silentLogger(), storage, clock, host: '127.0.0.1', port: 0 })
   callers.set('anonymous', ANONYMOUS_CALLER)
-  for (const user of USERS)
-    callers.set(user.who, await logIn(api, `${user.who}@example.org`, `password of ${user.who}`))
+  for (const [who, caller] of await logInTestUsers(api, USERS)) callers.set(who, caller)
   const tokens = [
     ['researcherToken', { name: 'study', role: 'researcher' }],
     ['staffToken', { name: 'staff, default scopes', role: 'staff' }],

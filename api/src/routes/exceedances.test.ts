@@ -9,13 +9,13 @@ import {
   type ThresholdProfile,
   type ThresholdRule,
 } from '@skolluft/core'
-import { hashSecret, silentLogger } from '@skolluft/runtime'
+import { silentLogger } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage, type StoredReading } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { ANONYMOUS_CALLER, type Caller, call, logIn } from '../test-http.ts'
+import { ANONYMOUS_CALLER, addTestUsers, type Caller, call, logInTestUsers } from '../test-http.ts'
 import { ExceedancesResponse, exceedanceProfiles } from './exceedances.ts'
 
 /**
@@ -237,24 +237,11 @@ beforeAll(async () => {
     ...readings(B, Y2025, siteA2026()),
     ...readings(F, Y2025, siteF2025()),
   ])
-  for (const user of USERS) {
-    await storage.access.addUser(
-      {
-        email: `${user.who}@example.org`,
-        name: user.who,
-        role: user.role,
-        sites: user.sites,
-        passwordHash: await hashSecret(`password of ${user.who}`),
-      },
-      NOW - DAY_MS,
-    )
-  }
+  await addTestUsers(storage, USERS, NOW - DAY_MS)
   const base = { log: silentLogger(), storage, clock, host: '127.0.0.1', port: 0 }
   publicOff = await startApi({ ...base, options: { publicMap: false } })
   publicOn = await startApi({ ...base, options: { publicMap: true } })
-  for (const user of USERS) {
-    callers.set(user.who, await logIn(publicOff, `${user.who}@example.org`, `password of ${user.who}`))
-  }
+  for (const [who, caller] of await logInTestUsers(publicOff, USERS)) callers.set(who, caller)
 })
 
 afterAll(async () => {

@@ -24,7 +24,7 @@ import { readParquet } from 'parquet-wasm/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { type Caller, call, createToken, logIn } from '../test-http.ts'
+import { addTestUsers, type Caller, call, createToken, logIn } from '../test-http.ts'
 import { EXPORT_QUOTA } from './export.ts'
 
 /**
@@ -98,18 +98,7 @@ beforeAll(async () => {
     SITES.map((s) => ({ ...s, name: `Skola ${s.id}`, kind: 'school' as const, municipality: 'Lund' })),
   )
   await storage.readings.writeReadings(WRITTEN)
-  for (const user of USERS) {
-    await storage.access.addUser(
-      {
-        email: `${user.who}@example.org`,
-        name: user.who,
-        role: user.role,
-        sites: user.sites,
-        passwordHash: await hashSecret(`password of ${user.who}`),
-      },
-      NOW - DAY_MS,
-    )
-  }
+  await addTestUsers(storage, USERS, NOW - DAY_MS)
   const base = { log: silentLogger(), storage, clock, host: '127.0.0.1', port: 0 }
   publicOff = await startApi({ ...base, options: { publicMap: false } })
   publicOn = await startApi({ ...base, options: { publicMap: true } })

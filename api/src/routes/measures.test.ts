@@ -1,12 +1,12 @@
 import { join } from 'node:path'
 import { DAY_MS, DEFAULT_MEASURES, HOUR_MS, type Measure, type Role } from '@skolluft/core'
-import { hashSecret, silentLogger } from '@skolluft/runtime'
+import { silentLogger } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage, type StoredReading } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { ANONYMOUS_CALLER, type Caller, call, createToken, logIn } from '../test-http.ts'
+import { ANONYMOUS_CALLER, addTestUsers, type Caller, call, createToken, logInTestUsers } from '../test-http.ts'
 import { FollowUpResponse, MeasureCatalogueResponse, SiteMeasureListResponse, SiteMeasureResponse } from './measures.ts'
 
 /**
@@ -154,18 +154,7 @@ beforeAll(async () => {
   )
   await storage.readings.writeReadings(readings('dev-io-out', IO, from, to, (t) => ({ pm25: around(10, t) })))
   await storage.readings.writeReadings(readings('dev-io-in', IO, from, to, (t) => ({ pm25: around(30, t) })))
-  for (const user of USERS) {
-    await storage.access.addUser(
-      {
-        email: `${user.who.toLowerCase()}@example.org`,
-        name: user.who,
-        role: user.role,
-        sites: user.sites ?? [],
-        passwordHash: await hashSecret(`password of ${user.who}`),
-      },
-      NOW - DAY_MS,
-    )
-  }
+  await addTestUsers(storage, USERS, NOW - DAY_MS)
   api = await startApi({
     log: silentLogger(),
     storage,
@@ -176,9 +165,7 @@ beforeAll(async () => {
     options: { rateLimit: { ratePerS: 1, burst: 10_000 } },
   })
   callers.set('anonymous', ANONYMOUS_CALLER)
-  for (const user of USERS) {
-    callers.set(user.who, await logIn(api, `${user.who.toLowerCase()}@example.org`, `password of ${user.who}`))
-  }
+  for (const [who, caller] of await logInTestUsers(api, USERS)) callers.set(who, caller)
   const tokens = [
     ['staffToken', { name: 'staff, default scopes', role: 'staff' }],
     ['staffWriter', { name: 'measures desk', role: 'staff', scopes: ['series:hourly', 'measures:write'] }],

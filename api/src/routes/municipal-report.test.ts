@@ -6,7 +6,7 @@ import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { ANONYMOUS_CALLER, type Caller, call, logIn } from '../test-http.ts'
+import { ANONYMOUS_CALLER, addTestUsers, type Caller, call, logInTestUsers } from '../test-http.ts'
 import { MUNICIPAL_CSV_COLUMNS, MUNICIPAL_REPORT_CACHE_MS, MunicipalReportResponse } from './municipal-report.ts'
 import { ReportResponse } from './reports.ts'
 
@@ -111,18 +111,7 @@ beforeAll(async () => {
     ...readings(IO, 'dev-io-out', 12),
     ...readings(IO, 'dev-io-in', 30),
   ])
-  for (const user of USERS) {
-    await storage.access.addUser(
-      {
-        email: `${user.who}@example.org`,
-        name: user.who,
-        role: user.role,
-        sites: user.sites,
-        passwordHash: await hashSecret(`password of ${user.who}`),
-      },
-      NOW - DAY_MS,
-    )
-  }
+  await addTestUsers(storage, USERS, NOW - DAY_MS)
   api = await startApi({
     log: silentLogger(),
     storage,
@@ -131,9 +120,7 @@ beforeAll(async () => {
     port: 0,
     options: { publicMap: false },
   })
-  for (const user of USERS) {
-    callers.set(user.who, await logIn(api, `${user.who}@example.org`, `password of ${user.who}`))
-  }
+  for (const [who, caller] of await logInTestUsers(api, USERS)) callers.set(who, caller)
 })
 
 afterAll(async () => {

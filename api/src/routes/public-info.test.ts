@@ -1,12 +1,12 @@
 import { join } from 'node:path'
 import { DAY_MS, HOUR_MS, type Role } from '@skolluft/core'
-import { hashSecret, silentLogger } from '@skolluft/runtime'
+import { silentLogger } from '@skolluft/runtime'
 import { openSqliteStorage, type Storage, type StoredReading } from '@skolluft/storage'
 import { tempDir } from '@skolluft/testkit'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { type Caller, call, logIn } from '../test-http.ts'
+import { addTestUsers, type Caller, call, logInTestUsers } from '../test-http.ts'
 import { REPLAY_CACHE_MS } from './public-info.ts'
 
 /**
@@ -87,18 +87,7 @@ async function openStore(): Promise<Storage> {
     })),
   )
   await storage.readings.writeReadings(BASE_READINGS)
-  for (const user of USERS) {
-    await storage.access.addUser(
-      {
-        email: `${user.who}@example.org`,
-        name: user.who,
-        role: user.role,
-        sites: user.sites,
-        passwordHash: await hashSecret(`password of ${user.who}`),
-      },
-      NOW - DAY_MS,
-    )
-  }
+  await addTestUsers(storage, USERS, NOW - DAY_MS)
   return storage
 }
 
@@ -136,8 +125,7 @@ async function start(storage: Storage): Promise<Harness> {
     options: { publicMap: false },
   })
   running.push(api)
-  const as: Record<string, Caller> = {}
-  for (const user of USERS) as[user.who] = await logIn(api, `${user.who}@example.org`, `password of ${user.who}`)
+  const as: Record<string, Caller> = Object.fromEntries(await logInTestUsers(api, USERS))
   return Object.assign(harness, { api, as })
 }
 

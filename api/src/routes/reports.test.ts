@@ -6,7 +6,7 @@ import { tempDir } from '@skolluft/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type RunningApi, startApi } from '../server.ts'
-import { type Caller, call, logIn } from '../test-http.ts'
+import { addTestUsers, type Caller, call, logInTestUsers } from '../test-http.ts'
 import { REPORT_CSV_COLUMNS, ReportResponse } from './reports.ts'
 
 /**
@@ -174,18 +174,7 @@ beforeAll(async () => {
     ...readings(IO, constant(IO_INDOOR), 'dev-io-in'),
     ...readings(IN, constant(IO_INDOOR), 'dev-in-only'),
   ])
-  for (const user of USERS) {
-    await storage.access.addUser(
-      {
-        email: `${user.who}@example.org`,
-        name: user.who,
-        role: user.role,
-        sites: user.sites,
-        passwordHash: await hashSecret(`password of ${user.who}`),
-      },
-      NOW - DAY_MS,
-    )
-  }
+  await addTestUsers(storage, USERS, NOW - DAY_MS)
   api = await startApi({
     log: silentLogger(),
     storage,
@@ -194,9 +183,7 @@ beforeAll(async () => {
     port: 0,
     options: { publicMap: false },
   })
-  for (const user of USERS) {
-    callers.set(user.who, await logIn(api, `${user.who}@example.org`, `password of ${user.who}`))
-  }
+  for (const [who, caller] of await logInTestUsers(api, USERS)) callers.set(who, caller)
 })
 
 afterAll(async () => {
