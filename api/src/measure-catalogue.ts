@@ -9,7 +9,7 @@ import { type Storage, StorageError } from '@skolluft/storage'
  *
  * A stored catalogue this version's checks refuse (a catalogue saved before a check was added, e.g. a new forbidden
  * word) does not take the reports down with it: they suggest from the default catalogue, and the error is logged
- * for the operator, until an admin saves a catalogue again (GET /measures keeps answering 500 with the reason).
+ * for the operator, until an admin saves a catalogue again (GET /measures keeps answering 500, logged with the reason).
  */
 export async function readMeasureCatalogue(
   storage: Pick<Storage, 'measures'>,
