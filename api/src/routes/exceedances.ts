@@ -1,7 +1,6 @@
 import {
   countableValues,
   countExceedances,
-  isValidId,
   type Metric,
   type PeriodValue,
   PROFILES,
@@ -19,8 +18,9 @@ import { Router } from 'express'
 import { z } from 'zod'
 import { cacheFor, requireSitePermission } from '../auth/authenticate.ts'
 import type { ApiContext } from '../options.ts'
-import { HttpProblem, methodNotAllowed, notFoundProblem, validationProblem } from '../problem.ts'
+import { HttpProblem, methodNotAllowed, validationProblem } from '../problem.ts'
 import { readSiteHours } from '../site-hours.ts'
+import { siteOr404 } from '../site-lookup.ts'
 
 /**
  * `GET /sites/:id/exceedances?year=YYYY[&profile=<id>]`: per threshold profile, how often each rule was exceeded
@@ -197,8 +197,7 @@ export function exceedancesRouter(ctx: ApiContext): Router {
   router
     .route('/sites/:id/exceedances')
     .get(async (req, res) => {
-      const site = isValidId(req.params.id) ? await storage.registry.getSite(req.params.id) : undefined
-      if (!site) throw notFoundProblem(`no site with id ${JSON.stringify(req.params.id)}`, 'site_not_found')
+      const site = await siteOr404(storage.registry, req.params.id)
       requireSitePermission(req, ctx, 'series:hourly', site.id, 'read exceedance counts of this site')
       const parsed = ExceedancesQuery.safeParse(req.query)
       if (!parsed.success) throw validationProblem(parsed.error, 'exceedances query')

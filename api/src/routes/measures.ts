@@ -11,7 +11,6 @@ import {
   followUpWindows,
   HOUR_MS,
   holds,
-  isValidId,
   MAX_BACKGROUND_DISTANCE_KM,
   METRIC_INFO,
   MeasureCatalogue,
@@ -41,6 +40,7 @@ import { cacheNever } from '../http-headers.ts'
 import type { ApiContext } from '../options.ts'
 import { HttpProblem, methodNotAllowed, notFoundProblem, validationProblem } from '../problem.ts'
 import { type PlacedDevice, readSiteAirHours } from '../site-hours.ts'
+import { siteOr404 } from '../site-lookup.ts'
 
 /**
  * The catalogue of measures, the measures taken at a site, and their follow-up (issue 7; core measures.ts,
@@ -315,12 +315,6 @@ export function measuresRouter(ctx: ApiContext): Router {
   const { storage, clock, options } = ctx
   const router = Router()
 
-  async function siteOf(id: string): Promise<Site> {
-    const site = isValidId(id) ? await storage.registry.getSite(id) : undefined
-    if (site === undefined) throw notFoundProblem(`no site with id ${JSON.stringify(id)}`, 'site_not_found')
-    return site
-  }
-
   async function measureOf(site: Site, id: string): Promise<SiteMeasure> {
     const measure = await storage.measures.get(id)
     if (measure === undefined || measure.siteId !== site.id) {
@@ -390,7 +384,7 @@ export function measuresRouter(ctx: ApiContext): Router {
   router
     .route('/sites/:id/measures')
     .get(async (req, res) => {
-      const site = await siteOf(req.params.id)
+      const site = await siteOr404(storage.registry, req.params.id)
       requireSitePermission(req, ctx, 'series:hourly', site.id, 'read the measures of this site')
       const list = await storage.measures.list(site.id)
       const show = showRecorder(req)
@@ -398,7 +392,7 @@ export function measuresRouter(ctx: ApiContext): Router {
       res.json({ site: site.id, measures: list.map((m) => siteMeasureOut(m, show)) })
     })
     .post(async (req, res) => {
-      const site = await siteOf(req.params.id)
+      const site = await siteOr404(storage.registry, req.params.id)
       const principal = requireSitePermission(req, ctx, 'measures:write', site.id, 'record measures')
       const parsed = SiteMeasureBody.safeParse(req.body)
       if (!parsed.success) throw validationProblem(parsed.error, 'measure')
@@ -441,7 +435,7 @@ export function measuresRouter(ctx: ApiContext): Router {
   router
     .route('/sites/:id/measures/:measureId')
     .delete(async (req, res) => {
-      const site = await siteOf(req.params.id)
+      const site = await siteOr404(storage.registry, req.params.id)
       const principal = requireSitePermission(req, ctx, 'measures:write', site.id, 'delete measures')
       const measure = await measureOf(site, req.params.measureId)
       await storage.measures.delete(measure.id)
@@ -458,7 +452,7 @@ export function measuresRouter(ctx: ApiContext): Router {
   router
     .route('/sites/:id/measures/:measureId/follow-up')
     .get(async (req, res) => {
-      const site = await siteOf(req.params.id)
+      const site = await siteOr404(storage.registry, req.params.id)
       requireSitePermission(req, ctx, 'series:hourly', site.id, 'read the follow-up of measures at this site')
       const parsed = FollowUpQuery.safeParse(req.query)
       if (!parsed.success) throw validationProblem(parsed.error, 'follow-up query')

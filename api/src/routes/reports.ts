@@ -10,7 +10,6 @@ import {
   detectWinterEveningPeak,
   hourOfDayProfile,
   hourOfDayProfileWhere,
-  isValidId,
   isWeekday,
   isWeekend,
   MAX_BACKGROUND_DISTANCE_KM,
@@ -41,8 +40,9 @@ import { z } from 'zod'
 import { authOf, cacheFor, requireSitePermission } from '../auth/authenticate.ts'
 import { readMeasureCatalogue } from '../measure-catalogue.ts'
 import type { ApiContext } from '../options.ts'
-import { HttpProblem, methodNotAllowed, notFoundProblem, validationProblem } from '../problem.ts'
+import { HttpProblem, methodNotAllowed, validationProblem } from '../problem.ts'
 import { type PlacedDevice, readSiteAirHours, type SiteSeries } from '../site-hours.ts'
+import { siteOr404 } from '../site-lookup.ts'
 
 /**
  * `GET /sites/:id/report?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]`: one site's period report (issue 7): the
@@ -711,8 +711,7 @@ export function reportsRouter(ctx: ApiContext): Router {
   router
     .route('/sites/:id/report')
     .get(async (req, res) => {
-      const site = isValidId(req.params.id) ? await storage.registry.getSite(req.params.id) : undefined
-      if (!site) throw notFoundProblem(`no site with id ${JSON.stringify(req.params.id)}`, 'site_not_found')
+      const site = await siteOr404(storage.registry, req.params.id)
       requireSitePermission(req, ctx, 'series:hourly', site.id, 'read reports of this site')
       const parsed = ReportQuery.safeParse(req.query)
       if (!parsed.success) throw validationProblem(parsed.error, 'report query')

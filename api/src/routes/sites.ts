@@ -14,6 +14,7 @@ import type { DeviceRow, MapSnapshots } from '../map-snapshot.ts'
 import type { ApiContext } from '../options.ts'
 import { methodNotAllowed, notFoundProblem } from '../problem.ts'
 import { MAX_SERIES_POINTS, parseSeriesQuery, seriesTooLargeProblem } from '../series-query.ts'
+import { siteOr404 } from '../site-lookup.ts'
 
 /** RFC 7946 §12: the media type of GeoJSON. */
 export const GEOJSON_CONTENT_TYPE = 'application/geo+json'
@@ -107,8 +108,7 @@ export function sitesRouter(ctx: ApiContext, snapshots: MapSnapshots): Router {
   router
     .route('/sites/:id/series')
     .get(async (req, res) => {
-      const site = isValidId(req.params.id) ? await storage.registry.getSite(req.params.id) : undefined
-      if (!site) throw notFoundProblem(`no site with id ${JSON.stringify(req.params.id)}`, 'site_not_found')
+      const site = await siteOr404(storage.registry, req.params.id)
       const query = parseSeriesQuery(req.query, clock())
       const permission = query.every === 'raw' ? 'series:raw' : 'series:hourly'
       requireSitePermission(
