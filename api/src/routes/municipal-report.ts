@@ -346,7 +346,7 @@ export async function municipalNumbers(
 
 /**
  * How long computed numbers are served again for the same period, profiles and registry revision: a committee
- * member opens the report, downloads its CSV and prints it within minutes, and a year of 150 sites takes ~30 s to
+ * member opens the report, downloads its CSV and prints it within minutes, and a year of 150 sites takes ~24 s to
  * compute (BENCHMARKS.md "Municipality report"); people opening it at once share one computation. Readings that
  * arrive meanwhile show after at most this long; `generated_at` says when the numbers were made. Editorial choice.
  */
